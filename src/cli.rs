@@ -1,0 +1,245 @@
+//! The command line, and nothing else: clap types whose doc comments are the
+//! help text. Commands turn these into settings; clap stops here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Releases outside developers' nginx + PHP plugins to Docker hosts, with
+/// GitLab as the control plane. Each pipeline stage runs one subcommand.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print what would be done, change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Format of the result on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Print only errors.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print each step as it runs.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check release.yml, app.yml and the host inventory offline.
+    ///
+    /// For editors, pre-commit hooks and the merge request job. Every problem
+    /// in every file is reported, with file, line, column, key and a hint.
+    Validate(ValidateArgs),
+    /// Render an environment's configuration (front vhost, nginx, php-fpm,
+    /// php.ini, compose) into a directory.
+    Render(RenderArgs),
+    /// Check a release merge request: only release.yml changed, it is valid,
+    /// each requested tag exists. Runs in the MR pipeline, without secrets.
+    Check(MergeRequestArgs),
+    /// Keep the plan note on a release merge request up to date.
+    Plan(MergeRequestArgs),
+    /// Check out the requested tag in the codes/ submodule and verify it.
+    Checkout(EnvSelection),
+    /// Release an environment: start the new release beside the live one,
+    /// switch the front nginx when it is healthy.
+    Deploy(EnvArgs),
+    /// Switch an environment back to its warm backup, or redeploy an older
+    /// release.
+    Rollback(RollbackArgs),
+    /// Show what runs where: active and backup slots, releases, health.
+    Status(StatusArgs),
+    /// Read an app's logs: container output and the front nginx's logs.
+    Logs(LogsArgs),
+    /// Report a release back to GitLab: MR note, commit status, release tag.
+    Report(EnvSelection),
+    /// Onboard and manage apps.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Open a release merge request that sets an environment's tag.
+    Request(RequestArgs),
+    /// Release the bundled example plugin on this machine's Docker and
+    /// print its URL.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppDirArg {
+    /// The management repository's checkout (holds release.yml and app.yml).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub app_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArg {
+    /// The host inventory file [default: $BERTH_INVENTORY].
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub app_dir: AppDirArg,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub app_dir: AppDirArg,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The environment to render.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// Where to write the files; with --dry-run, what to compare against.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The slot the release goes into; the other slot is rendered as backup.
+    #[arg(long, default_value = "blue", value_parser = ["blue", "green"])]
+    pub slot: String,
+    /// A directory of templates (`<file>.j2`) that replace the embedded ones
+    /// [default: $BERTH_TEMPLATES_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeRequestArgs {
+    #[command(flatten)]
+    pub app_dir: AppDirArg,
+    /// The merge request's IID [default: $CI_MERGE_REQUEST_IID].
+    #[arg(long, value_name = "IID")]
+    pub merge_request: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvSelection {
+    #[command(flatten)]
+    pub app_dir: AppDirArg,
+    /// Only this environment [default: every environment release.yml names].
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub app_dir: AppDirArg,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The environment to act on.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Redeploy this older release's tag instead of switching to the backup.
+    #[arg(long, value_name = "TAG")]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub app_dir: AppDirArg,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Only this environment.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogSource {
+    App,
+    Php,
+    Nginx,
+    Access,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SlotChoice {
+    Active,
+    Backup,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Which log to read.
+    #[arg(long, value_enum, default_value_t = LogSource::App)]
+    pub source: LogSource,
+    /// Only lines newer than this, e.g. 15m, 2h, 1d.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Keep printing new lines until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Only lines matching this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub grep: Option<String>,
+    /// Which slot's containers to read.
+    #[arg(long, value_enum, default_value_t = SlotChoice::Active)]
+    pub slot: SlotChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Create an app's code and management repositories, variables,
+    /// protections and its host and port allocation. Idempotent.
+    Create(AppCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppCreateArgs {
+    /// The app id, e.g. shop-search.
+    #[arg(long)]
+    pub id: String,
+    /// The outside developer's GitLab user name.
+    #[arg(long)]
+    pub owner: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub app_dir: AppDirArg,
+    /// The environment to release to.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// The tag of the code repository to release.
+    #[arg(long = "ref", value_name = "TAG")]
+    pub tag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Exit once the example is serving instead of waiting for Ctrl-C.
+    #[arg(long)]
+    pub no_wait: bool,
+}

@@ -1,0 +1,84 @@
+//! One module per subcommand: glue only. Each resolves its settings, then
+//! observes, plans, executes and reports through the layers below.
+
+mod render;
+mod validate;
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command};
+use crate::config::Problems;
+use crate::env::Env;
+use crate::exit::ExitStatus;
+use crate::report::Reporter;
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Invalid(Problems),
+    #[error("`berth {command}` is not available yet in this version")]
+    NotAvailable { command: &'static str },
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<Problems> for CommandError {
+    fn from(problems: Problems) -> Self {
+        CommandError::Invalid(problems)
+    }
+}
+
+/// Runs the parsed command line and says how it ended.
+pub fn run(cli: Cli, env: Env) -> ExitStatus {
+    let global = &cli.global;
+    let reporter = Reporter::new(global.output, global.quiet, global.verbose, env.no_color);
+    let result = match &cli.command {
+        Command::Validate(args) => validate::run(args, &env, &reporter),
+        Command::Render(args) => render::run(args, global.dry_run, &env, &reporter),
+        Command::Check(_) => not_available("check"),
+        Command::Plan(_) => not_available("plan"),
+        Command::Checkout(_) => not_available("checkout"),
+        Command::Deploy(_) => not_available("deploy"),
+        Command::Rollback(_) => not_available("rollback"),
+        Command::Status(_) => not_available("status"),
+        Command::Logs(_) => not_available("logs"),
+        Command::Report(_) => not_available("report"),
+        Command::App(_) => not_available("app create"),
+        Command::Request(_) => not_available("request"),
+        Command::Demo(_) => not_available("demo"),
+    };
+    match result {
+        Ok(()) => ExitStatus::Success,
+        Err(CommandError::Invalid(problems)) => {
+            reporter.problems(&problems);
+            ExitStatus::InvalidInput
+        }
+        Err(e @ CommandError::NotAvailable { .. }) => {
+            reporter.error(
+                &anyhow::anyhow!("{e}"),
+                Some("see the README's status table for what this version can do"),
+            );
+            ExitStatus::NotAvailable
+        }
+        Err(CommandError::Usage { message, hint }) => {
+            reporter.error(&anyhow::anyhow!(message), Some(&hint));
+            ExitStatus::Usage
+        }
+        Err(CommandError::Failed(error)) => {
+            reporter.error(&error, None);
+            ExitStatus::Failure
+        }
+    }
+}
+
+fn not_available(command: &'static str) -> Result<(), CommandError> {
+    Err(CommandError::NotAvailable { command })
+}
+
+/// The inventory path from the flag, else from `$BERTH_INVENTORY`.
+fn inventory_path(flag: &Option<PathBuf>, env: &Env) -> Option<PathBuf> {
+    flag.clone().or_else(|| env.inventory.clone())
+}

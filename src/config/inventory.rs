@@ -1,0 +1,176 @@
+//! The host inventory: the platform's list of Docker hosts, how to reach them
+//! and how their front nginx is run. It comes from a CI file variable or a
+//! path, never from a developer's repository.
+
+use super::decode::{Decoder, Problems};
+use super::values::{
+    AbsPath, AnyPort, Cidr, CommandArg, EnvName, HostName, KnownHostsLine, ListenAddress,
+    PublishAddress, SshAddress, UnixUser,
+};
+use super::yaml::{Mark, Node};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Inventory {
+    pub hosts: Vec<Host>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Host {
+    pub name: HostName,
+    pub ssh: SshTarget,
+    pub docker: DockerAccess,
+    /// Where slot ports are published: loopback or a private address.
+    pub publish_address: PublishAddress,
+    /// Root of `<app>/<env>/releases/…` on the host.
+    pub base_dir: AbsPath,
+    pub environments: Vec<EnvName>,
+    pub front: Front,
+    #[serde(skip)]
+    pub mark: Mark,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SshTarget {
+    pub address: SshAddress,
+    pub port: AnyPort,
+    pub user: UnixUser,
+    /// The host key, pinned: no trust on first use.
+    pub known_hosts: KnownHostsLine,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DockerAccess {
+    /// The Docker Engine socket on the host, reached through the SSH session.
+    pub socket: AbsPath,
+}
+
+/// The host's own nginx, shared by every app on the host.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Front {
+    /// The directory the front nginx includes vhosts from; berth owns its files.
+    pub include_dir: AbsPath,
+    /// Per-app access and error logs go here.
+    pub log_dir: AbsPath,
+    pub listen: ListenAddress,
+    pub test_command: Vec<CommandArg>,
+    pub reload_command: Vec<CommandArg>,
+    /// Proxies in front of this nginx whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Tls {
+    pub listen: ListenAddress,
+    pub certificate: AbsPath,
+    pub key: AbsPath,
+}
+
+impl Inventory {
+    pub fn parse(file: &str, text: &str) -> Result<Inventory, Problems> {
+        Decoder::decode_text(file, text, decode)
+    }
+
+    pub fn host(&self, name: &HostName) -> Option<&Host> {
+        self.hosts.iter().find(|h| &h.name == name)
+    }
+}
+
+fn decode(d: &mut Decoder, root: &Node) -> Option<Inventory> {
+    let mut f = d.mapping(root, "")?;
+    let hosts = f.required(d, "hosts", |d, node, key| {
+        d.named(node, key, decode_host)
+    });
+    f.finish(d);
+    Some(Inventory { hosts: hosts? })
+}
+
+fn decode_host(d: &mut Decoder, name: Option<HostName>, node: &Node, key: &str) -> Option<Host> {
+    let mut f = d.mapping(node, key)?;
+    let ssh = f.required(d, "ssh", |d, node, key| {
+        let mut f = d.mapping(node, key)?;
+        let address = f.required(d, "address", Decoder::scalar::<SshAddress>);
+        let port = f.optional(d, "port", Decoder::scalar::<AnyPort>);
+        let user = f.required(d, "user", Decoder::scalar::<UnixUser>);
+        let known_hosts = f.required(d, "known_hosts", Decoder::scalar::<KnownHostsLine>);
+        f.finish(d);
+        Some(SshTarget {
+            address: address?,
+            port: port.unwrap_or(AnyPort::SSH),
+            user: user?,
+            known_hosts: known_hosts?,
+        })
+    });
+    let docker = f.optional(d, "docker", |d, node, key| {
+        let mut f = d.mapping(node, key)?;
+        let socket = f.required(d, "socket", Decoder::scalar::<AbsPath>);
+        f.finish(d);
+        Some(DockerAccess { socket: socket? })
+    });
+    let publish_address = f.required(d, "publish_address", Decoder::scalar::<PublishAddress>);
+    let base_dir = f.required(d, "base_dir", Decoder::scalar::<AbsPath>);
+    let environments = f.required(d, "environments", |d, node, key| {
+        d.list(node, key, Decoder::scalar::<EnvName>)
+    });
+    let front = f.required(d, "front", decode_front);
+    f.finish(d);
+    Some(Host {
+        name: name?,
+        ssh: ssh?,
+        docker: docker.unwrap_or_else(|| DockerAccess {
+            socket: "/var/run/docker.sock".parse().expect("valid path"),
+        }),
+        publish_address: publish_address?,
+        base_dir: base_dir?,
+        environments: environments?,
+        front: front?,
+        mark: node.mark,
+    })
+}
+
+fn decode_front(d: &mut Decoder, node: &Node, key: &str) -> Option<Front> {
+    let mut f = d.mapping(node, key)?;
+    let command = |d: &mut Decoder, node: &Node, key: &str| {
+        let args = d.list(node, key, Decoder::scalar::<CommandArg>)?;
+        if args.is_empty() {
+            d.problem(
+                node.mark,
+                key,
+                "command is empty",
+                "give the program and its arguments as a list, e.g. [nginx, -s, reload]",
+            );
+            return None;
+        }
+        Some(args)
+    };
+    let include_dir = f.required(d, "include_dir", Decoder::scalar::<AbsPath>);
+    let log_dir = f.required(d, "log_dir", Decoder::scalar::<AbsPath>);
+    let listen = f.required(d, "listen", Decoder::scalar::<ListenAddress>);
+    let test_command = f.required(d, "test_command", command);
+    let reload_command = f.required(d, "reload_command", command);
+    let trusted_proxies = f.optional(d, "trusted_proxies", |d, node, key| {
+        d.list(node, key, Decoder::scalar::<Cidr>)
+    });
+    let tls = f.optional(d, "tls", |d, node, key| {
+        let mut f = d.mapping(node, key)?;
+        let listen = f.required(d, "listen", Decoder::scalar::<ListenAddress>);
+        let certificate = f.required(d, "certificate", Decoder::scalar::<AbsPath>);
+        let key = f.required(d, "key", Decoder::scalar::<AbsPath>);
+        f.finish(d);
+        Some(Tls {
+            listen: listen?,
+            certificate: certificate?,
+            key: key?,
+        })
+    });
+    f.finish(d);
+    Some(Front {
+        include_dir: include_dir?,
+        log_dir: log_dir?,
+        listen: listen?,
+        test_command: test_command?,
+        reload_command: reload_command?,
+        trusted_proxies: trusted_proxies.unwrap_or_default(),
+        tls,
+    })
+}

@@ -1,0 +1,5 @@
+//! Pure planning: what to render, run and call, computed as data from
+//! settings and observed state. No network, no clock, no environment reads.
+
+pub mod release;
+pub mod render;

@@ -1,0 +1,121 @@
+//! Names of a release on a host: its slot, its id and its directories.
+
+use std::fmt;
+
+use crate::config::app::AppEnvironment;
+use crate::config::values::{AbsPath, AppId, GitTag, Port};
+
+/// One of the two side-by-side compose projects of an app environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    Blue,
+    Green,
+}
+
+impl Slot {
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::Blue => Slot::Green,
+            Slot::Green => Slot::Blue,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Slot::Blue => "blue",
+            Slot::Green => "green",
+        }
+    }
+
+    /// The slot's port from the environment's pair `[blue, green]`.
+    pub fn port(self, env: &AppEnvironment) -> Port {
+        match self {
+            Slot::Blue => env.ports[0],
+            Slot::Green => env.ports[1],
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Slot {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Slot, String> {
+        match s {
+            "blue" => Ok(Slot::Blue),
+            "green" => Ok(Slot::Green),
+            other => Err(format!("unknown slot {other:?}: expected blue or green")),
+        }
+    }
+}
+
+/// The directory name of a release on a host: the tag with '/' replaced by
+/// '_', and the commit's first 12 hex digits when known. Built only from
+/// validated values, so it is safe in paths, labels and shell words.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct ReleaseId(String);
+
+impl ReleaseId {
+    pub fn new(tag: &GitTag, commit: Option<&str>) -> ReleaseId {
+        let base = tag.as_str().replace('/', "_");
+        match commit {
+            Some(commit) if commit.len() >= 12 && commit.chars().all(|c| c.is_ascii_hexdigit()) => {
+                ReleaseId(format!("{base}-{}", &commit[..12]))
+            }
+            _ => ReleaseId(base),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an app environment lives on its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLayout {
+    /// `<base>/<app>/<env>`
+    pub root: AbsPath,
+}
+
+impl HostLayout {
+    pub fn new(base_dir: &AbsPath, app: &AppId, env: &AppEnvironment) -> HostLayout {
+        HostLayout {
+            root: base_dir.join(&format!("{}/{}", app, env.name)),
+        }
+    }
+
+    pub fn release_dir(&self, id: &ReleaseId) -> AbsPath {
+        self.root.join(&format!("releases/{id}"))
+    }
+
+    pub fn code_dir(&self, id: &ReleaseId) -> AbsPath {
+        self.release_dir(id).join("code")
+    }
+
+    pub fn conf_dir(&self, id: &ReleaseId) -> AbsPath {
+        self.release_dir(id).join("conf")
+    }
+}
+
+/// The compose project name of a slot: `berth-<app>-<env>-<slot>`.
+pub fn project_name(app: &AppId, env: &AppEnvironment, slot: Slot) -> String {
+    format!("berth-{app}-{}-{slot}", env.name)
+}
+
+/// The front nginx upstream of an app environment: `berth-<app>-<env>`.
+pub fn upstream_name(app: &AppId, env: &AppEnvironment) -> String {
+    format!("berth-{app}-{}", env.name)
+}

@@ -1,0 +1,354 @@
+//! Renders a release's configuration (front vhost, app nginx, php-fpm pool,
+//! php.ini, compose file) from validated config with minijinja.
+//!
+//! Templates are embedded in the binary and may be overridden file by file
+//! from a directory. Undefined variables are errors, so a typo in a template
+//! fails loudly instead of rendering an empty value. The context is built
+//! only from validated newtypes: templates never see raw user text.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use super::release::{project_name, upstream_name, HostLayout, ReleaseId, Slot};
+use crate::config::app::{AppEnvironment, AppFile};
+use crate::config::inventory::Host;
+
+/// The files of `conf/`, in the order they are written.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("front.conf", include_str!("../../templates/front.conf.j2")),
+    ("nginx.conf", include_str!("../../templates/nginx.conf.j2")),
+    ("php-fpm.conf", include_str!("../../templates/php-fpm.conf.j2")),
+    ("php.ini", include_str!("../../templates/php.ini.j2")),
+    ("compose.yml", include_str!("../../templates/compose.yml.j2")),
+];
+
+/// Functions no plugin may call: they run programs or reach outside PHP.
+pub const DISABLED_FUNCTIONS: &[&str] = &[
+    "exec",
+    "passthru",
+    "shell_exec",
+    "system",
+    "proc_open",
+    "popen",
+    "pcntl_exec",
+    "pcntl_fork",
+    "pcntl_signal",
+    "posix_kill",
+    "posix_setuid",
+    "posix_setgid",
+    "dl",
+    "putenv",
+    "mail",
+    "symlink",
+    "link",
+];
+
+/// Paths and ports inside the containers, the same for every app.
+const CODE_DIR: &str = "/var/www/app";
+const WEB_PORT: u16 = 8080;
+const PHP_PORT: u16 = 9000;
+
+/// What to render: one app environment released into one slot of a host.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub app: &'a AppFile,
+    pub env: &'a AppEnvironment,
+    pub host: &'a Host,
+    pub release: &'a ReleaseId,
+    /// The slot that will serve this release.
+    pub slot: Slot,
+    /// The slot kept warm as the front's backup, if one runs.
+    pub backup: Option<Slot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenderedFile {
+    pub name: String,
+    pub contents: String,
+}
+
+/// A template that failed to render, named so the operator can find it.
+#[derive(Debug, thiserror::Error)]
+#[error("template {name} failed to render: {source:#}")]
+pub struct RenderError {
+    pub name: String,
+    #[source]
+    pub source: minijinja::Error,
+}
+
+/// The embedded templates, with per-file overrides from a directory.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn embedded() -> Templates {
+        Templates::with_overrides(None)
+    }
+
+    /// Uses `dir/<name>.j2` instead of the embedded template where it exists.
+    pub fn with_overrides(dir: Option<PathBuf>) -> Templates {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        // Compose files are YAML: every value is written as JSON (valid YAML),
+        // so no value can break out of its place. nginx and PHP files get
+        // only validated values and need no escaping.
+        env.set_auto_escape_callback(|name| {
+            if name.starts_with("compose.") {
+                AutoEscape::Json
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_loader(move |name| {
+            if let Some(dir) = &dir {
+                let path = dir.join(name);
+                if path.is_file() {
+                    return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                        minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            format!("cannot read template override {}: {e}", path.display()),
+                        )
+                    });
+                }
+            }
+            Ok(TEMPLATES
+                .iter()
+                .find(|(file, _)| format!("{file}.j2") == name)
+                .map(|(_, text)| text.to_string()))
+        });
+        Templates { env }
+    }
+
+    pub fn render(&self, target: &Target) -> Result<Vec<RenderedFile>, RenderError> {
+        let context = Context::new(target);
+        TEMPLATES
+            .iter()
+            .map(|(name, _)| {
+                let fail = |source| RenderError {
+                    name: format!("{name}.j2"),
+                    source,
+                };
+                let template = self.env.get_template(&format!("{name}.j2")).map_err(fail)?;
+                let contents = template.render(&context).map_err(fail)?;
+                Ok(RenderedFile {
+                    name: name.to_string(),
+                    contents,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Everything a template may use, already formatted.
+#[derive(Serialize)]
+struct Context {
+    app: AppContext,
+    env: EnvContext,
+    host: HostContext,
+    release: ReleaseContext,
+    slot: SlotContext,
+    backup: Option<SlotContext>,
+    upstream: String,
+    project: String,
+    paths: PathsContext,
+    logs: LogsContext,
+    container: ContainerContext,
+    limits: RoleLimits,
+    extra_hosts: Vec<String>,
+    health_probe: String,
+    disabled_functions: &'static [&'static str],
+}
+
+#[derive(Serialize)]
+struct AppContext {
+    id: String,
+    runtime: String,
+    health_path: String,
+    php: PhpContext,
+    extra_hosts: bool,
+}
+
+#[derive(Serialize)]
+struct PhpContext {
+    memory_limit: String,
+    max_execution_time: u32,
+    upload_max_filesize: String,
+    post_max_size: String,
+    max_children: u32,
+}
+
+#[derive(Serialize)]
+struct EnvContext {
+    name: String,
+    domains: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct HostContext {
+    publish_address: String,
+    front: FrontContext,
+}
+
+#[derive(Serialize)]
+struct FrontContext {
+    listen: String,
+    trusted_proxies: Vec<String>,
+    tls: Option<TlsContext>,
+}
+
+#[derive(Serialize)]
+struct TlsContext {
+    listen: String,
+    certificate: String,
+    key: String,
+}
+
+#[derive(Serialize)]
+struct ReleaseContext {
+    id: String,
+}
+
+#[derive(Serialize)]
+struct SlotContext {
+    name: &'static str,
+    port: u16,
+}
+
+#[derive(Serialize)]
+struct PathsContext {
+    code: String,
+    conf: String,
+}
+
+#[derive(Serialize)]
+struct LogsContext {
+    access: String,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct ContainerContext {
+    code_dir: &'static str,
+    docroot: String,
+    web_port: u16,
+    php_port: u16,
+}
+
+#[derive(Serialize)]
+struct RoleLimits {
+    php: LimitContext,
+    web: LimitContext,
+}
+
+#[derive(Serialize)]
+struct LimitContext {
+    memory: String,
+    cpus: String,
+    pids: u32,
+}
+
+impl Context {
+    fn new(t: &Target) -> Context {
+        let app = t.app;
+        let layout = HostLayout::new(&t.host.base_dir, &app.id, t.env);
+        let slot_context = |slot: Slot| SlotContext {
+            name: slot.name(),
+            port: slot.port(t.env).get(),
+        };
+        let front = &t.host.front;
+        let log_base = front.log_dir.join(&format!("{}.{}", app.id, t.env.name));
+        let docroot = match app.docroot.as_str() {
+            "." => CODE_DIR.to_string(),
+            sub => format!("{CODE_DIR}/{sub}"),
+        };
+        Context {
+            app: AppContext {
+                id: app.id.to_string(),
+                runtime: app.runtime.to_string(),
+                health_path: app.health_path.to_string(),
+                php: PhpContext {
+                    memory_limit: app.php.memory_limit.php(),
+                    max_execution_time: app.php.max_execution_time,
+                    upload_max_filesize: app.php.upload_max_filesize.php(),
+                    post_max_size: app.php.post_max_size.php(),
+                    max_children: app.php.max_children,
+                },
+                extra_hosts: !app.extra_hosts.is_empty(),
+            },
+            env: EnvContext {
+                name: t.env.name.to_string(),
+                domains: t.env.domains.iter().map(ToString::to_string).collect(),
+            },
+            host: HostContext {
+                publish_address: t.host.publish_address.to_string(),
+                front: FrontContext {
+                    listen: front.listen.to_string(),
+                    trusted_proxies: front.trusted_proxies.iter().map(ToString::to_string).collect(),
+                    tls: front.tls.as_ref().map(|tls| TlsContext {
+                        listen: tls.listen.to_string(),
+                        certificate: tls.certificate.to_string(),
+                        key: tls.key.to_string(),
+                    }),
+                },
+            },
+            release: ReleaseContext {
+                id: t.release.to_string(),
+            },
+            slot: slot_context(t.slot),
+            backup: t.backup.map(slot_context),
+            upstream: upstream_name(&app.id, t.env),
+            project: project_name(&app.id, t.env, t.slot),
+            paths: PathsContext {
+                code: layout.code_dir(t.release).to_string(),
+                conf: layout.conf_dir(t.release).to_string(),
+            },
+            logs: LogsContext {
+                access: format!("{log_base}.access.log"),
+                error: format!("{log_base}.error.log"),
+            },
+            container: ContainerContext {
+                code_dir: CODE_DIR,
+                docroot,
+                web_port: WEB_PORT,
+                php_port: PHP_PORT,
+            },
+            limits: RoleLimits {
+                php: LimitContext {
+                    memory: app.limits.memory.lower(),
+                    cpus: app.limits.cpus.to_string(),
+                    pids: app.limits.pids,
+                },
+                // The app's nginx only serves files and passes requests on:
+                // a small fixed share, the same for every app.
+                web: LimitContext {
+                    memory: "64m".into(),
+                    cpus: "0.5".into(),
+                    pids: 64,
+                },
+            },
+            extra_hosts: app
+                .extra_hosts
+                .iter()
+                .map(|h| format!("{}:{}", h.name, h.address))
+                .collect(),
+            health_probe: format!(
+                "exec 3<>/dev/tcp/127.0.0.1/{WEB_PORT} && printf 'GET {} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '",
+                app.health_path
+            ),
+            disabled_functions: DISABLED_FUNCTIONS,
+        }
+    }
+}
+
+/// Writes rendered files into `dir`, creating it.
+pub fn write_files(dir: &Path, files: &[RenderedFile]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for file in files {
+        std::fs::write(dir.join(&file.name), &file.contents)?;
+    }
+    Ok(())
+}
