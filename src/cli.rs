@@ -8,7 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Releases outside developers' nginx + PHP plugins to Docker hosts, with
 /// GitLab as the control plane. Each pipeline stage runs one subcommand.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "berth",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

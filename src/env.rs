@@ -7,7 +7,10 @@ use std::path::PathBuf;
 pub const VARIABLES: &[(&str, &str)] = &[
     ("NO_COLOR", "set to any value: no colour in output"),
     ("BERTH_INVENTORY", "path of the host inventory file"),
-    ("BERTH_TEMPLATES_DIR", "directory of templates that replace the embedded ones"),
+    (
+        "BERTH_TEMPLATES_DIR",
+        "directory of templates that replace the embedded ones",
+    ),
 ];
 
 #[derive(Debug, Clone, Default)]

@@ -4,10 +4,10 @@
 //! The data flows one way: `env` → `config` → `plan` → `exec` → `report`.
 //! `config` and `plan` never do I/O beyond reading the files they are given.
 
-pub mod config;
-pub mod plan;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod env;
 pub mod exit;
+pub mod plan;
 pub mod report;

@@ -97,10 +97,14 @@ pub fn run(
             }
             changes.push(json!({ "file": file.name, "change": change, "diff": diff }));
         }
-        reporter.result(text.trim_end(), &json!({ "ok": true, "dry_run": true, "files": changes }));
+        reporter.result(
+            text.trim_end(),
+            &json!({ "ok": true, "dry_run": true, "files": changes }),
+        );
         return Ok(());
     }
-    write_files(out, &files).with_context(|| format!("write the configuration to {}", out.display()))?;
+    write_files(out, &files)
+        .with_context(|| format!("write the configuration to {}", out.display()))?;
     let names: Vec<String> = files
         .iter()
         .map(|f| out.join(&f.name).display().to_string())

@@ -11,7 +11,8 @@ use crate::report::Reporter;
 
 pub fn run(args: &ValidateArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
     let dir = &args.app_dir.app_dir;
-    let inventory = inventory_path(&args.inventory.inventory, env).map(|path| Inventory::load(&path));
+    let inventory =
+        inventory_path(&args.inventory.inventory, env).map(|path| Inventory::load(&path));
     let app_dir = AppDir::load(dir);
     let (app_dir, inventory) = match (app_dir, inventory) {
         (Ok(app_dir), Some(Ok(inventory))) => {
@@ -39,7 +40,9 @@ pub fn run(args: &ValidateArgs, env: &Env, reporter: &Reporter) -> Result<(), Co
     if let Some(inventory) = &inventory {
         text.push_str(&format!("; inventory of {} host(s)", inventory.hosts.len()));
     } else {
-        reporter.info("note: no inventory given (--inventory or $BERTH_INVENTORY); hosts were not checked");
+        reporter.info(
+            "note: no inventory given (--inventory or $BERTH_INVENTORY); hosts were not checked",
+        );
     }
     reporter.result(
         &text,

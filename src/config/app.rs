@@ -4,8 +4,8 @@
 
 use super::decode::{Decoder, Problems};
 use super::values::{
-    AppId, ByteSize, Cpus, DomainName, EnvName, GitLabUser, HostName, ImageRef, IpAddress,
-    Port, ProjectPath, RelPath, UrlPath,
+    AppId, ByteSize, Cpus, DomainName, EnvName, GitLabUser, HostName, ImageRef, IpAddress, Port,
+    ProjectPath, RelPath, UrlPath,
 };
 use super::yaml::{Mark, Node};
 
@@ -34,7 +34,15 @@ pub struct AppEnvironment {
     pub ports: [Port; 2],
     pub domains: Vec<DomainName>,
     #[serde(skip)]
-    pub mark: Mark,
+    pub marks: EnvironmentMarks,
+}
+
+/// Where an environment's parts are, for errors found across keys.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EnvironmentMarks {
+    pub entry: Mark,
+    pub ports: Mark,
+    pub domains: Mark,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -105,9 +113,10 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
     let environments = f.required(d, "environments", |d, node, key| {
         d.named(node, key, decode_environment)
     });
-    let php_mark = f.optional(d, "php", |_, node, _| Some(node.mark));
+
     let limits = f.required(d, "limits", decode_limits);
     let php = f.optional(d, "php", decode_php);
+    let limits_mark = f.optional(d, "limits", |_, node, _| Some(node.mark));
     let extra_hosts = f.optional(d, "extra_hosts", |d, node, key| {
         d.list(node, key, |d, node, key| {
             let mut f = d.mapping(node, key)?;
@@ -122,6 +131,7 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
     });
     let root_mark = root.mark;
     f.finish(d);
+    let (php, php_marks) = php.unzip();
     let app = AppFile {
         id: id?,
         owner: owner?,
@@ -134,7 +144,12 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
         php: php.unwrap_or_default(),
         extra_hosts: extra_hosts.unwrap_or_default(),
     };
-    check_semantics(d, &app, php_mark.unwrap_or(root_mark));
+    let fallback = limits_mark.unwrap_or(root_mark);
+    let php_marks = php_marks.unwrap_or(PhpMarks {
+        memory_limit: fallback,
+        post_max_size: fallback,
+    });
+    check_semantics(d, &app, php_marks);
     Some(app)
 }
 
@@ -146,9 +161,23 @@ fn decode_environment(
 ) -> Option<AppEnvironment> {
     let mut f = d.mapping(node, key)?;
     let host = f.required(d, "host", Decoder::scalar::<HostName>);
+    let mut marks = EnvironmentMarks {
+        entry: node.mark,
+        ..EnvironmentMarks::default()
+    };
     let ports = f.required(d, "ports", |d, node, key| {
+        marks.ports = node.mark;
         let ports = d.list(node, key, Decoder::scalar::<Port>)?;
         match ports.as_slice() {
+            [blue, green] if blue == green => {
+                d.problem(
+                    node.mark,
+                    key,
+                    format!("both slots use port {blue}"),
+                    "the blue and green slots run side by side and need two different ports",
+                );
+                None
+            }
             [blue, green] => Some([*blue, *green]),
             _ => {
                 d.problem(
@@ -162,6 +191,7 @@ fn decode_environment(
         }
     });
     let domains = f.required(d, "domains", |d, node, key| {
+        marks.domains = node.mark;
         let domains = d.list(node, key, Decoder::scalar::<DomainName>)?;
         if domains.is_empty() {
             d.problem(
@@ -180,7 +210,7 @@ fn decode_environment(
         host: host?,
         ports: ports?,
         domains: domains?,
-        mark: node.mark,
+        marks,
     })
 }
 
@@ -202,21 +232,46 @@ fn decode_limits(d: &mut Decoder, node: &Node, key: &str) -> Option<Limits> {
     })
 }
 
-fn decode_php(d: &mut Decoder, node: &Node, key: &str) -> Option<PhpSettings> {
+/// Where the php settings checked against other keys are written.
+#[derive(Debug, Clone, Copy)]
+struct PhpMarks {
+    memory_limit: Mark,
+    post_max_size: Mark,
+}
+
+fn decode_php(d: &mut Decoder, node: &Node, key: &str) -> Option<(PhpSettings, PhpMarks)> {
     let defaults = PhpSettings::default();
+    let mut marks = PhpMarks {
+        memory_limit: node.mark,
+        post_max_size: node.mark,
+    };
     let mut f = d.mapping(node, key)?;
     let memory_limit = f.optional(d, "memory_limit", |d, node, key| {
+        marks.memory_limit = node.mark;
         let size = d.scalar::<ByteSize>(node, key)?;
-        in_bounds(d, node, key, size, ByteSize::mib(16), bounds::PHP_MEMORY_MAX)
+        in_bounds(
+            d,
+            node,
+            key,
+            size,
+            ByteSize::mib(16),
+            bounds::PHP_MEMORY_MAX,
+        )
     });
     let max_execution_time = f.optional(d, "max_execution_time", |d, node, key| {
-        d.integer(node, key, bounds::MAX_EXECUTION_TIME.0, bounds::MAX_EXECUTION_TIME.1)
+        d.integer(
+            node,
+            key,
+            bounds::MAX_EXECUTION_TIME.0,
+            bounds::MAX_EXECUTION_TIME.1,
+        )
     });
     let upload_max_filesize = f.optional(d, "upload_max_filesize", |d, node, key| {
         let size = d.scalar::<ByteSize>(node, key)?;
         in_bounds(d, node, key, size, ByteSize::mib(1), bounds::UPLOAD_MAX)
     });
     let post_max_size = f.optional(d, "post_max_size", |d, node, key| {
+        marks.post_max_size = node.mark;
         let size = d.scalar::<ByteSize>(node, key)?;
         in_bounds(d, node, key, size, ByteSize::mib(1), bounds::UPLOAD_MAX)
     });
@@ -224,13 +279,14 @@ fn decode_php(d: &mut Decoder, node: &Node, key: &str) -> Option<PhpSettings> {
         d.integer(node, key, bounds::MAX_CHILDREN.0, bounds::MAX_CHILDREN.1)
     });
     f.finish(d);
-    Some(PhpSettings {
+    let settings = PhpSettings {
         memory_limit: memory_limit.unwrap_or(defaults.memory_limit),
         max_execution_time: max_execution_time.map_or(defaults.max_execution_time, |n| n as u32),
         upload_max_filesize: upload_max_filesize.unwrap_or(defaults.upload_max_filesize),
         post_max_size: post_max_size.unwrap_or(defaults.post_max_size),
         max_children: max_children.map_or(defaults.max_children, |n| n as u32),
-    })
+    };
+    Some((settings, marks))
 }
 
 fn in_bounds(
@@ -254,26 +310,18 @@ fn in_bounds(
 }
 
 /// Rules that span several keys. Each names the key that must change.
-fn check_semantics(d: &mut Decoder, app: &AppFile, php_mark: Mark) {
+fn check_semantics(d: &mut Decoder, app: &AppFile, php: PhpMarks) {
     let mut seen_ports: Vec<(&HostName, Port, &EnvName)> = Vec::new();
     let mut seen_domains: Vec<(&DomainName, &EnvName)> = Vec::new();
     for env in &app.environments {
         let key = format!("environments.{}", env.name);
-        if env.ports[0] == env.ports[1] {
-            d.problem(
-                env.mark,
-                &format!("{key}.ports"),
-                format!("both slots use port {}", env.ports[0]),
-                "the blue and green slots run side by side and need two different ports",
-            );
-        }
         for port in env.ports {
             if let Some((_, _, other)) = seen_ports
                 .iter()
                 .find(|(host, p, other)| *host == &env.host && *p == port && *other != &env.name)
             {
                 d.problem(
-                    env.mark,
+                    env.marks.ports,
                     &format!("{key}.ports"),
                     format!(
                         "port {port} on host {} is also used by environment {other}",
@@ -287,7 +335,7 @@ fn check_semantics(d: &mut Decoder, app: &AppFile, php_mark: Mark) {
         for domain in &env.domains {
             if let Some((_, other)) = seen_domains.iter().find(|(d, _)| *d == domain) {
                 d.problem(
-                    env.mark,
+                    env.marks.domains,
                     &format!("{key}.domains"),
                     format!("domain {domain} is listed twice (also in {other})"),
                     "each domain belongs to exactly one environment",
@@ -298,7 +346,7 @@ fn check_semantics(d: &mut Decoder, app: &AppFile, php_mark: Mark) {
     }
     if app.php.memory_limit > app.limits.memory {
         d.problem(
-            php_mark,
+            php.memory_limit,
             "php.memory_limit",
             format!(
                 "memory_limit {} is more than the container's memory limit {}",
@@ -310,7 +358,7 @@ fn check_semantics(d: &mut Decoder, app: &AppFile, php_mark: Mark) {
     }
     if app.php.post_max_size < app.php.upload_max_filesize {
         d.problem(
-            php_mark,
+            php.post_max_size,
             "php.post_max_size",
             format!(
                 "post_max_size {} is smaller than upload_max_filesize {}",

@@ -78,9 +78,7 @@ impl Inventory {
 
 fn decode(d: &mut Decoder, root: &Node) -> Option<Inventory> {
     let mut f = d.mapping(root, "")?;
-    let hosts = f.required(d, "hosts", |d, node, key| {
-        d.named(node, key, decode_host)
-    });
+    let hosts = f.required(d, "hosts", |d, node, key| d.named(node, key, decode_host));
     f.finish(d);
     Some(Inventory { hosts: hosts? })
 }

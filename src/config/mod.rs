@@ -105,8 +105,8 @@ impl AppDir {
         for env in &self.app.environments {
             let problem = |message: String, hint: String| Problem {
                 file: app_file.to_string(),
-                line: Some(env.mark.line),
-                column: Some(env.mark.column),
+                line: Some(env.marks.entry.line),
+                column: Some(env.marks.entry.column),
                 key: format!("environments.{}.host", env.name),
                 message,
                 hint,
@@ -116,12 +116,10 @@ impl AppDir {
                     format!("host {} is not in the host inventory", env.host),
                     format!("the inventory's hosts are: {}", known.join(", ")),
                 )),
-                Some(host) if !host.environments.contains(&env.name) => {
-                    problems.push(problem(
-                        format!("host {} does not serve environment {}", env.host, env.name),
-                        "choose a host whose inventory entry lists this environment".to_string(),
-                    ))
-                }
+                Some(host) if !host.environments.contains(&env.name) => problems.push(problem(
+                    format!("host {} does not serve environment {}", env.host, env.name),
+                    "choose a host whose inventory entry lists this environment".to_string(),
+                )),
                 Some(_) => {}
             }
         }

@@ -127,7 +127,10 @@ fn check_slug(what: &str, text: &str, max: usize, example: &str) -> Result<(), V
     }
     if !text.starts_with(|c: char| c.is_ascii_lowercase()) || text.ends_with('-') {
         return Err(ValueError::new(
-            format!("{what} {} must start with a letter and not end with '-'", quoted(text)),
+            format!(
+                "{what} {} must start with a letter and not end with '-'",
+                quoted(text)
+            ),
             hint,
         ));
     }
@@ -193,7 +196,10 @@ impl ScalarValue for GitTag {
             return refuse("tag is empty".into());
         }
         if text.len() > MAX {
-            return refuse(format!("tag {} is longer than {MAX} characters", quoted(text)));
+            return refuse(format!(
+                "tag {} is longer than {MAX} characters",
+                quoted(text)
+            ));
         }
         if let Some(c) = text
             .chars()
@@ -215,10 +221,7 @@ impl ScalarValue for GitTag {
             return refuse(format!("tag {} contains \"..\"", quoted(text)));
         }
         if text.ends_with('/') || text.ends_with('.') {
-            return refuse(format!(
-                "tag {} must not end with '/' or '.'",
-                quoted(text)
-            ));
+            return refuse(format!("tag {} must not end with '/' or '.'", quoted(text)));
         }
         for component in text.split('/') {
             if component.is_empty() || component.starts_with('.') || component.ends_with(".lock") {
@@ -269,7 +272,10 @@ impl ScalarValue for DomainName {
             ));
         }
         for label in &labels {
-            if label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-')
+            if label.is_empty()
+                || label.len() > 63
+                || label.starts_with('-')
+                || label.ends_with('-')
             {
                 return refuse(format!(
                     "domain name {} has a label that is empty, longer than 63 characters, or starts or ends with '-'",
@@ -277,7 +283,10 @@ impl ScalarValue for DomainName {
                 ));
             }
         }
-        if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+        if labels
+            .last()
+            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+        {
             return refuse(format!(
                 "domain name {} ends in an all-numeric label",
                 quoted(text)
@@ -355,7 +364,8 @@ impl ScalarValue for UrlPath {
     const EXPECTED: &'static str = "a URL path";
     const KIND: ScalarKind = ScalarKind::String;
     fn parse(text: &str) -> Result<Self, ValueError> {
-        let hint = "give a path starting with '/', using letters, digits and . _ ~ - /, e.g. /health.php";
+        let hint =
+            "give a path starting with '/', using letters, digits and . _ ~ - /, e.g. /health.php";
         if text.is_empty() {
             return Err(ValueError::new("URL path is empty", hint));
         }
@@ -370,7 +380,10 @@ impl ScalarValue for UrlPath {
         }
         if !text.starts_with('/') || text.len() > 200 {
             return Err(ValueError::new(
-                format!("URL path {} must start with '/' and be at most 200 characters", quoted(text)),
+                format!(
+                    "URL path {} must start with '/' and be at most 200 characters",
+                    quoted(text)
+                ),
                 hint,
             ));
         }
@@ -549,7 +562,10 @@ impl ScalarValue for ByteSize {
         let hint = "write a whole number followed by K, M or G, e.g. 256M";
         let refuse = || {
             Err(ValueError::new(
-                format!("size {} is not a number with a K, M or G suffix", quoted(text)),
+                format!(
+                    "size {} is not a number with a K, M or G suffix",
+                    quoted(text)
+                ),
                 hint,
             ))
         };
@@ -600,7 +616,10 @@ impl ScalarValue for Cpus {
         let hint = "write a decimal number of CPUs from 0.05 to 16, e.g. 0.5";
         let refuse = || {
             Err(ValueError::new(
-                format!("cpus {} is out of range or not a decimal number", quoted(text)),
+                format!(
+                    "cpus {} is out of range or not a decimal number",
+                    quoted(text)
+                ),
                 hint,
             ))
         };
@@ -613,7 +632,10 @@ impl ScalarValue for Cpus {
         {
             return refuse();
         }
-        let millis = whole.parse::<u32>().unwrap_or(u32::MAX).saturating_mul(1000)
+        let millis = whole
+            .parse::<u32>()
+            .unwrap_or(u32::MAX)
+            .saturating_mul(1000)
             + format!("{frac:0<3}").parse::<u32>().unwrap_or(0);
         if (50..=16_000).contains(&millis) {
             Ok(Cpus(millis))
@@ -640,9 +662,9 @@ impl ScalarValue for PublishAddress {
     const KIND: ScalarKind = ScalarKind::String;
     fn parse(text: &str) -> Result<Self, ValueError> {
         let hint = "publish slots on 127.0.0.1 or a private address the front nginx reaches, never on all interfaces";
-        let ip: IpAddr = text.parse().map_err(|_| {
-            ValueError::new(format!("{} is not an IP address", quoted(text)), hint)
-        })?;
+        let ip: IpAddr = text
+            .parse()
+            .map_err(|_| ValueError::new(format!("{} is not an IP address", quoted(text)), hint))?;
         let private = match ip {
             IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
             IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
@@ -859,9 +881,9 @@ impl ScalarValue for ImageRef {
         let name_ok = !name.is_empty()
             && name.len() <= 200
             && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/'));
+            && name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/')
+            });
         let tag_ok = !tag.is_empty()
             && tag.len() <= 128
             && tag.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -897,9 +919,9 @@ impl ScalarValue for KnownHostsLine {
         let fields: Vec<&str> = text.split(' ').collect();
         let ok = fields.len() == 3
             && !fields[0].is_empty()
-            && fields[0]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']' | ','))
+            && fields[0].chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']' | ',')
+            })
             && KEY_TYPES.contains(&fields[1])
             && fields[2].len() >= 16
             && fields[2]
@@ -926,9 +948,10 @@ impl ScalarValue for CommandArg {
     fn parse(text: &str) -> Result<Self, ValueError> {
         let ok = !text.is_empty()
             && text.len() <= 200
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '=' | ':' | '@' | '%' | '+' | ','));
+            && text.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '.' | '_' | '-' | '/' | '=' | ':' | '@' | '%' | '+' | ',')
+            });
         if ok {
             Ok(CommandArg(text.to_string()))
         } else {
@@ -969,7 +992,9 @@ mod tests {
         for good in ["v1.0.0", "release/2024-01", "1.2.3+build.5", "V2_rc1"] {
             assert!(GitTag::parse(good).is_ok(), "{good}");
         }
-        for bad in ["-v1", "v1..2", "a/.b", "a.lock", "a//b", "v1/", "v1.", "@", "v1@{0}"] {
+        for bad in [
+            "-v1", "v1..2", "a/.b", "a.lock", "a//b", "v1/", "v1.", "@", "v1@{0}",
+        ] {
             assert!(GitTag::parse(bad).is_err(), "{bad}");
         }
     }

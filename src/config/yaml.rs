@@ -203,7 +203,9 @@ impl Builder<'_> {
                             check_plain(anchor, tag.is_some(), key_mark)?;
                             text
                         }
-                        Event::Alias(_) => return refuse(key_mark, "YAML alias found", ANCHOR_HINT),
+                        Event::Alias(_) => {
+                            return refuse(key_mark, "YAML alias found", ANCHOR_HINT)
+                        }
                         _ => {
                             return refuse(
                                 key_mark,
@@ -227,7 +229,12 @@ impl Builder<'_> {
                         });
                     }
                     let (event, value_mark) = self.next()?;
-                    let value = self.node(event, value_mark, depth + 1)?;
+                    let mut value = self.node(event, value_mark, depth + 1)?;
+                    if is_implicit_null(&value) {
+                        // `key:` with nothing after it: the parser marks the
+                        // next token, which may be lines below; point at the key.
+                        value.mark = key_mark;
+                    }
                     entries.push((
                         Key {
                             text,
@@ -236,6 +243,9 @@ impl Builder<'_> {
                         value,
                     ));
                 }
+                // A block mapping's start is reported after its first key;
+                // errors about the whole mapping point at that key instead.
+                let mark = entries.first().map_or(mark, |(key, _)| key.mark);
                 Ok(Node {
                     value: Value::Mapping(entries),
                     mark,
@@ -244,6 +254,10 @@ impl Builder<'_> {
             _ => refuse(mark, "unexpected YAML structure", "check the file's syntax"),
         }
     }
+}
+
+fn is_implicit_null(node: &Node) -> bool {
+    matches!(&node.value, Value::Scalar { text, resolved: Resolved::Null } if text.is_empty())
 }
 
 fn check_plain(anchor: usize, tagged: bool, mark: Mark) -> Result<(), SyntaxError> {

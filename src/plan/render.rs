@@ -19,9 +19,15 @@ use crate::config::inventory::Host;
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("front.conf", include_str!("../../templates/front.conf.j2")),
     ("nginx.conf", include_str!("../../templates/nginx.conf.j2")),
-    ("php-fpm.conf", include_str!("../../templates/php-fpm.conf.j2")),
+    (
+        "php-fpm.conf",
+        include_str!("../../templates/php-fpm.conf.j2"),
+    ),
     ("php.ini", include_str!("../../templates/php.ini.j2")),
-    ("compose.yml", include_str!("../../templates/compose.yml.j2")),
+    (
+        "compose.yml",
+        include_str!("../../templates/compose.yml.j2"),
+    ),
 ];
 
 /// Functions no plugin may call: they run programs or reach outside PHP.

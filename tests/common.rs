@@ -1,0 +1,101 @@
+//! Shared fixtures and the `Berth` command builder: every run starts from a
+//! cleared environment, so a CI job's real tokens never reach a test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const APP_YML: &str = include_str!("../mgmt-repo-skeleton/app.yml");
+pub const RELEASE_YML: &str = include_str!("../mgmt-repo-skeleton/release.yml");
+pub const INVENTORY_YML: &str = include_str!("fixtures/inventory.yml");
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the built `berth` binary.
+pub struct Berth {
+    command: Command,
+}
+
+impl Berth {
+    pub fn new() -> Berth {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command.env_clear();
+        command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        Berth { command }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Berth
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Berth {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Berth {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let output = self.command.output().expect("berth runs");
+        Run { output }
+    }
+}
+
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().expect("berth exited, not killed")
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the exit code, showing both streams when it differs.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// A directory holding release.yml and app.yml with the given contents.
+pub fn app_dir(release: &str, app: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("release.yml"), release).unwrap();
+    std::fs::write(dir.path().join("app.yml"), app).unwrap();
+    dir
+}
+
+/// Finds a program the test suite needs; missing tools fail the test, they
+/// never skip it.
+pub fn require_tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/sbin", "/bin"] {
+        let path = Path::new(dir).join(name);
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!("{name} is not installed: run scripts/install-deps (scripts/test does)");
+}
