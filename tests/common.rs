@@ -34,13 +34,13 @@ impl Berth {
         self
     }
 
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Berth {
-        self.command.env(key, value);
+    pub fn arg_path(mut self, path: &Path) -> Berth {
+        self.command.arg(path);
         self
     }
 
-    pub fn current_dir(mut self, dir: &Path) -> Berth {
-        self.command.current_dir(dir);
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Berth {
+        self.command.env(key, value);
         self
     }
 

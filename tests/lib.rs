@@ -1,4 +1,7 @@
 //! berth's integration tests: one binary, one module per area.
 
 mod bad_input;
+mod cli;
 mod common;
+mod render;
+mod schema;

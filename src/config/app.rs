@@ -41,6 +41,7 @@ pub struct AppEnvironment {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EnvironmentMarks {
     pub entry: Mark,
+    pub host: Mark,
     pub ports: Mark,
     pub domains: Mark,
 }
@@ -156,15 +157,19 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
 fn decode_environment(
     d: &mut Decoder,
     name: Option<EnvName>,
+    entry: Mark,
     node: &Node,
     key: &str,
 ) -> Option<AppEnvironment> {
     let mut f = d.mapping(node, key)?;
-    let host = f.required(d, "host", Decoder::scalar::<HostName>);
     let mut marks = EnvironmentMarks {
-        entry: node.mark,
+        entry,
         ..EnvironmentMarks::default()
     };
+    let host = f.required(d, "host", |d, node, key| {
+        marks.host = node.mark;
+        d.scalar::<HostName>(node, key)
+    });
     let ports = f.required(d, "ports", |d, node, key| {
         marks.ports = node.mark;
         let ports = d.list(node, key, Decoder::scalar::<Port>)?;

@@ -180,14 +180,15 @@ impl Decoder {
     }
 
     /// A mapping whose keys are names the user chooses (environments, hosts).
-    /// Each key is validated as `K` and handed to `decode` with its value;
+    /// Each key is validated as `K` and handed to `decode` with its own
+    /// position (where errors about the entry point) and its value;
     /// the value is decoded even when the name is invalid, so its problems
     /// are reported too.
     pub fn named<K: ScalarValue, T>(
         &mut self,
         node: &Node,
         key: &str,
-        mut decode: impl FnMut(&mut Decoder, Option<K>, &Node, &str) -> Option<T>,
+        mut decode: impl FnMut(&mut Decoder, Option<K>, Mark, &Node, &str) -> Option<T>,
     ) -> Option<Vec<T>> {
         let Value::Mapping(entries) = &node.value else {
             self.wrong_type(node, key, "a mapping");
@@ -205,14 +206,14 @@ impl Decoder {
         let mut out = Some(Vec::new());
         for (name, value) in entries {
             let path = join(key, &name.text);
-            let name = match K::parse(&name.text) {
+            let parsed = match K::parse(&name.text) {
                 Ok(name) => Some(name),
                 Err(e) => {
                     self.problem(name.mark, &path, e.message, e.hint);
                     None
                 }
             };
-            let value = decode(self, name, value, &path);
+            let value = decode(self, parsed, name.mark, value, &path);
             match (value, out.as_mut()) {
                 (Some(value), Some(list)) => list.push(value),
                 _ => out = None,

@@ -83,7 +83,13 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<Inventory> {
     Some(Inventory { hosts: hosts? })
 }
 
-fn decode_host(d: &mut Decoder, name: Option<HostName>, node: &Node, key: &str) -> Option<Host> {
+fn decode_host(
+    d: &mut Decoder,
+    name: Option<HostName>,
+    mark: Mark,
+    node: &Node,
+    key: &str,
+) -> Option<Host> {
     let mut f = d.mapping(node, key)?;
     let ssh = f.required(d, "ssh", |d, node, key| {
         let mut f = d.mapping(node, key)?;
@@ -122,7 +128,7 @@ fn decode_host(d: &mut Decoder, name: Option<HostName>, node: &Node, key: &str) 
         base_dir: base_dir?,
         environments: environments?,
         front: front?,
-        mark: node.mark,
+        mark,
     })
 }
 

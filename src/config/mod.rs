@@ -105,8 +105,8 @@ impl AppDir {
         for env in &self.app.environments {
             let problem = |message: String, hint: String| Problem {
                 file: app_file.to_string(),
-                line: Some(env.marks.entry.line),
-                column: Some(env.marks.entry.column),
+                line: Some(env.marks.host.line),
+                column: Some(env.marks.host.column),
                 key: format!("environments.{}.host", env.name),
                 message,
                 hint,

@@ -36,14 +36,14 @@ impl ReleaseFile {
 fn decode(d: &mut Decoder, root: &Node) -> Option<ReleaseFile> {
     let mut fields = d.mapping(root, "")?;
     let environments = fields.required(d, "environments", |d, node, key| {
-        d.named(node, key, |d, env, node, key| {
+        d.named(node, key, |d, env, mark, node, key| {
             let mut fields = d.mapping(node, key)?;
             let tag = fields.required(d, "ref", Decoder::scalar::<GitTag>);
             fields.finish(d);
             Some(RequestedRelease {
                 env: env?,
                 tag: tag?,
-                mark: node.mark,
+                mark,
             })
         })
     });

@@ -542,7 +542,7 @@ impl ByteSize {
     /// The PHP ini spelling, e.g. `256M`.
     pub fn php(self) -> String {
         for (shift, unit) in [(30, 'G'), (20, 'M'), (10, 'K')] {
-            if self.0 % (1 << shift) == 0 {
+            if self.0.is_multiple_of(1 << shift) {
                 return format!("{}{unit}", self.0 >> shift);
             }
         }

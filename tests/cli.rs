@@ -1,0 +1,233 @@
+//! The command line as users and pipelines meet it: exit codes, messages,
+//! JSON output, and the README's exit-code table.
+
+use berth::exit::ExitStatus;
+
+use crate::common::{app_dir, repo_root, Berth, APP_YML, RELEASE_YML};
+
+#[test]
+fn validate_accepts_the_skeleton_with_the_example_inventory() {
+    let run = Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(&repo_root().join("mgmt-repo-skeleton"))
+        .args(["--inventory"])
+        .arg_path(&repo_root().join("examples/inventory.yml"))
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        run.stdout(),
+        "valid: app example with 2 environment(s) requested (test, production); inventory of 1 host(s)\n"
+    );
+}
+
+#[test]
+fn validate_reads_the_inventory_from_the_environment() {
+    let dir = app_dir(RELEASE_YML, &APP_YML.replace("host: local", "host: web-9"));
+    let run = Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .env(
+            "BERTH_INVENTORY",
+            repo_root().join("examples/inventory.yml"),
+        )
+        .run()
+        .expect_code(3);
+    let app_yml = dir.path().join("app.yml");
+    assert!(
+        run.stderr().contains(&format!(
+            "{}:10:11: environments.test.host: host web-9 is not in the host inventory\n  hint: the inventory's hosts are: local",
+            app_yml.display()
+        )),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn validate_reports_problems_of_every_file_together() {
+    let dir = app_dir(
+        "environments:\n  staging:\n    ref: \"v1;id\"\n",
+        &APP_YML.replace("pids: 128", "pids: 1"),
+    );
+    let run = Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .run()
+        .expect_code(3);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with("error: 2 problems in the configuration:\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("release.yml:3:10: environments.staging.ref: tag \"v1;id\" contains ';'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("app.yml:20:9: limits.pids: pids \"1\" is out of range"),
+        "{stderr}"
+    );
+    assert_eq!(run.stdout(), "", "nothing on stdout in text mode");
+}
+
+#[test]
+fn validate_names_an_environment_app_yml_does_not_define() {
+    let dir = app_dir("environments:\n  staging:\n    ref: v1.0.0\n", APP_YML);
+    let run = Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .run()
+        .expect_code(3);
+    assert!(
+        run.stderr().contains("release.yml:2:3: environments.staging: environment staging is not defined in app.yml\n  hint: this app's environments are: test, production"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn validate_json_lists_problems_on_stdout() {
+    let dir = app_dir("environments: []\n", APP_YML);
+    let run = Berth::new()
+        .args(["--output", "json", "validate", "--app-dir"])
+        .arg_path(dir.path())
+        .run()
+        .expect_code(3);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("stdout is JSON");
+    assert_eq!(json["ok"], false);
+    let problem = &json["problems"][0];
+    assert_eq!(problem["line"], 1);
+    assert_eq!(problem["column"], 15);
+    assert_eq!(problem["key"], "environments");
+    assert_eq!(problem["message"], "expected a mapping, found a list");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .run()
+        .expect_code(3);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "{}: cannot read",
+            dir.path().join("release.yml").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}: cannot read",
+            dir.path().join("app.yml").display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn subcommands_not_landed_yet_say_so_with_their_own_exit_code() {
+    let cases: &[&[&str]] = &[
+        &["check"],
+        &["plan"],
+        &["checkout"],
+        &["deploy", "--env", "test"],
+        &["rollback", "--env", "test", "--to", "v1"],
+        &["status"],
+        &["logs", "--env", "test", "--source", "php", "--tail", "10"],
+        &["report"],
+        &["app", "create", "--id", "shop", "--owner", "jane"],
+        &["request", "--env", "test", "--ref", "v1.0.0"],
+        &["demo"],
+    ];
+    for args in cases {
+        let run = Berth::new()
+            .args(*args)
+            .run()
+            .expect_code(ExitStatus::NotAvailable.code());
+        let name = if args[0] == "app" {
+            "app create"
+        } else {
+            args[0]
+        };
+        assert!(
+            run.stderr().starts_with(&format!(
+                "error: `berth {name}` is not available yet in this version\n"
+            )),
+            "{args:?}: {}",
+            run.stderr()
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    Berth::new()
+        .args(["deploy"])
+        .run()
+        .expect_code(ExitStatus::Usage.code());
+    Berth::new().args(["no-such-command"]).run().expect_code(2);
+    Berth::new()
+        .args(["--quiet", "--verbose", "validate"])
+        .run()
+        .expect_code(2);
+    let run = Berth::new()
+        .args(["render", "--env", "test", "--out", "x"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr().contains(
+            "error: no host inventory given\n  hint: pass --inventory FILE or set BERTH_INVENTORY"
+        ),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn version_and_help_work() {
+    let run = Berth::new().args(["--version"]).run().expect_code(0);
+    assert_eq!(
+        run.stdout(),
+        format!("berth {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let run = Berth::new().args(["--help"]).run().expect_code(0);
+    for command in [
+        "validate", "render", "check", "plan", "checkout", "deploy", "rollback", "status", "logs",
+        "report", "app", "request", "demo",
+    ] {
+        assert!(
+            run.stdout().contains(&format!("  {command} ")),
+            "help lists {command}"
+        );
+    }
+}
+
+#[test]
+fn no_color_output_has_no_escape_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Berth::new()
+        .env("NO_COLOR", "1")
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .run()
+        .expect_code(3);
+    assert!(!run.stderr().contains('\x1b'));
+}
+
+#[test]
+fn readme_exit_code_table_matches_the_enum() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let rows: Vec<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+        .collect();
+    let expected: Vec<String> = ExitStatus::ALL
+        .iter()
+        .map(|s| format!("| {} | {} |", s.code(), s.meaning()))
+        .collect();
+    assert_eq!(rows, expected, "README.md's exit-code table");
+}

@@ -1,0 +1,492 @@
+//! Rendered configuration, checked by the real programs that will read it:
+//! `nginx -t`, `php-fpm8.2 -t` and `docker-compose config`.
+
+use std::path::Path;
+use std::process::Command;
+
+use berth::config::app::AppFile;
+use berth::config::values::EnvName;
+use berth::config::{Inventory, ReleaseFile};
+use berth::plan::release::{ReleaseId, Slot};
+use berth::plan::render::{RenderedFile, Target, Templates};
+
+use crate::common::{app_dir, require_tool, Berth, APP_YML, RELEASE_YML};
+
+/// An inventory whose front writes logs (and finds its certificate) in `dir`.
+fn inventory_in(dir: &Path, tls: bool) -> Inventory {
+    let d = dir.display();
+    let tls = if tls {
+        format!(
+            "      tls:\n        listen: 127.0.0.1:8443\n        certificate: {d}/cert.pem\n        key: {d}/key.pem\n"
+        )
+    } else {
+        String::new()
+    };
+    let text = format!(
+        "hosts:
+  local:
+    ssh:
+      address: 127.0.0.1
+      port: 2222
+      user: deploy
+      known_hosts: \"[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx\"
+    publish_address: 127.0.0.1
+    base_dir: /srv/berth
+    environments: [test, production]
+    front:
+      include_dir: {d}/conf.d
+      log_dir: {d}/logs
+      listen: 127.0.0.1:8080
+      test_command: [nginx, -t]
+      reload_command: [nginx, -s, reload]
+      trusted_proxies: [10.0.0.0/8, fd00::/8]
+{tls}"
+    );
+    Inventory::parse("inventory.yml", &text).expect("test inventory is valid")
+}
+
+/// An app unlike the skeleton: code served from its root, extra hosts,
+/// several domains, bigger limits.
+const VARIED_APP: &str = "id: shop-search
+owner: jane.doe
+code_repo: plugins/partners/shop-search
+runtime: berth/php-nginx:8.2-bookworm
+health_path: /status/health
+environments:
+  test:
+    host: local
+    ports: [19001, 19002]
+    domains: [shop.test.example.com, www.shop.test.example.com]
+limits:
+  cpus: 1.5
+  memory: 1G
+  pids: 512
+php:
+  memory_limit: 512M
+  max_execution_time: 120
+  upload_max_filesize: 64M
+  post_max_size: 65M
+  max_children: 12
+extra_hosts:
+  - name: api.partner.example
+    address: 10.0.0.5
+  - name: db.partner.example
+    address: fd00::15
+";
+
+struct Fixture {
+    name: &'static str,
+    app: &'static str,
+    env: &'static str,
+    slot: Slot,
+    backup: Option<Slot>,
+    tls: bool,
+}
+
+const FIXTURES: &[Fixture] = &[
+    Fixture {
+        name: "skeleton test, first release",
+        app: APP_YML,
+        env: "test",
+        slot: Slot::Blue,
+        backup: None,
+        tls: false,
+    },
+    Fixture {
+        name: "skeleton production, green with blue as backup",
+        app: APP_YML,
+        env: "production",
+        slot: Slot::Green,
+        backup: Some(Slot::Blue),
+        tls: false,
+    },
+    Fixture {
+        name: "varied app with TLS",
+        app: VARIED_APP,
+        env: "test",
+        slot: Slot::Blue,
+        backup: Some(Slot::Green),
+        tls: true,
+    },
+];
+
+fn render(fixture: &Fixture, dir: &Path) -> Vec<RenderedFile> {
+    let app = AppFile::parse("app.yml", fixture.app).expect("fixture app is valid");
+    let inventory = inventory_in(dir, fixture.tls);
+    let env_name: EnvName = fixture.env.parse().unwrap();
+    let env = app.environment(&env_name).expect("fixture environment");
+    let release = ReleaseId::new(&"v1.2.0".parse().unwrap(), Some("0123456789abcdef0123"));
+    Templates::embedded()
+        .render(&Target {
+            app: &app,
+            env,
+            host: &inventory.hosts[0],
+            release: &release,
+            slot: fixture.slot,
+            backup: fixture.backup,
+        })
+        .expect("templates render")
+}
+
+fn file<'a>(files: &'a [RenderedFile], name: &str) -> &'a str {
+    &files
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("{name} was not rendered"))
+        .contents
+}
+
+fn run_ok(command: &mut Command, what: &str) {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn write_self_signed_certificate(dir: &Path) {
+    run_ok(
+        Command::new(require_tool("openssl"))
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=shop.test.example.com",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")),
+        "openssl req",
+    );
+}
+
+/// `nginx -t` on the front vhost, included in a minimal main config the way
+/// the host's nginx includes it.
+fn nginx_test_front(dir: &Path, front: &str) {
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("front.conf"), front).unwrap();
+    let d = dir.display();
+    let main = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {d}/tmp-body;\n  proxy_temp_path {d}/tmp-proxy;\n  fastcgi_temp_path {d}/tmp-fastcgi;\n  uwsgi_temp_path {d}/tmp-uwsgi;\n  scgi_temp_path {d}/tmp-scgi;\n  include {d}/front.conf;\n}}\n"
+    );
+    std::fs::write(dir.join("main.conf"), main).unwrap();
+    run_ok(
+        Command::new(require_tool("nginx"))
+            .arg("-t")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("main.conf"))
+            .arg("-e")
+            .arg(dir.join("logs/error.log")),
+        "nginx -t (front vhost)",
+    );
+}
+
+#[test]
+fn every_rendered_file_passes_the_real_checkers() {
+    for fixture in FIXTURES {
+        let dir = tempfile::tempdir().unwrap();
+        if fixture.tls {
+            write_self_signed_certificate(dir.path());
+        }
+        let files = render(fixture, dir.path());
+        let conf = dir.path().join("conf");
+        berth::plan::render::write_files(&conf, &files).unwrap();
+        eprintln!("checking {}", fixture.name);
+
+        nginx_test_front(dir.path(), file(&files, "front.conf"));
+        run_ok(
+            Command::new(require_tool("nginx"))
+                .arg("-t")
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-e")
+                .arg(dir.path().join("app-nginx-error.log"))
+                .arg("-c")
+                .arg(conf.join("nginx.conf")),
+            &format!("nginx -t (app nginx, {})", fixture.name),
+        );
+        run_ok(
+            Command::new(require_tool("php-fpm8.2"))
+                .arg("-t")
+                .arg("-y")
+                .arg(conf.join("php-fpm.conf"))
+                .arg("-c")
+                .arg(conf.join("php.ini")),
+            &format!("php-fpm8.2 -t ({})", fixture.name),
+        );
+        run_ok(
+            Command::new(require_tool("docker-compose"))
+                .arg("-f")
+                .arg(conf.join("compose.yml"))
+                .args(["-p", "berth-render-check", "config", "-q"]),
+            &format!("docker-compose config ({})", fixture.name),
+        );
+    }
+}
+
+#[test]
+fn front_vhost_keeps_the_previous_slot_as_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = render(&FIXTURES[1], dir.path());
+    let front = file(&files, "front.conf");
+    assert!(front.contains("upstream berth-example-production {"));
+    assert!(front.contains("server 127.0.0.1:18012 max_fails=1 fail_timeout=10s;"));
+    assert!(front.contains("server 127.0.0.1:18011 backup;"));
+    assert!(front.contains("proxy_next_upstream error timeout http_502 http_503;"));
+    assert!(front.contains("server_tokens off;"));
+    assert!(front.contains(&format!(
+        "access_log {}/logs/example.production.access.log combined;",
+        dir.path().display()
+    )));
+
+    let first = render(&FIXTURES[0], dir.path());
+    assert!(
+        !file(&first, "front.conf").contains("backup;"),
+        "a first release has no backup"
+    );
+}
+
+#[test]
+fn tls_listener_appears_only_with_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_tls = render(&FIXTURES[2], dir.path());
+    let front = file(&with_tls, "front.conf");
+    assert!(front.contains("listen 127.0.0.1:8443 ssl;"));
+    assert!(front.contains("return 301 https://$host$request_uri;"));
+    assert!(front.contains("set_real_ip_from fd00::/8;"));
+    let without = render(&FIXTURES[0], dir.path());
+    assert!(!file(&without, "front.conf").contains("ssl"));
+}
+
+#[test]
+fn compose_file_is_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = render(&FIXTURES[2], dir.path());
+    let compose: serde_yaml::Value = serde_yaml::from_str(file(&files, "compose.yml")).unwrap();
+    for role in ["php", "web"] {
+        let service = &compose["services"][role];
+        assert_eq!(service["user"], "33:33", "{role}");
+        assert_eq!(service["read_only"], true, "{role}");
+        assert_eq!(service["pull_policy"], "never", "{role}");
+        assert_eq!(service["cap_drop"][0], "ALL", "{role}");
+        assert_eq!(
+            service["security_opt"][0], "no-new-privileges:true",
+            "{role}"
+        );
+        assert_eq!(service["labels"]["berth.app"], "shop-search", "{role}");
+        assert_eq!(service["labels"]["berth.slot"], "blue", "{role}");
+        assert_eq!(
+            service["labels"]["berth.release"], "v1.2.0-0123456789ab",
+            "{role}"
+        );
+        assert!(service["healthcheck"]["test"].is_sequence(), "{role}");
+        let code_mount = service["volumes"][0].as_str().unwrap();
+        assert!(
+            code_mount.ends_with(":/var/www/app:ro"),
+            "{role}: {code_mount}"
+        );
+    }
+    assert_eq!(compose["services"]["php"]["mem_limit"], "1g");
+    assert_eq!(compose["services"]["php"]["pids_limit"], 512);
+    assert_eq!(compose["services"]["php"]["cpus"], "1.5");
+    assert_eq!(
+        compose["services"]["php"]["extra_hosts"][1],
+        "db.partner.example:fd00::15"
+    );
+    let ports = compose["services"]["web"]["ports"].as_sequence().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(
+        ports[0], "127.0.0.1:19001:8080",
+        "published on loopback only"
+    );
+    assert!(
+        compose["services"]["php"]["ports"].is_null(),
+        "php-fpm is never published"
+    );
+}
+
+#[test]
+fn php_ini_confines_the_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = render(&FIXTURES[2], dir.path());
+    let ini = file(&files, "php.ini");
+    assert!(ini.contains("open_basedir = /var/www/app:/tmp"));
+    let disabled = ini
+        .lines()
+        .find_map(|l| l.strip_prefix("disable_functions = "))
+        .expect("disable_functions line");
+    for function in [
+        "exec",
+        "shell_exec",
+        "system",
+        "passthru",
+        "proc_open",
+        "popen",
+    ] {
+        assert!(
+            disabled.split(',').any(|f| f == function),
+            "{function} not disabled"
+        );
+    }
+    assert!(ini.contains("memory_limit = 512M"));
+    assert!(file(&files, "php-fpm.conf").contains("pm = ondemand"));
+    let nginx = file(&files, "nginx.conf");
+    assert!(nginx.contains("fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;"));
+    assert!(
+        nginx.contains("root /var/www/app;"),
+        "docroot '.' is the code root"
+    );
+}
+
+#[test]
+fn template_overrides_replace_single_files_and_typos_fail() {
+    let overrides = tempfile::tempdir().unwrap();
+    std::fs::write(
+        overrides.path().join("php.ini.j2"),
+        "memory_limit = {{ app.php.memory_limit }}\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppFile::parse("app.yml", APP_YML).unwrap();
+    let inventory = inventory_in(dir.path(), false);
+    let release = ReleaseId::new(&"v1".parse().unwrap(), None);
+    let target = Target {
+        app: &app,
+        env: &app.environments[0],
+        host: &inventory.hosts[0],
+        release: &release,
+        slot: Slot::Blue,
+        backup: None,
+    };
+    let files = Templates::with_overrides(Some(overrides.path().to_path_buf()))
+        .render(&target)
+        .unwrap();
+    assert_eq!(file(&files, "php.ini"), "memory_limit = 128M\n");
+    assert!(
+        file(&files, "front.conf").contains("upstream berth-example-test"),
+        "others stay embedded"
+    );
+
+    std::fs::write(
+        overrides.path().join("php.ini.j2"),
+        "memory_limit = {{ app.php.memroy_limit }}\n",
+    )
+    .unwrap();
+    let error = Templates::with_overrides(Some(overrides.path().to_path_buf()))
+        .render(&target)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("template php.ini.j2 failed to render"),
+        "{error}"
+    );
+    assert!(error.contains("undefined"), "{error}");
+}
+
+#[test]
+fn skeleton_loads_strictly_and_renders_through_the_cli() {
+    let skeleton = crate::common::repo_root().join("mgmt-repo-skeleton");
+    ReleaseFile::parse("release.yml", RELEASE_YML).expect("skeleton release.yml is valid");
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = crate::common::repo_root().join("examples/inventory.yml");
+    let out = dir.path().join("conf");
+    let run = Berth::new()
+        .args(["render", "--env", "test", "--app-dir"])
+        .arg_path(&skeleton)
+        .args(["--inventory"])
+        .arg_path(&inventory)
+        .args(["--out"])
+        .arg_path(&out)
+        .run()
+        .expect_code(0);
+    for name in [
+        "front.conf",
+        "nginx.conf",
+        "php-fpm.conf",
+        "php.ini",
+        "compose.yml",
+    ] {
+        assert!(
+            out.join(name).is_file(),
+            "{name} missing; stdout: {}",
+            run.stdout()
+        );
+    }
+
+    // --dry-run against what was just written: nothing to change.
+    let run = Berth::new()
+        .args(["--dry-run", "render", "--env", "test", "--app-dir"])
+        .arg_path(&skeleton)
+        .args(["--inventory"])
+        .arg_path(&inventory)
+        .args(["--out"])
+        .arg_path(&out)
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        run.stdout().matches("unchanged ").count(),
+        5,
+        "{}",
+        run.stdout()
+    );
+
+    // Edit a file by hand: the dry run shows the diff and writes nothing.
+    std::fs::write(out.join("php.ini"), "edited\n").unwrap();
+    let run = Berth::new()
+        .args(["--dry-run", "render", "--env", "test", "--app-dir"])
+        .arg_path(&skeleton)
+        .args(["--inventory"])
+        .arg_path(&inventory)
+        .args(["--out"])
+        .arg_path(&out)
+        .run()
+        .expect_code(0);
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains(&format!("update {}", out.join("php.ini").display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("-edited\n"), "{stdout}");
+    assert!(stdout.contains("+memory_limit = 128M\n"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("php.ini")).unwrap(),
+        "edited\n"
+    );
+}
+
+#[test]
+fn render_refuses_an_environment_release_yml_does_not_request() {
+    let dir = app_dir("environments:\n  test:\n    ref: v1.0.0\n", APP_YML);
+    let inventory = crate::common::repo_root().join("examples/inventory.yml");
+    let run = Berth::new()
+        .args([
+            "render",
+            "--env",
+            "production",
+            "--out",
+            "/nonexistent/out",
+            "--app-dir",
+        ])
+        .arg_path(dir.path())
+        .args(["--inventory"])
+        .arg_path(&inventory)
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("error: release.yml requests no tag for environment production"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!Path::new("/nonexistent/out").exists());
+}
