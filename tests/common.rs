@@ -99,3 +99,63 @@ pub fn require_tool(name: &str) -> PathBuf {
     }
     panic!("{name} is not installed: run scripts/install-deps (scripts/test does)");
 }
+
+/// A free TCP port on loopback (the kernel's pick; released before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// One HTTP/1.0 request; returns the status and the body.
+pub fn http_request(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let content = if body.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{content}\r\n{body}"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Polls until `GET path` answers 200, or fails after `seconds`.
+pub fn wait_for_200(port: u16, host: &str, path: &str, seconds: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        match http_request(port, host, "GET", path, "") {
+            Ok((200, _)) => return,
+            Ok((status, body)) => last = format!("status {status}: {body}"),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("http://127.0.0.1:{port}{path} (Host {host}) not ready after {seconds}s; last: {last}");
+}

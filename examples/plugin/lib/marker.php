@@ -1,0 +1,2 @@
+<?php
+const PLUGIN_MARKER = 'v1.0.0';
