@@ -12,9 +12,23 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from .server import FakeGitLab
 from .state import State
+
+
+def watch_parent(pid, stop):
+    """Shut down once ``pid`` no longer exists, so a killed test run leaves nothing behind."""
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stop()
+            return
+        except PermissionError:
+            pass
 
 
 def main(argv=None):
@@ -25,6 +39,7 @@ def main(argv=None):
     ap.add_argument("--ready-file", help="file that receives the base URL once the server listens")
     ap.add_argument("--seed", help="JSON seed file (users, tokens, groups, projects, jobs, settings)")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    ap.add_argument("--parent-pid", type=int, help="exit when this process is gone (test runners pass their pid)")
     args = ap.parse_args(argv)
 
     seed = None
@@ -40,6 +55,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.parent_pid:
+        threading.Thread(target=watch_parent, args=(args.parent_pid, stop), daemon=True).start()
     if args.ready_file:  # the socket is bound and listening (listen() ran in the constructor)
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:
