@@ -19,16 +19,25 @@ from .state import State
 
 
 def watch_parent(pid, stop):
-    """Shut down once ``pid`` no longer exists, so a killed test run leaves nothing behind."""
+    """Shut down once ``pid`` is gone, so a killed test run leaves nothing behind.
+
+    When ``pid`` is our parent, being re-parented is the signal (a killed parent
+    may linger as a zombie, which still answers kill(pid, 0)).
+    """
+    direct = os.getppid() == pid
     while True:
         time.sleep(0.5)
+        if direct:
+            if os.getppid() != pid:
+                break
+            continue
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            stop()
-            return
+            break
         except PermissionError:
             pass
+    stop()
 
 
 def main(argv=None):

@@ -241,6 +241,23 @@ class TestProjectsAndMembers(FakeTestCase):
             dp.save()
         self.assertEqual(cm.exception.response_code, 403)
 
+    def test_project_lists_offset_and_keyset(self):
+        for i in range(5):
+            self.make_project(path=f"p{i}", readme=False)
+        self.assertTrue(self.alice.projects.get("plugins/p0").empty_repo)
+        ids = [p.id for p in self.alice.projects.list(get_all=True, per_page=2)]
+        self.assertEqual(sorted(ids), list(range(1, 6)))
+        keyset = self.alice.projects.list(pagination="keyset", order_by="id", sort="asc", per_page=2, get_all=True)
+        self.assertEqual([p.id for p in keyset], list(range(1, 6)))
+        status, h, body = raw_api("GET", "/projects?pagination=keyset&order_by=id&sort=asc&per_page=2",
+                                  token="alice-token")
+        self.assertEqual(len(body), 2)
+        self.assertTrue(h["Link"].startswith(f"<{SERVER.url}/api/v4/projects?"), h["Link"])
+        self.assertIn("id_after=2", h["Link"])
+        self.assertEqual([p.path for p in self.alice.groups.get("plugins").projects.list(get_all=True)],
+                         ["p4", "p3", "p2", "p1", "p0"])
+        self.assertEqual(self.dev.projects.list(get_all=True), [])   # dev is no member anywhere
+
     def test_duplicate_project_and_errors(self):
         self.make_project()
         with self.assertRaises(glexc.GitlabCreateError) as cm:
