@@ -336,19 +336,14 @@ impl ScalarValue for AbsPath {
         if !rest.is_empty() {
             check_path_components("path", rest.trim_end_matches('/'), hint, false)?;
         }
-        Ok(AbsPath(text.trim_end_matches('/').to_string()).or_root())
+        let trimmed = text.trim_end_matches('/');
+        Ok(AbsPath(
+            if trimmed.is_empty() { "/" } else { trimmed }.to_string(),
+        ))
     }
 }
 
 impl AbsPath {
-    fn or_root(self) -> Self {
-        if self.0.is_empty() {
-            AbsPath("/".into())
-        } else {
-            self
-        }
-    }
-
     /// Joins a validated relative part; both sides are already safe.
     pub fn join(&self, part: &str) -> AbsPath {
         debug_assert!(!part.contains(".."));
@@ -985,6 +980,20 @@ mod tests {
         assert_eq!(Cpus::parse("2").unwrap().to_string(), "2");
         assert_eq!(Cpus::parse("1.25").unwrap().millis(), 1250);
         assert!(Cpus::parse("0.01").is_err());
+    }
+
+    #[test]
+    fn absolute_paths_lose_trailing_slashes_but_keep_the_root() {
+        assert_eq!(
+            AbsPath::parse("/srv/berth/").unwrap().as_str(),
+            "/srv/berth"
+        );
+        assert_eq!(AbsPath::parse("/").unwrap().as_str(), "/");
+        assert_eq!(
+            AbsPath::parse("/srv").unwrap().join("a/b").as_str(),
+            "/srv/a/b"
+        );
+        assert!(AbsPath::parse("/srv//x").is_err());
     }
 
     #[test]
