@@ -37,6 +37,12 @@ def watch_parent(pid, stop):
             break
         except PermissionError:
             pass
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":   # dead, not yet reaped
+                    break
+        except (OSError, IndexError):
+            pass
     stop()
 
 

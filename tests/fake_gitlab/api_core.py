@@ -183,8 +183,7 @@ def create_group(ctx):
     if siblings:
         raise errors.bad_request('Failed to save group {:path=>["has already been taken"]}')
     ns = st.add_group(name, path, parent, visibility, ctx.params.str("description", ""))
-    if not user.admin or parent is None:
-        ns.members[user.id] = OWNER
+    ns.members[user.id] = OWNER   # Groups::CreateService adds the creator as Owner
     return 201, E.group(st, ns)
 
 

@@ -201,6 +201,10 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def send(self, status, body=b"", content_type="application/json", headers=None):
+        entry, self.pending_entry = getattr(self, "pending_entry", None), None
+        if entry is not None:  # log before answering, so a client that asks next sees it
+            entry.update(status=status, duration=time.time() - entry["time"])
+            self.server.log.add(entry)
         self.send_response(status)
         if status != 204 and body is not None:
             self.send_header("Content-Type", content_type)
@@ -213,6 +217,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     def handle_any(self):
+        self.pending_entry = None
         method = self.command
         raw_path, _, query = self.path.partition("?")
         body = self.read_body()
@@ -228,27 +233,26 @@ class Handler(BaseHTTPRequestHandler):
         started = time.time()
         entry = {"kind": kind, "method": method, "path": raw_path, "query": query,
                  "time": started, "token": None, "token_kind": None, "user": None, "fault": False}
+        self.pending_entry = entry   # logged by send()
         rule = self.server.faults.take(kind, method, raw_path, query)
         if rule and rule["delay"]:
             time.sleep(rule["delay"])
         if rule and rule["status"]:
             status, ctype, payload, headers = fault_response(rule)
+            entry["fault"] = True
             self.send(status, payload, ctype, headers)
-            entry.update(status=status, fault=True, duration=time.time() - started)
-            self.server.log.add(entry)
             return
-        try:
-            if kind == "api":
-                status = self.handle_api(method, raw_path, query, body, entry)
-            elif kind == "git":
-                status = githttp.serve(self, method, raw_path, query, body, entry)
-            else:
-                status = 404
-                self.send(404, b"404 page not found\n", "text/plain")
-        finally:
-            entry.setdefault("status", None)
-        entry.update(status=status, duration=time.time() - started)
-        self.server.log.add(entry)
+        if kind == "api":
+            self.handle_api(method, raw_path, query, body, entry)
+        elif kind == "git":
+            try:
+                githttp.serve(self, method, raw_path, query, body, entry)
+            except Exception:  # a bug in the fake
+                traceback.print_exc()
+                if self.pending_entry is not None:
+                    self.send(500, b"500 Internal Server Error\n", "text/plain")
+        else:
+            self.send(404, b"404 page not found\n", "text/plain")
 
     def handle_api(self, method, raw_path, query, body, entry):
         state = self.server.state
