@@ -159,3 +159,13 @@ pub fn wait_for_200(port: u16, host: &str, path: &str, seconds: u64) {
     }
     panic!("http://127.0.0.1:{port}{path} (Host {host}) not ready after {seconds}s; last: {last}");
 }
+
+/// A minimal main config for a host's front nginx under `prefix`, including
+/// one vhost file the way the host's nginx includes berth's directory.
+pub fn front_main_conf(prefix: &Path, vhost: &Path) -> String {
+    let p = prefix.display();
+    format!(
+        "pid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {p}/tmp-body;\n  proxy_temp_path {p}/tmp-proxy;\n  fastcgi_temp_path {p}/tmp-fastcgi;\n  uwsgi_temp_path {p}/tmp-uwsgi;\n  scgi_temp_path {p}/tmp-scgi;\n  include {};\n}}\n",
+        vhost.display()
+    )
+}

@@ -10,7 +10,7 @@ use berth::config::{Inventory, ReleaseFile};
 use berth::plan::release::{ReleaseId, Slot};
 use berth::plan::render::{RenderedFile, Target, Templates};
 
-use crate::common::{app_dir, require_tool, Berth, APP_YML, RELEASE_YML};
+use crate::common::{app_dir, front_main_conf, require_tool, Berth, Run, APP_YML, RELEASE_YML};
 
 /// An inventory whose front writes logs (and finds its certificate) in `dir`.
 fn inventory_in(dir: &Path, tls: bool) -> Inventory {
@@ -173,10 +173,7 @@ fn write_self_signed_certificate(dir: &Path) {
 fn nginx_test_front(dir: &Path, front: &str) {
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     std::fs::write(dir.join("front.conf"), front).unwrap();
-    let d = dir.display();
-    let main = format!(
-        "pid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {d}/tmp-body;\n  proxy_temp_path {d}/tmp-proxy;\n  fastcgi_temp_path {d}/tmp-fastcgi;\n  uwsgi_temp_path {d}/tmp-uwsgi;\n  scgi_temp_path {d}/tmp-scgi;\n  include {d}/front.conf;\n}}\n"
-    );
+    let main = front_main_conf(dir, &dir.join("front.conf"));
     std::fs::write(dir.join("main.conf"), main).unwrap();
     run_ok(
         Command::new(require_tool("nginx"))
@@ -400,15 +397,19 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let inventory = crate::common::repo_root().join("examples/inventory.yml");
     let out = dir.path().join("conf");
-    let run = Berth::new()
-        .args(["render", "--env", "test", "--app-dir"])
-        .arg_path(&skeleton)
-        .args(["--inventory"])
-        .arg_path(&inventory)
-        .args(["--out"])
-        .arg_path(&out)
-        .run()
-        .expect_code(0);
+    let render_skeleton = |flags: &[&str]| -> Run {
+        Berth::new()
+            .args(flags)
+            .args(["render", "--env", "test", "--app-dir"])
+            .arg_path(&skeleton)
+            .args(["--inventory"])
+            .arg_path(&inventory)
+            .args(["--out"])
+            .arg_path(&out)
+            .run()
+            .expect_code(0)
+    };
+    let run = render_skeleton(&[]);
     for name in [
         "front.conf",
         "nginx.conf",
@@ -424,15 +425,7 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
     }
 
     // --dry-run against what was just written: nothing to change.
-    let run = Berth::new()
-        .args(["--dry-run", "render", "--env", "test", "--app-dir"])
-        .arg_path(&skeleton)
-        .args(["--inventory"])
-        .arg_path(&inventory)
-        .args(["--out"])
-        .arg_path(&out)
-        .run()
-        .expect_code(0);
+    let run = render_skeleton(&["--dry-run"]);
     assert_eq!(
         run.stdout().matches("unchanged ").count(),
         5,
@@ -442,15 +435,7 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
 
     // Edit a file by hand: the dry run shows the diff and writes nothing.
     std::fs::write(out.join("php.ini"), "edited\n").unwrap();
-    let run = Berth::new()
-        .args(["--dry-run", "render", "--env", "test", "--app-dir"])
-        .arg_path(&skeleton)
-        .args(["--inventory"])
-        .arg_path(&inventory)
-        .args(["--out"])
-        .arg_path(&out)
-        .run()
-        .expect_code(0);
+    let run = render_skeleton(&["--dry-run"]);
     let stdout = run.stdout();
     assert!(
         stdout.contains(&format!("update {}", out.join("php.ini").display())),

@@ -10,7 +10,9 @@ use berth::config::Inventory;
 use berth::plan::release::{ReleaseId, Slot};
 use berth::plan::render::{write_files, Target, Templates};
 
-use crate::common::{free_port, http_request, repo_root, require_tool, wait_for_200, APP_YML};
+use crate::common::{
+    free_port, front_main_conf, http_request, repo_root, require_tool, wait_for_200, APP_YML,
+};
 
 const IMAGE: &str = "berth/php-nginx:8.2-bookworm";
 
@@ -186,15 +188,8 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
     std::fs::create_dir_all(&prefix).unwrap();
     let front_conf = files.iter().find(|f| f.name == "front.conf").unwrap();
     std::fs::write(prefix.join("app.conf"), &front_conf.contents).unwrap();
-    let p = prefix.display();
     let main = prefix.join("nginx.conf");
-    std::fs::write(
-        &main,
-        format!(
-            "pid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n  include {p}/app.conf;\n}}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&main, front_main_conf(&prefix, &prefix.join("app.conf"))).unwrap();
     run(Command::new(require_tool("nginx"))
         .arg("-p")
         .arg(&prefix)
