@@ -132,10 +132,6 @@ impl Decoder {
         });
     }
 
-    pub fn has_problems(&self) -> bool {
-        !self.problems.is_empty()
-    }
-
     pub fn finish<T>(self, value: Option<T>) -> Result<T, Problems> {
         match value {
             Some(value) if self.problems.is_empty() => Ok(value),

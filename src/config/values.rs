@@ -482,10 +482,6 @@ pub struct AnyPort(u16);
 
 impl AnyPort {
     pub const SSH: AnyPort = AnyPort(22);
-
-    pub fn get(self) -> u16 {
-        self.0
-    }
 }
 
 impl ScalarValue for AnyPort {
@@ -528,10 +524,6 @@ pub struct ByteSize(u64);
 impl ByteSize {
     pub const fn mib(n: u64) -> ByteSize {
         ByteSize(n << 20)
-    }
-
-    pub fn bytes(self) -> u64 {
-        self.0
     }
 
     /// The PHP ini spelling, e.g. `256M`.
@@ -707,12 +699,6 @@ pub struct ListenAddress(std::net::SocketAddr);
 impl fmt::Display for ListenAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-impl ListenAddress {
-    pub fn port(self) -> u16 {
-        self.0.port()
     }
 }
 

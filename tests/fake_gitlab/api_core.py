@@ -500,16 +500,21 @@ def _member_get(kind, all_=False):
     return handler
 
 
+def _access_level_param(ctx):
+    ctx.params.require("access_level")
+    access = ctx.params.int("access_level")
+    if access not in ACCESS_LEVELS:
+        raise errors.invalid("access_level", "does not have a valid value")
+    return access
+
+
 def _member_add(kind):
     def handler(ctx, id):
         st = ctx.state
         target, level, members = _member_target(ctx, kind, id)
         if level < MAINTAINER:
             raise errors.forbidden()
-        ctx.params.require("access_level")
-        access = ctx.params.int("access_level")
-        if access not in ACCESS_LEVELS:
-            raise errors.invalid("access_level", "does not have a valid value")
+        access = _access_level_param(ctx)
         if "user_id" not in ctx.params and "username" not in ctx.params:
             raise errors.ApiError(400, {"error": "user_id, username are missing, exactly one parameter must be provided"})
         refs = [s.strip() for s in ctx.params.str("user_id").split(",")] if "user_id" in ctx.params \
@@ -542,10 +547,7 @@ def _member_edit(kind):
         target, level, members = _member_target(ctx, kind, id)
         if level < MAINTAINER:
             raise errors.forbidden()
-        ctx.params.require("access_level")
-        access = ctx.params.int("access_level")
-        if access not in ACCESS_LEVELS:
-            raise errors.invalid("access_level", "does not have a valid value")
+        access = _access_level_param(ctx)
         uid = int(user_id) if user_id.isdigit() else -1
         if uid not in members:
             raise errors.not_found("Member")

@@ -674,6 +674,12 @@ def create_note(ctx, id, iid):
     return 201, note_entity(ctx, p, mr, note)
 
 
+def _authorize_note_change(ctx, p, note):
+    """Only the note's author or a maintainer may edit or delete it."""
+    if note["author_id"] != ctx.auth.user.id and ctx.state.project_level(ctx.auth.user, p) < MAINTAINER:
+        raise errors.forbidden()
+
+
 @router.add("PUT", "/projects/:id/merge_requests/:iid/notes/:note_id")
 def update_note(ctx, id, iid, note_id):
     p = find_project(ctx, id)
@@ -682,8 +688,7 @@ def update_note(ctx, id, iid, note_id):
     note = _find_note(ctx, mr, note_id)
     if note["system"]:
         raise errors.forbidden()
-    if note["author_id"] != ctx.auth.user.id and ctx.state.project_level(ctx.auth.user, p) < MAINTAINER:
-        raise errors.forbidden()
+    _authorize_note_change(ctx, p, note)
     body = ctx.params.str("body")
     _check_body(body)
     text, commands = extract_commands(body)
@@ -704,7 +709,6 @@ def delete_note(ctx, id, iid, note_id):
     _authorize_read(ctx, p)
     mr = _find_mr(ctx, p, iid)
     note = _find_note(ctx, mr, note_id)
-    if note["author_id"] != ctx.auth.user.id and ctx.state.project_level(ctx.auth.user, p) < MAINTAINER:
-        raise errors.forbidden()
+    _authorize_note_change(ctx, p, note)
     del mr["notes"][note["id"]]
     return 204, None

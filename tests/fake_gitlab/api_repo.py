@@ -438,6 +438,13 @@ def _level_items(ctx, level, extra=None):
     return items
 
 
+def _protection_rule(rules, name):
+    for rule in rules:
+        if rule["name"] == name:
+            return rule
+    raise errors.not_found()
+
+
 @router.add("GET", "/projects/:id/protected_tags")
 def list_protected_tags(ctx, id):
     p = find_project(ctx, id)
@@ -449,10 +456,7 @@ def list_protected_tags(ctx, id):
 def get_protected_tag(ctx, id, name):
     p = find_project(ctx, id)
     authorize(ctx, p, MAINTAINER)
-    for r in p.protected_tags:
-        if r["name"] == name:
-            return r
-    raise errors.not_found()
+    return _protection_rule(p.protected_tags, name)
 
 
 @router.add("POST", "/projects/:id/protected_tags")
@@ -557,10 +561,7 @@ def list_protected_branches(ctx, id):
 def get_protected_branch(ctx, id, name):
     p = find_project(ctx, id)
     authorize(ctx, p, MAINTAINER)
-    for r in p.protected_branches:
-        if r["name"] == name:
-            return r
-    raise errors.not_found()
+    return _protection_rule(p.protected_branches, name)
 
 
 @router.add("POST", "/projects/:id/protected_branches")

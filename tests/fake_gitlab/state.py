@@ -272,23 +272,19 @@ class State:
     def allowed_by(levels, level):
         return any(l["access_level"] != 0 and level >= l["access_level"] for l in levels)
 
-    def can_push_branch(self, user, project, branch):
+    def _may_on_branch(self, user, project, branch, levels_key):
+        """Developer+, and allowed by every protection rule matching the branch."""
         level = self.project_level(user, project)
         if level < DEVELOPER:
             return False
         rules = self.matching_protected_branches(project, branch)
-        if not rules:
-            return True
-        return any(self.allowed_by(r["push_access_levels"], level) for r in rules)
+        return not rules or any(self.allowed_by(r[levels_key], level) for r in rules)
+
+    def can_push_branch(self, user, project, branch):
+        return self._may_on_branch(user, project, branch, "push_access_levels")
 
     def can_merge_branch(self, user, project, branch):
-        level = self.project_level(user, project)
-        if level < DEVELOPER:
-            return False
-        rules = self.matching_protected_branches(project, branch)
-        if not rules:
-            return True
-        return any(self.allowed_by(r["merge_access_levels"], level) for r in rules)
+        return self._may_on_branch(user, project, branch, "merge_access_levels")
 
     def can_create_tag(self, user, project, tag):
         level = self.project_level(user, project)
