@@ -3,20 +3,14 @@
 
 use std::path::PathBuf;
 
-/// Every variable berth reads, with what it means.
-pub const VARIABLES: &[(&str, &str)] = &[
-    ("NO_COLOR", "set to any value: no colour in output"),
-    ("BERTH_INVENTORY", "path of the host inventory file"),
-    (
-        "BERTH_TEMPLATES_DIR",
-        "directory of templates that replace the embedded ones",
-    ),
-];
-
+/// Every variable berth reads. Empty values count as unset.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
+    /// `NO_COLOR`: any value turns colour off.
     pub no_color: bool,
+    /// `BERTH_INVENTORY`: path of the host inventory file.
     pub inventory: Option<PathBuf>,
+    /// `BERTH_TEMPLATES_DIR`: templates that replace the embedded ones.
     pub templates_dir: Option<PathBuf>,
 }
 
