@@ -62,7 +62,7 @@ pub enum Command {
     Checkout(EnvSelection),
     /// Release an environment: start the new release beside the live one,
     /// switch the front nginx when it is healthy.
-    Deploy(EnvArgs),
+    Deploy(DeployArgs),
     /// Switch an environment back to its warm backup, or redeploy an older
     /// release.
     Rollback(RollbackArgs),
@@ -144,14 +144,42 @@ pub struct EnvSelection {
 }
 
 #[derive(Debug, Args)]
+pub struct HostAccessArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The private SSH key for the hosts [default: $BERTH_SSH_KEY].
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct EnvArgs {
     #[command(flatten)]
     pub app_dir: AppDirArg,
     #[command(flatten)]
-    pub inventory: InventoryArg,
+    pub access: HostAccessArgs,
     /// The environment to act on.
     #[arg(long, value_name = "ENV")]
     pub env: String,
+    /// A directory of templates (`<file>.j2`) that replace the embedded ones
+    /// [default: $BERTH_TEMPLATES_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// How long a slot may take to answer its health path with 200.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub health_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// The checked-out code to release [default: APP_DIR/codes].
+    #[arg(long, value_name = "DIR")]
+    pub code: Option<PathBuf>,
+    /// Releases kept on the host besides the active and backup ones.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub keep: usize,
 }
 
 #[derive(Debug, Args)]
@@ -168,7 +196,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub app_dir: AppDirArg,
     #[command(flatten)]
-    pub inventory: InventoryArg,
+    pub access: HostAccessArgs,
     /// Only this environment.
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,

@@ -12,6 +12,9 @@ pub struct Env {
     pub inventory: Option<PathBuf>,
     /// `BERTH_TEMPLATES_DIR`: templates that replace the embedded ones.
     pub templates_dir: Option<PathBuf>,
+    /// `BERTH_SSH_KEY`: path of the private key for the hosts (a CI file
+    /// variable). Only the path is held; the key never enters berth's memory.
+    pub ssh_key: Option<PathBuf>,
 }
 
 impl Env {
@@ -21,6 +24,7 @@ impl Env {
             no_color: var("NO_COLOR").is_some(),
             inventory: var("BERTH_INVENTORY").map(PathBuf::from),
             templates_dir: var("BERTH_TEMPLATES_DIR").map(PathBuf::from),
+            ssh_key: var("BERTH_SSH_KEY").map(PathBuf::from),
         }
     }
 }

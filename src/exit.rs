@@ -14,15 +14,19 @@ pub enum ExitStatus {
     InvalidInput = 3,
     /// The subcommand exists but its capability has not landed yet.
     NotAvailable = 4,
+    /// A deploy or rollback stopped before switching; the previous release
+    /// still serves. Running it again converges.
+    Stopped = 5,
 }
 
 impl ExitStatus {
-    pub const ALL: [ExitStatus; 5] = [
+    pub const ALL: [ExitStatus; 6] = [
         ExitStatus::Success,
         ExitStatus::Failure,
         ExitStatus::Usage,
         ExitStatus::InvalidInput,
         ExitStatus::NotAvailable,
+        ExitStatus::Stopped,
     ];
 
     pub fn code(self) -> i32 {
@@ -37,6 +41,7 @@ impl ExitStatus {
             ExitStatus::Usage => "wrong command line",
             ExitStatus::InvalidInput => "invalid file or value; nothing was changed",
             ExitStatus::NotAvailable => "subcommand not available yet in this version",
+            ExitStatus::Stopped => "deploy or rollback stopped; the previous release still serves",
         }
     }
 }

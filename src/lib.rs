@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod env;
+pub mod exec;
 pub mod exit;
 pub mod plan;
 pub mod report;

@@ -122,9 +122,9 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
         &repo_root().join("examples/plugin"),
         &release_dir.join("code"),
     );
-    write_files(&release_dir.join("conf"), &files).unwrap();
+    write_files(&release_dir.join("conf-blue"), &files).unwrap();
 
-    let compose_file = release_dir.join("conf/compose.yml");
+    let compose_file = release_dir.join("conf-blue/compose.yml");
     let project = format!("berth-{app_id}-test-blue");
     let mut cleanup = Cleanup {
         compose_file: compose_file.clone(),

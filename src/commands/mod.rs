@@ -1,7 +1,11 @@
 //! One module per subcommand: glue only. Each resolves its settings, then
 //! observes, plans, executes and reports through the layers below.
 
+mod deploy;
 mod render;
+mod rollback;
+mod status;
+mod target;
 mod validate;
 
 use std::path::PathBuf;
@@ -22,6 +26,8 @@ pub enum CommandError {
     #[error("{message}")]
     Usage { message: String, hint: String },
     #[error(transparent)]
+    Stopped(crate::exec::apply::StepFailed),
+    #[error(transparent)]
     Failed(#[from] anyhow::Error),
 }
 
@@ -41,9 +47,9 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Check(_) => not_available("check"),
         Command::Plan(_) => not_available("plan"),
         Command::Checkout(_) => not_available("checkout"),
-        Command::Deploy(_) => not_available("deploy"),
-        Command::Rollback(_) => not_available("rollback"),
-        Command::Status(_) => not_available("status"),
+        Command::Deploy(args) => deploy::run(args, global.dry_run, &env, &reporter),
+        Command::Rollback(args) => rollback::run(args, global.dry_run, &env, &reporter),
+        Command::Status(args) => status::run(args, &env, &reporter),
         Command::Logs(_) => not_available("logs"),
         Command::Report(_) => not_available("report"),
         Command::App(_) => not_available("app create"),
@@ -67,11 +73,33 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
             reporter.error(&anyhow::anyhow!(message), Some(&hint));
             ExitStatus::Usage
         }
+        Err(CommandError::Stopped(failed)) if !failed.front_switched => {
+            reporter.error(
+                &anyhow::Error::new(failed),
+                Some("the previous release still serves; fix the cause and run the same command again"),
+            );
+            ExitStatus::Stopped
+        }
+        Err(CommandError::Stopped(failed)) => {
+            reporter.error(
+                &anyhow::Error::new(failed),
+                Some("the front already serves the new release; run the same command again to finish"),
+            );
+            ExitStatus::Failure
+        }
         Err(CommandError::Failed(error)) => {
             reporter.error(&error, None);
             ExitStatus::Failure
         }
     }
+}
+
+/// A single-threaded runtime for the commands that talk to hosts.
+fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::Failed(anyhow::Error::new(e).context("start the async runtime")))
 }
 
 fn not_available(command: &'static str) -> Result<(), CommandError> {

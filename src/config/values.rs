@@ -92,6 +92,15 @@ macro_rules! string_newtype {
             }
         }
 
+        /// Read back (e.g. from a host's `state.json`) through the same
+        /// validation as from a file.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                <$name as ScalarValue>::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = ValueError;
             fn from_str(text: &str) -> Result<Self, ValueError> {
@@ -482,6 +491,10 @@ pub struct AnyPort(u16);
 
 impl AnyPort {
     pub const SSH: AnyPort = AnyPort(22);
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
 }
 
 impl ScalarValue for AnyPort {
@@ -695,6 +708,16 @@ impl ScalarValue for IpAddress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct ListenAddress(std::net::SocketAddr);
+
+impl ListenAddress {
+    pub fn port(self) -> u16 {
+        self.0.port()
+    }
+
+    pub fn ip(self) -> IpAddr {
+        self.0.ip()
+    }
+}
 
 impl fmt::Display for ListenAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,5 +1,6 @@
 //! Pure planning: what to render, run and call, computed as data from
 //! settings and observed state. No network, no clock, no environment reads.
 
+pub mod deploy;
 pub mod release;
 pub mod render;

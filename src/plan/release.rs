@@ -57,9 +57,39 @@ impl std::str::FromStr for Slot {
 /// The directory name of a release on a host: the tag with '/' replaced by
 /// '_', and the commit's first 12 hex digits when known. Built only from
 /// validated values, so it is safe in paths, labels and shell words.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ReleaseId(String);
+
+impl TryFrom<String> for ReleaseId {
+    type Error = String;
+
+    /// Release ids read back from a host's `state.json` are checked again:
+    /// they become paths and compose labels.
+    fn try_from(text: String) -> Result<ReleaseId, String> {
+        let ok = !text.is_empty()
+            && text.len() <= 120
+            && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && !text.contains("..")
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
+        if ok {
+            Ok(ReleaseId(text))
+        } else {
+            Err(format!(
+                "invalid release id {}",
+                crate::config::values::quoted(&text)
+            ))
+        }
+    }
+}
+
+impl From<ReleaseId> for String {
+    fn from(id: ReleaseId) -> String {
+        id.0
+    }
+}
 
 impl ReleaseId {
     pub fn new(tag: &GitTag, commit: Option<&str>) -> ReleaseId {
@@ -105,9 +135,39 @@ impl HostLayout {
         self.release_dir(id).join("code")
     }
 
-    pub fn conf_dir(&self, id: &ReleaseId) -> AbsPath {
-        self.release_dir(id).join("conf")
+    /// The rendered configuration of a release in one slot: ports and
+    /// project names differ per slot, so each slot has its own.
+    pub fn conf_dir(&self, id: &ReleaseId, slot: Slot) -> AbsPath {
+        self.release_dir(id).join(&format!("conf-{slot}"))
     }
+
+    /// Where code is synced before it is complete; renamed into place after.
+    pub fn staging_dir(&self, id: &ReleaseId) -> AbsPath {
+        self.root.join(&format!("releases/.staging-{id}"))
+    }
+
+    pub fn releases_dir(&self) -> AbsPath {
+        self.root.join("releases")
+    }
+
+    pub fn state_file(&self) -> AbsPath {
+        self.root.join("state.json")
+    }
+
+    /// Serializes deploys of this app environment (a `flock`).
+    pub fn lock_file(&self) -> AbsPath {
+        self.root.join(".deploy.lock")
+    }
+}
+
+/// The front vhost file of an app environment in the host's include dir.
+pub fn vhost_file(include_dir: &AbsPath, app: &AppId, env: &AppEnvironment) -> AbsPath {
+    include_dir.join(&format!("berth-{app}-{}.conf", env.name))
+}
+
+/// Serializes every change to the host's front nginx (one per host).
+pub fn front_lock_file(base_dir: &AbsPath) -> AbsPath {
+    base_dir.join(".front.lock")
 }
 
 /// The compose project name of a slot: `berth-<app>-<env>-<slot>`.

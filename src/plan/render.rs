@@ -310,7 +310,7 @@ impl Context {
             project: project_name(&app.id, t.env, t.slot),
             paths: PathsContext {
                 code: layout.code_dir(t.release).to_string(),
-                conf: layout.conf_dir(t.release).to_string(),
+                conf: layout.conf_dir(t.release, t.slot).to_string(),
             },
             logs: LogsContext {
                 access: format!("{log_base}.access.log"),

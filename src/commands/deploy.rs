@@ -1,0 +1,93 @@
+//! `berth deploy`: observe the host, plan, apply, report.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::target::{now_utc, observe, EnvTarget};
+use super::{runtime, CommandError};
+use crate::cli::DeployArgs;
+use crate::env::Env;
+use crate::exec::apply::apply;
+use crate::exec::remote::Remote;
+use crate::plan::deploy::{self, Release};
+use crate::report::Reporter;
+
+pub fn run(
+    args: &DeployArgs,
+    dry_run: bool,
+    env: &Env,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    let t = &args.target;
+    let target = EnvTarget::load(&t.app_dir, &t.access, &t.env, &t.templates, env)?;
+    let requested = target
+        .app_dir
+        .release
+        .get(&target.env)
+        .ok_or_else(|| CommandError::Usage {
+            message: format!("release.yml requests no tag for environment {}", target.env),
+            hint: format!(
+                "add `{}: {{ ref: TAG }}` under environments in release.yml",
+                target.env
+            ),
+        })?;
+    let code = args
+        .code
+        .clone()
+        .unwrap_or_else(|| t.app_dir.app_dir.join("codes"));
+    if !code.is_dir() {
+        return Err(CommandError::Usage {
+            message: format!("code checkout {} does not exist", code.display()),
+            hint: "run `berth checkout` first, or pass --code DIR".into(),
+        });
+    }
+    let now = now_utc();
+    let release = Release {
+        app: &target.app_dir.app,
+        env: target.app_env(),
+        host: target.host(),
+        templates: &target.templates,
+        keep: args.keep,
+        health_timeout_secs: t.health_timeout,
+        now: &now,
+    };
+    let layout = target.layout();
+    runtime()?.block_on(async {
+        let remote = Remote::connect(target.host(), &target.ssh_key).await?;
+        remote
+            .run(
+                "create the app directory",
+                &["mkdir", "-p", layout.root.as_str()],
+            )
+            .await?;
+        let _lock = remote
+            .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
+            .await?;
+        let observed = observe(&remote, &layout).await?;
+        let plan = deploy::deploy(&release, &requested.tag, &observed)
+            .context("render the release configuration")?;
+        if dry_run {
+            reporter.result(
+                &plan.to_string(),
+                &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }),
+            );
+            return Ok(());
+        }
+        if let Some(note) = &plan.note {
+            reporter.info(note);
+        }
+        apply(&remote, &plan, Some(&code), reporter)
+            .await
+            .map_err(CommandError::Stopped)?;
+        drop(_lock);
+        let _ = remote.close().await;
+        let url = target.url();
+        reporter.result(
+            &format!("{} is live in {}: {url}", requested.tag, target.env),
+            &json!({ "ok": true, "env": target.env, "tag": requested.tag, "url": url }),
+        );
+        Ok(())
+    })
+}

@@ -1,0 +1,68 @@
+//! `berth rollback`: switch an environment to its warm backup slot.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::target::{now_utc, observe, EnvTarget};
+use super::{runtime, CommandError};
+use crate::cli::RollbackArgs;
+use crate::env::Env;
+use crate::exec::apply::apply;
+use crate::exec::remote::Remote;
+use crate::plan::deploy::{self, Release};
+use crate::report::Reporter;
+
+pub fn run(
+    args: &RollbackArgs,
+    dry_run: bool,
+    env: &Env,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    if args.to.is_some() {
+        return Err(CommandError::NotAvailable {
+            command: "rollback --to",
+        });
+    }
+    let t = &args.target;
+    let target = EnvTarget::load(&t.app_dir, &t.access, &t.env, &t.templates, env)?;
+    let now = now_utc();
+    let release = Release {
+        app: &target.app_dir.app,
+        env: target.app_env(),
+        host: target.host(),
+        templates: &target.templates,
+        keep: 0,
+        health_timeout_secs: t.health_timeout,
+        now: &now,
+    };
+    let layout = target.layout();
+    runtime()?.block_on(async {
+        let remote = Remote::connect(target.host(), &target.ssh_key).await?;
+        remote
+            .run("create the app directory", &["mkdir", "-p", layout.root.as_str()])
+            .await?;
+        let _lock = remote
+            .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
+            .await?;
+        let observed = observe(&remote, &layout).await?;
+        let plan = deploy::rollback(&release, &observed).map_err(|e| CommandError::Usage {
+            message: e.to_string(),
+            hint: "a rollback switches to the previous release, which exists after a second deploy".into(),
+        })?;
+        if dry_run {
+            reporter.result(&plan.to_string(), &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }));
+            return Ok(());
+        }
+        apply(&remote, &plan, None, reporter)
+            .await
+            .map_err(CommandError::Stopped)?;
+        let backup = observed.state.backup.expect("the plan checked the backup");
+        let url = target.url();
+        reporter.result(
+            &format!("{} ({}) is live again in {}: {url}", backup.tag, backup.slot, target.env),
+            &json!({ "ok": true, "env": target.env, "tag": backup.tag, "slot": backup.slot, "url": url }),
+        );
+        Ok(())
+    })
+}

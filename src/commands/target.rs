@@ -1,0 +1,160 @@
+//! Resolving "this app environment on its host" from the command line,
+//! the files and the environment, and observing its state on the host.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::{inventory_path, CommandError};
+use crate::cli::{AppDirArg, HostAccessArgs};
+use crate::config::app::AppEnvironment;
+use crate::config::inventory::Host;
+use crate::config::values::{EnvName, ScalarValue};
+use crate::config::{app_file_path, AppDir, Inventory};
+use crate::env::Env;
+use crate::exec::remote::Remote;
+use crate::plan::deploy::{HostState, Observed};
+use crate::plan::release::{HostLayout, ReleaseId};
+use crate::plan::render::Templates;
+
+/// The loaded, checked configuration of one app environment.
+pub struct EnvTarget {
+    pub app_dir: AppDir,
+    pub inventory: Inventory,
+    pub env: EnvName,
+    pub ssh_key: PathBuf,
+    pub templates: Templates,
+}
+
+impl EnvTarget {
+    pub fn load(
+        app_dir: &AppDirArg,
+        access: &HostAccessArgs,
+        env_flag: &str,
+        templates: &Option<PathBuf>,
+        env: &Env,
+    ) -> Result<EnvTarget, CommandError> {
+        let Some(inventory_file) = inventory_path(&access.inventory.inventory, env) else {
+            return Err(CommandError::Usage {
+                message: "no host inventory given".into(),
+                hint: "pass --inventory FILE or set BERTH_INVENTORY".into(),
+            });
+        };
+        let Some(ssh_key) = access.ssh_key.clone().or_else(|| env.ssh_key.clone()) else {
+            return Err(CommandError::Usage {
+                message: "no SSH key given".into(),
+                hint: "pass --ssh-key FILE or set BERTH_SSH_KEY".into(),
+            });
+        };
+        let env_name = EnvName::parse(env_flag).map_err(|e| CommandError::Usage {
+            message: format!("--env: {}", e.message),
+            hint: e.hint,
+        })?;
+        let dir = &app_dir.app_dir;
+        let loaded = AppDir::load(dir)?;
+        let inventory = Inventory::load(&inventory_file)?;
+        loaded.check_hosts(&inventory, &app_file_path(dir).display().to_string())?;
+        if loaded.app.environment(&env_name).is_none() {
+            return Err(CommandError::Usage {
+                message: format!("app {} has no environment {env_name}", loaded.app.id),
+                hint: "app.yml lists the app's environments".into(),
+            });
+        }
+        let templates_dir = templates.clone().or_else(|| env.templates_dir.clone());
+        Ok(EnvTarget {
+            app_dir: loaded,
+            inventory,
+            env: env_name,
+            ssh_key,
+            templates: Templates::with_overrides(templates_dir),
+        })
+    }
+
+    pub fn app_env(&self) -> &AppEnvironment {
+        self.app_dir
+            .app
+            .environment(&self.env)
+            .expect("checked when loaded")
+    }
+
+    pub fn host(&self) -> &Host {
+        self.inventory
+            .host(&self.app_env().host)
+            .expect("check_hosts verified the host")
+    }
+
+    pub fn layout(&self) -> HostLayout {
+        HostLayout::new(&self.host().base_dir, &self.app_dir.app.id, self.app_env())
+    }
+
+    /// The URL the environment answers on, through the host's front.
+    pub fn url(&self) -> String {
+        let front = &self.host().front;
+        let domain = &self.app_env().domains[0];
+        match &front.tls {
+            Some(tls) if tls.listen.port() == 443 => format!("https://{domain}/"),
+            Some(tls) => format!("https://{domain}:{}/", tls.listen.port()),
+            None if front.listen.port() == 80 => format!("http://{domain}/"),
+            None => format!("http://{domain}:{}/", front.listen.port()),
+        }
+    }
+}
+
+/// Reads `state.json` and the complete releases of an app environment.
+pub async fn observe(remote: &Remote, layout: &HostLayout) -> Result<Observed> {
+    let state_file = layout.state_file();
+    let state = match remote.read_file(&state_file).await? {
+        None => HostState::default(),
+        Some(text) => serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{state_file} on host {} is not a state file berth wrote",
+                remote.name()
+            )
+        })?,
+    };
+    let listing = remote
+        .run(
+            "list releases",
+            &[
+                "sh",
+                "-c",
+                "cd \"$1\" 2>/dev/null || exit 0; for d in */code; do [ -d \"$d\" ] && echo \"${d%/code}\"; done; exit 0",
+                "sh",
+                layout.releases_dir().as_str(),
+            ],
+        )
+        .await?;
+    let complete_releases = listing
+        .stdout
+        .lines()
+        .filter_map(|line| ReleaseId::try_from(line.to_string()).ok())
+        .collect();
+    Ok(Observed {
+        state,
+        complete_releases,
+    })
+}
+
+/// The current time as an RFC 3339 UTC time stamp, e.g. `2026-11-22T21:30:00Z`.
+pub fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,289 @@
+//! Carries out a deploy or rollback plan on a connected host, step by step.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::remote::Remote;
+use crate::plan::deploy::{Plan, Step};
+use crate::report::Reporter;
+
+/// A step that failed, with its number in the plan.
+#[derive(Debug, thiserror::Error)]
+#[error("step {number} ({step}) failed")]
+pub struct StepFailed {
+    pub number: usize,
+    pub step: String,
+    /// Whether the front was already switched to the new release before
+    /// the failure; if not, the previous release still serves.
+    pub front_switched: bool,
+    #[source]
+    pub source: anyhow::Error,
+}
+
+/// Runs every step in order; stops at the first failure.
+pub async fn apply(
+    remote: &Remote,
+    plan: &Plan,
+    code: Option<&Path>,
+    reporter: &Reporter,
+) -> Result<(), StepFailed> {
+    let mut front_switched = false;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let started = Instant::now();
+        reporter.info(&format!("{}. {step}", i + 1));
+        if let Err(source) = run_step(remote, step, code).await {
+            return Err(StepFailed {
+                number: i + 1,
+                step: step.to_string(),
+                front_switched,
+                source,
+            });
+        }
+        front_switched |= matches!(step, Step::SwitchFront { .. });
+        reporter.detail(&format!("   done in {} ms", started.elapsed().as_millis()));
+    }
+    Ok(())
+}
+
+async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<()> {
+    match step {
+        Step::SyncCode {
+            staging,
+            code_dir,
+            link_dest,
+        } => {
+            let Some(code) = code else {
+                bail!("no code checkout was given to sync");
+            };
+            remote
+                .run(
+                    "create the staging directory",
+                    &["mkdir", "-p", staging.as_str()],
+                )
+                .await?;
+            remote.rsync(code, staging, link_dest.as_ref()).await?;
+            remote
+                .run(
+                    "move the release into place",
+                    &[
+                        "sh",
+                        "-c",
+                        "mkdir -p \"$(dirname \"$2\")\" && rm -rf -- \"$2\" && mv -- \"$1\" \"$2\"",
+                        "sh",
+                        staging.as_str(),
+                        code_dir.as_str(),
+                    ],
+                )
+                .await?;
+        }
+        Step::UploadConf { dir, files } => {
+            remote
+                .run("create the conf directory", &["mkdir", "-p", dir.as_str()])
+                .await?;
+            for file in files {
+                remote
+                    .write_file(&dir.join(&file.name), file.contents.as_bytes())
+                    .await?;
+            }
+        }
+        Step::ComposeUp { project, file } => {
+            remote
+                .run(
+                    "compose up",
+                    &[
+                        "docker-compose",
+                        "-p",
+                        project,
+                        "-f",
+                        file.as_str(),
+                        "up",
+                        "-d",
+                        "--remove-orphans",
+                    ],
+                )
+                .await?;
+        }
+        Step::WaitHealthy {
+            project,
+            file,
+            address,
+            port,
+            path,
+            domain,
+            timeout_secs,
+        } => {
+            let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
+            loop {
+                let last = match http_get(
+                    remote,
+                    address,
+                    &port.to_string(),
+                    path.as_str(),
+                    domain.as_str(),
+                )
+                .await
+                {
+                    Ok((200, _)) => break,
+                    Ok((status, _)) => format!("answered {status}"),
+                    Err(e) => format!("{e:#}"),
+                };
+                if Instant::now() >= deadline {
+                    let logs = remote
+                        .output(
+                            &[
+                                "docker-compose",
+                                "-p",
+                                project,
+                                "-f",
+                                file.as_str(),
+                                "logs",
+                                "--no-color",
+                                "--tail",
+                                "20",
+                            ],
+                            None,
+                        )
+                        .await
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default();
+                    bail!(
+                        "{path} on {address}:{port} was not healthy after {timeout_secs}s (last: {last})\n--- last log lines of {project}\n{}",
+                        logs.trim_end()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Step::SwitchFront {
+            lock,
+            vhost,
+            staged,
+            test,
+            reload,
+        } => {
+            let mut argv: Vec<&str> = vec![
+                "bash",
+                "-c",
+                SWITCH_FRONT,
+                "bash",
+                lock.as_str(),
+                vhost.as_str(),
+                staged.as_str(),
+            ];
+            let count = test.len().to_string();
+            argv.push(&count);
+            argv.extend(test.iter().map(|a| a.as_str()));
+            argv.extend(reload.iter().map(|a| a.as_str()));
+            let output = remote.output(&argv, None).await?;
+            match output.status.code() {
+                Some(0) => {}
+                Some(91) => bail!(
+                    "the front nginx refused the new vhost; the previous one was restored:\n{}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+                _ => bail!(
+                    "switching the front nginx failed ({}): {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            }
+        }
+        Step::WaitFront {
+            address,
+            port,
+            domain,
+            release,
+        } => {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let body = http_get(
+                    remote,
+                    address,
+                    &port.to_string(),
+                    "/.berth/release",
+                    domain.as_str(),
+                )
+                .await;
+                let last = match body {
+                    Ok((200, body)) if body.trim() == release.as_str() => break,
+                    Ok((status, body)) => format!("answered {status}: {}", body.trim()),
+                    Err(e) => format!("{e:#}"),
+                };
+                if Instant::now() >= deadline {
+                    bail!("the front on {address}:{port} did not serve {release} within 15s (last: {last})");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Step::RecordState { path, state } => {
+            let json = serde_json::to_vec_pretty(state).context("serialize state.json")?;
+            remote.write_file(path, &json).await?;
+        }
+        Step::Prune { dirs } => {
+            let mut argv = vec!["rm", "-rf", "--"];
+            argv.extend(dirs.iter().map(|d| d.as_str()));
+            remote.run("remove old releases", &argv).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Installs a vhost under the host's front lock: keep the old file, move the
+/// new one in, `nginx -t`; on failure put the old one back; then reload.
+/// Arguments: lock, vhost, staged file, the test command's length, the test
+/// command, the reload command.
+const SWITCH_FRONT: &str = r#"set -u
+exec 9>"$1" && flock -w 60 9 || { echo "front lock $1 not taken" >&2; exit 90; }
+vhost=$2 staged=$3 n=$4
+shift 4
+test_cmd=("${@:1:n}")
+reload_cmd=("${@:n+1}")
+if [ -e "$vhost" ]; then cp -p -- "$vhost" "$vhost.berth-prev"; had=1; else had=0; fi
+cp -- "$staged" "$vhost.berth-new" && mv -f -- "$vhost.berth-new" "$vhost" || exit 93
+if ! out=$("${test_cmd[@]}" 2>&1); then
+  if [ "$had" = 1 ]; then mv -f -- "$vhost.berth-prev" "$vhost"; else rm -f -- "$vhost"; fi
+  printf '%s\n' "$out" >&2
+  exit 91
+fi
+"${reload_cmd[@]}" || exit 92
+rm -f -- "$vhost.berth-prev"
+"#;
+
+/// One HTTP/1.0 GET run on the host itself (slot ports are only published
+/// there); returns the status code and the body.
+async fn http_get(
+    remote: &Remote,
+    address: &str,
+    port: &str,
+    path: &str,
+    domain: &str,
+) -> Result<(u16, String)> {
+    let output = remote
+        .output(
+            &["bash", "-c", HTTP_GET, "bash", address, port, path, domain],
+            None,
+        )
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let status = stdout
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.trim().parse().ok())
+        .with_context(|| {
+            format!(
+                "no HTTP answer from {address}:{port}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
+        })?;
+    let body = stdout
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+const HTTP_GET: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 1
+printf 'GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: berth\r\n\r\n' "$3" "$4" >&3
+timeout 5 head -c 65536 <&3"#;

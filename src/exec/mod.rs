@@ -1,0 +1,6 @@
+//! Executors: carry a plan out on a host. Thin: every decision was made by
+//! `plan`; these only run commands and report what failed, naming the action
+//! and the host.
+
+pub mod apply;
+pub mod remote;

@@ -1,0 +1,270 @@
+//! One SSH session per host (an OpenSSH ControlMaster through the `openssh`
+//! crate). Every remote command and rsync ride that session. The host key is
+//! checked strictly against the inventory's line: no trust on first use.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio as SshStdio};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::config::inventory::Host;
+use crate::config::values::AbsPath;
+
+/// A connected host.
+pub struct Remote {
+    session: Session,
+    name: String,
+    destination: String,
+    port: u16,
+    known_hosts: PathBuf,
+    key: PathBuf,
+    /// Holds the known_hosts file and the control socket.
+    _dir: tempfile::TempDir,
+}
+
+/// The output of a remote command that succeeded.
+pub struct Output {
+    pub stdout: String,
+}
+
+impl Remote {
+    /// Connects with `key`, trusting only the inventory's host key.
+    pub async fn connect(host: &Host, key: &Path) -> Result<Remote> {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-ssh-")
+            .tempdir()
+            .context("create a directory for the SSH control socket")?;
+        let known_hosts = dir.path().join("known_hosts");
+        std::fs::write(&known_hosts, format!("{}\n", host.ssh.known_hosts))
+            .context("write the pinned host key")?;
+        let destination = format!("{}@{}", host.ssh.user, host.ssh.address);
+        let session = SessionBuilder::default()
+            .port(host.ssh.port.get())
+            .keyfile(key)
+            .known_hosts_check(KnownHosts::Strict)
+            .user_known_hosts_file(&known_hosts)
+            .control_directory(dir.path())
+            .connect_timeout(Duration::from_secs(15))
+            .server_alive_interval(Duration::from_secs(15))
+            .connect(&destination)
+            .await
+            .with_context(|| {
+                format!(
+                    "connect to host {} ({destination}, port {}) over SSH",
+                    host.name,
+                    host.ssh.port.get()
+                )
+            })?;
+        Ok(Remote {
+            session,
+            name: host.name.to_string(),
+            destination,
+            port: host.ssh.port.get(),
+            known_hosts,
+            key: key.to_path_buf(),
+            _dir: dir,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `argv` on the host (each argument quoted for the remote shell);
+    /// fails with its stderr when it exits non-zero.
+    pub async fn run(&self, what: &str, argv: &[&str]) -> Result<Output> {
+        let output = self.output(argv, None).await?;
+        if !output.status.success() {
+            bail!(
+                "{what} on host {} failed ({}): {}",
+                self.name,
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        })
+    }
+
+    /// Runs `argv` and returns its raw result, whatever the exit status.
+    pub async fn output(
+        &self,
+        argv: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<std::process::Output> {
+        let (program, args) = argv.split_first().expect("a command has a program");
+        let mut command = self.session.command(*program);
+        command.args(args.iter().copied());
+        command.stdout(SshStdio::piped()).stderr(SshStdio::piped());
+        command.stdin(if stdin.is_some() {
+            SshStdio::piped()
+        } else {
+            SshStdio::null()
+        });
+        let mut child = command
+            .spawn()
+            .await
+            .with_context(|| format!("start `{program}` on host {}", self.name))?;
+        if let Some(bytes) = stdin {
+            let mut pipe = child.stdin().take().expect("stdin is piped");
+            pipe.write_all(bytes)
+                .await
+                .with_context(|| format!("send input to `{program}` on host {}", self.name))?;
+            drop(pipe);
+        }
+        child
+            .wait_with_output()
+            .await
+            .with_context(|| format!("run `{program}` on host {}", self.name))
+    }
+
+    /// Reads a file, or `None` when it does not exist.
+    pub async fn read_file(&self, path: &AbsPath) -> Result<Option<String>> {
+        let output = self
+            .output(
+                &[
+                    "sh",
+                    "-c",
+                    "test -e \"$1\" || exit 3; cat -- \"$1\"",
+                    "sh",
+                    path.as_str(),
+                ],
+                None,
+            )
+            .await?;
+        match output.status.code() {
+            Some(0) => Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned())),
+            Some(3) => Ok(None),
+            _ => bail!(
+                "read {path} on host {}: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        }
+    }
+
+    /// Writes a file atomically: to `<path>.tmp`, then renamed.
+    pub async fn write_file(&self, path: &AbsPath, contents: &[u8]) -> Result<()> {
+        let output = self
+            .output(
+                &[
+                    "sh",
+                    "-c",
+                    "cat > \"$1.tmp\" && mv -f -- \"$1.tmp\" \"$1\"",
+                    "sh",
+                    path.as_str(),
+                ],
+                Some(contents),
+            )
+            .await?;
+        if !output.status.success() {
+            bail!(
+                "write {path} on host {}: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes an exclusive `flock` on the host, held until the returned guard
+    /// is dropped or this process dies (the SSH channel closes, the remote
+    /// holder exits, the kernel drops the lock): no stale locks.
+    pub async fn lock(&self, path: &AbsPath, what: &str, wait: Duration) -> Result<HostLock<'_>> {
+        let mut command = self.session.command("flock");
+        command
+            .arg("-w")
+            .arg(wait.as_secs().to_string())
+            .arg(path.as_str())
+            .args(["sh", "-c", "echo locked && exec cat >/dev/null"]);
+        command
+            .stdin(SshStdio::piped())
+            .stdout(SshStdio::piped())
+            .stderr(SshStdio::null());
+        let mut child = command
+            .spawn()
+            .await
+            .with_context(|| format!("take the {what} lock on host {}", self.name))?;
+        let stdout = child.stdout().take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .with_context(|| format!("take the {what} lock on host {}", self.name))?;
+        if line.trim() != "locked" {
+            bail!(
+                "the {what} lock {path} on host {} is held by another berth run for more than {}s",
+                self.name,
+                wait.as_secs()
+            );
+        }
+        let stdin = child.stdin().take().expect("stdin is piped");
+        Ok(HostLock {
+            _stdin: stdin,
+            _child: child,
+        })
+    }
+
+    /// rsync from a local directory over this session's control socket.
+    pub async fn rsync(
+        &self,
+        source: &Path,
+        dest: &AbsPath,
+        link_dest: Option<&AbsPath>,
+    ) -> Result<()> {
+        let ssh = format!(
+            "ssh -o ControlPath={} -o ControlMaster=no -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o IdentitiesOnly=yes -i {} -p {}",
+            self.session.control_socket().display(),
+            self.known_hosts.display(),
+            self.key.display(),
+            self.port
+        );
+        let mut command = tokio::process::Command::new("rsync");
+        command.args([
+            "-a",
+            "--delete",
+            "--exclude=.git",
+            "--chmod=D755,F644",
+            "-e",
+            &ssh,
+        ]);
+        if let Some(prev) = link_dest {
+            command.arg(format!("--link-dest={prev}"));
+        }
+        command
+            .arg(format!("{}/", source.display()))
+            .arg(format!("{}:{dest}/", self.destination))
+            .stdin(Stdio::null());
+        let output = command
+            .output()
+            .await
+            .with_context(|| format!("start rsync to host {}", self.name))?;
+        if !output.status.success() {
+            bail!(
+                "rsync {} to {dest} on host {} failed ({}): {}",
+                source.display(),
+                self.name,
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    pub async fn close(self) -> Result<()> {
+        self.session
+            .close()
+            .await
+            .with_context(|| format!("close the SSH session to host {}", self.name))
+    }
+}
+
+/// A lock held on a host; released on drop (the holder's stdin closes).
+pub struct HostLock<'s> {
+    _stdin: openssh::ChildStdin,
+    _child: openssh::Child<&'s Session>,
+}
