@@ -3,6 +3,7 @@
 mod bad_input;
 mod cli;
 mod common;
+mod deploy;
 mod render;
 mod runtime;
 mod schema;

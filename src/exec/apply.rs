@@ -196,7 +196,12 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
             domain,
             release,
         } => {
+            // Old workers stop accepting only once they handle the master's
+            // QUIT, which a busy host delays: ask until several fresh
+            // connections in a row see the new vhost.
+            const IN_A_ROW: usize = 10;
             let deadline = Instant::now() + Duration::from_secs(15);
+            let mut seen = 0;
             loop {
                 let body = http_get(
                     remote,
@@ -207,10 +212,17 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
                 )
                 .await;
                 let last = match body {
-                    Ok((200, body)) if body.trim() == release.as_str() => break,
+                    Ok((200, body)) if body.trim() == release.as_str() => {
+                        seen += 1;
+                        if seen == IN_A_ROW {
+                            break;
+                        }
+                        continue;
+                    }
                     Ok((status, body)) => format!("answered {status}: {}", body.trim()),
                     Err(e) => format!("{e:#}"),
                 };
+                seen = 0;
                 if Instant::now() >= deadline {
                     bail!("the front on {address}:{port} did not serve {release} within 15s (last: {last})");
                 }

@@ -224,8 +224,12 @@ impl Remote {
             self.port
         );
         let mut command = tokio::process::Command::new("rsync");
+        // --checksum: with --link-dest, rsync's default size-and-mtime check
+        // would hard-link a changed file of the same size and second from
+        // the previous release; compare contents instead.
         command.args([
             "-a",
+            "--checksum",
             "--delete",
             "--exclude=.git",
             "--chmod=D755,F644",

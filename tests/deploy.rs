@@ -1,0 +1,444 @@
+//! Deploys on the rig (tests/rig/up): a real sshd, rsync, Docker and front
+//! nginx, reached exactly as a production host is.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use berth::exit::ExitStatus;
+
+use crate::common::{free_port, http_request, repo_root, Berth, Run, APP_YML};
+
+/// The rig's settings from `$BERTH_RIG/rig.env`.
+pub struct Rig {
+    vars: Vec<(String, String)>,
+}
+
+impl Rig {
+    pub fn load() -> Rig {
+        let dir = std::env::var("BERTH_RIG").unwrap_or_else(|_| "/tmp/berth-rig".into());
+        let path = Path::new(&dir).join("rig.env");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; start the rig with tests/rig/up (scripts/test does)",
+                path.display()
+            )
+        });
+        let vars = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect();
+        Rig { vars }
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("rig.env has no {key}"))
+    }
+
+    pub fn front_port(&self) -> u16 {
+        self.get("RIG_FRONT_LISTEN")
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn inventory(&self) -> String {
+        let front = self.get("RIG_FRONT_PREFIX");
+        let conf = self.get("RIG_FRONT_CONF");
+        format!(
+            "hosts:
+  local:
+    ssh: {{address: 127.0.0.1, port: {port}, user: deploy, known_hosts: \"{known}\"}}
+    publish_address: 127.0.0.1
+    base_dir: {base}
+    environments: [test, production]
+    front:
+      include_dir: {confd}
+      log_dir: {front}/logs
+      listen: {listen}
+      test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]
+      reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]
+",
+            port = self.get("RIG_SSH_PORT"),
+            known = self.get("RIG_KNOWN_HOSTS_LINE"),
+            base = self.get("RIG_BASE_DIR"),
+            confd = self.get("RIG_FRONT_CONF_D"),
+            listen = self.get("RIG_FRONT_LISTEN"),
+        )
+    }
+}
+
+/// One app of its own on the rig, with its own ports and domain.
+pub struct RigApp {
+    pub rig: Rig,
+    pub id: String,
+    pub domain: String,
+    dir: tempfile::TempDir,
+}
+
+impl RigApp {
+    pub fn new(name: &str) -> RigApp {
+        let rig = Rig::load();
+        let id = format!("{name}-{}", std::process::id());
+        let domain = format!("{id}.test.berth.localhost");
+        let dir = tempfile::tempdir().unwrap();
+        let app = APP_YML
+            .replacen("id: example", &format!("id: {id}"), 1)
+            .replacen(
+                "ports: [18001, 18002]",
+                &format!("ports: [{}, {}]", free_port(), free_port()),
+                1,
+            )
+            .replacen("example.test.berth.localhost", &domain, 1)
+            .replacen(
+                "ports: [18011, 18012]",
+                &format!("ports: [{}, {}]", free_port(), free_port()),
+                1,
+            )
+            .replacen(
+                "example.berth.localhost",
+                &format!("{id}.berth.localhost"),
+                1,
+            );
+        std::fs::create_dir_all(dir.path().join("app")).unwrap();
+        std::fs::write(dir.path().join("app/app.yml"), app).unwrap();
+        std::fs::write(dir.path().join("inventory.yml"), rig.inventory()).unwrap();
+        RigApp {
+            rig,
+            id,
+            domain,
+            dir,
+        }
+    }
+
+    /// A copy of the example plugin whose markers say `version`; `health`
+    /// is what its health endpoint answers.
+    pub fn code(&self, version: &str, healthy: bool) -> PathBuf {
+        let code = self.dir.path().join(format!("code-{version}"));
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(repo_root().join("examples/plugin"))
+            .arg(&code)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for file in ["lib/version.php", "lib/marker.php"] {
+            let path = code.join(file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("v1.0.0", version);
+            std::fs::write(path, text).unwrap();
+        }
+        if !healthy {
+            std::fs::write(
+                code.join("public/health.php"),
+                "<?php http_response_code(503); echo \"broken\\n\";\n",
+            )
+            .unwrap();
+        }
+        code
+    }
+
+    pub fn request(&self, tag: &str) {
+        std::fs::write(
+            self.dir.path().join("app/release.yml"),
+            format!("environments:\n  test:\n    ref: {tag}\n"),
+        )
+        .unwrap();
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Berth {
+        Berth::new()
+            .args(args)
+            .args(["--app-dir"])
+            .arg_path(&self.dir.path().join("app"))
+            .args(["--inventory"])
+            .arg_path(&self.dir.path().join("inventory.yml"))
+            .args(["--ssh-key", self.rig.get("RIG_SSH_KEY"), "--env", "test"])
+    }
+
+    pub fn deploy(&self, tag: &str, code: &Path) -> Run {
+        self.request(tag);
+        self.berth(&["deploy", "--health-timeout", "20"])
+            .args(["--code"])
+            .arg_path(code)
+            .run()
+    }
+
+    /// GET / through the front; `(version, marker)` of the page.
+    pub fn served(&self) -> (u16, String, String) {
+        let (status, body) =
+            http_request(self.rig.front_port(), &self.domain, "GET", "/", "").unwrap();
+        let span = |id: &str| {
+            body.split(&format!("<span id=\"{id}\">"))
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        (status, span("version"), span("marker"))
+    }
+
+    pub fn vhost(&self) -> Option<String> {
+        std::fs::read_to_string(
+            Path::new(self.rig.get("RIG_FRONT_CONF_D"))
+                .join(format!("berth-{}-test.conf", self.id)),
+        )
+        .ok()
+    }
+}
+
+impl Drop for RigApp {
+    /// Removes the app's containers, networks and vhost from the rig.
+    fn drop(&mut self) {
+        let label = format!("label=berth.app={}", self.id);
+        if let Ok(out) = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+        {
+            let ids = String::from_utf8_lossy(&out.stdout).into_owned();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .args(["rm", "-f"])
+                    .args(&ids)
+                    .output();
+            }
+        }
+        for slot in ["blue", "green"] {
+            let _ = std::process::Command::new("docker")
+                .args(["network", "rm", &format!("berth-{}-test-{slot}", self.id)])
+                .output();
+        }
+        let _ = std::fs::remove_file(
+            Path::new(self.rig.get("RIG_FRONT_CONF_D"))
+                .join(format!("berth-{}-test.conf", self.id)),
+        );
+    }
+}
+
+/// Steady GET load through the front, counting failures, torn pages (version
+/// and marker from different releases) and retried connections.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    torn: Arc<AtomicUsize>,
+    retries: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16, domain: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let [ok, failed, torn, retries] = std::array::from_fn(|_| Arc::new(AtomicUsize::new(0)));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed, torn, retries) = (
+                    stop.clone(),
+                    ok.clone(),
+                    failed.clone(),
+                    torn.clone(),
+                    retries.clone(),
+                );
+                let domain = domain.to_string();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        // A browser retries a request whose connection the
+                        // server closed; one retry, counted.
+                        let result = http_request(port, &domain, "GET", "/", "").or_else(|_| {
+                            retries.fetch_add(1, Ordering::Relaxed);
+                            http_request(port, &domain, "GET", "/", "")
+                        });
+                        match result {
+                            Ok((200, body)) => {
+                                let version = body
+                                    .split("<span id=\"version\">")
+                                    .nth(1)
+                                    .and_then(|r| r.split('<').next());
+                                let marker = body
+                                    .split("<span id=\"marker\">")
+                                    .nth(1)
+                                    .and_then(|r| r.split('<').next());
+                                if version.is_none() || version != marker {
+                                    torn.fetch_add(1, Ordering::Relaxed);
+                                }
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            torn,
+            retries,
+            threads,
+        }
+    }
+
+    /// Stops the clients: (ok, failed, torn, retries).
+    fn finish(self) -> (usize, usize, usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.torn.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[test]
+fn releases_and_rollbacks_under_load_fail_no_request() {
+    let app = RigApp::new("load");
+    let v1 = app.code("v1.0.0", true);
+    let v2 = app.code("v2.0.0", true);
+    let run = app.deploy("v1.0.0", &v1).expect_code(0);
+    assert!(
+        run.stdout()
+            .contains(&format!("v1.0.0 is live in test: http://{}:", app.domain)),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
+    app.deploy("v2.0.0", &v2).expect_code(0);
+    assert_eq!(
+        app.served(),
+        (200, "v2.0.0".into(), "v2.0.0".into()),
+        "served when deploy returns"
+    );
+    app.berth(&["rollback"]).run().expect_code(0);
+    assert_eq!(
+        app.served(),
+        (200, "v1.0.0".into(), "v1.0.0".into()),
+        "served when rollback returns"
+    );
+
+    // Under steady load: roll forward, back, forward again, then kill the
+    // active slot's php container so the warm backup takes over.
+    let load = Load::start(app.rig.front_port(), &app.domain, 4);
+    app.deploy("v2.0.0", &v2).expect_code(0);
+    app.berth(&["rollback"]).run().expect_code(0);
+    app.deploy("v2.0.0", &v2).expect_code(0);
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &format!("berth-{}-test-green_php_1", app.id)])
+        .output()
+        .unwrap();
+    assert!(
+        killed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    let (status, _, _) = app.served();
+    assert_eq!(status, 200, "failover to the backup slot");
+    let (ok, failed, torn, retries) = load.finish();
+    eprintln!("load: {ok} ok, {failed} failed, {torn} torn, {retries} retried connections");
+    assert!(ok > 100, "the load ran ({ok} requests)");
+    assert_eq!(failed, 0, "failed requests");
+    assert_eq!(torn, 0, "torn (mixed-version) pages");
+
+    let run = app
+        .berth(&["--output", "json", "status"])
+        .run()
+        .expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let state = &json["environments"][0]["state"];
+    assert_eq!(state["active"]["tag"], "v2.0.0");
+    assert_eq!(state["active"]["slot"], "green");
+    assert_eq!(state["backup"]["tag"], "v1.0.0");
+    assert_eq!(state["history"][0]["action"], "deploy");
+    assert_eq!(state["history"][1]["action"], "rollback");
+}
+
+#[test]
+fn an_unhealthy_release_never_takes_traffic() {
+    let app = RigApp::new("sick");
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(0);
+    let vhost = app.vhost().expect("vhost written");
+    let run = app
+        .deploy("v2.0.0", &app.code("v2.0.0", false))
+        .expect_code(ExitStatus::Stopped.code());
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("was not healthy after 20s (last: answered 503)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--- last log lines of berth-"),
+        "logs shown: {stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the previous release still serves"),
+        "{stderr}"
+    );
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
+    assert_eq!(app.vhost().unwrap(), vhost, "front vhost untouched");
+
+    // A fixed release goes out; deploying it again changes nothing.
+    let fixed = app.code("v2.0.1", true);
+    app.deploy("v2.0.1", &fixed).expect_code(0);
+    assert_eq!(app.served().1, "v2.0.1");
+    let run = app.deploy("v2.0.1", &fixed).expect_code(0);
+    assert!(
+        run.stderr()
+            .contains("v2.0.1 is already live in slot green; nothing to do"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_vhost_nginx_refuses_is_rolled_back() {
+    let app = RigApp::new("badfront");
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(0);
+    let vhost = app.vhost().expect("vhost written");
+    let overrides = tempfile::tempdir().unwrap();
+    std::fs::write(
+        overrides.path().join("front.conf.j2"),
+        "server { no_such_directive on; }\n",
+    )
+    .unwrap();
+    app.request("v2.0.0");
+    let run = app
+        .berth(&["deploy"])
+        .args(["--code"])
+        .arg_path(&app.code("v2.0.0", true))
+        .args(["--templates"])
+        .arg_path(overrides.path())
+        .run()
+        .expect_code(ExitStatus::Stopped.code());
+    assert!(
+        run.stderr()
+            .contains("the front nginx refused the new vhost; the previous one was restored"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr()
+            .contains("unknown directive \"no_such_directive\""),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(app.vhost().unwrap(), vhost);
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
+}
