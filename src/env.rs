@@ -15,6 +15,9 @@ pub struct Env {
     /// `BERTH_SSH_KEY`: path of the private key for the hosts (a CI file
     /// variable). Only the path is held; the key never enters berth's memory.
     pub ssh_key: Option<PathBuf>,
+    /// `BERTH_RIG`: the local test host's directory, for `berth demo`
+    /// (default `/tmp/berth-rig`, as `tests/rig/up` uses).
+    pub rig_dir: Option<PathBuf>,
 }
 
 impl Env {
@@ -25,6 +28,7 @@ impl Env {
             inventory: var("BERTH_INVENTORY").map(PathBuf::from),
             templates_dir: var("BERTH_TEMPLATES_DIR").map(PathBuf::from),
             ssh_key: var("BERTH_SSH_KEY").map(PathBuf::from),
+            rig_dir: var("BERTH_RIG").map(PathBuf::from),
         }
     }
 }

@@ -138,7 +138,6 @@ fn subcommands_not_landed_yet_say_so_with_their_own_exit_code() {
         &["report"],
         &["app", "create", "--id", "shop", "--owner", "jane"],
         &["request", "--env", "test", "--ref", "v1.0.0"],
-        &["demo"],
     ];
     for args in cases {
         let run = Berth::new()

@@ -39,6 +39,11 @@ impl Berth {
         self
     }
 
+    pub fn current_dir(mut self, dir: &Path) -> Berth {
+        self.command.current_dir(dir);
+        self
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Berth {
         self.command.env(key, value);
         self

@@ -442,3 +442,28 @@ fn a_vhost_nginx_refuses_is_rolled_back() {
     assert_eq!(app.vhost().unwrap(), vhost);
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
 }
+
+#[test]
+fn demo_releases_the_example_plugin_and_prints_its_url() {
+    let rig = Rig::load();
+    let run = Berth::new()
+        .args(["demo", "--no-wait"])
+        .current_dir(&repo_root())
+        .run()
+        .expect_code(0);
+    let url = format!("http://example.test.berth.localhost:{}/", rig.front_port());
+    assert_eq!(run.stdout(), format!("v1.0.0 is live in test: {url}\n"));
+    let (status, body) = http_request(
+        rig.front_port(),
+        "example.test.berth.localhost",
+        "GET",
+        "/",
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<span id=\"version\">v1.0.0</span>"),
+        "{body}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `berth deploy`: observe the host, plan, apply, report.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,6 +23,34 @@ pub fn run(
 ) -> Result<(), CommandError> {
     let t = &args.target;
     let target = EnvTarget::load(&t.app_dir, &t.access, &t.env, &t.templates, env)?;
+    let code = args
+        .code
+        .clone()
+        .unwrap_or_else(|| t.app_dir.app_dir.join("codes"));
+    let options = Options {
+        keep: args.keep,
+        health_timeout_secs: t.health_timeout,
+        dry_run,
+    };
+    deploy_target(&target, &code, options, reporter)
+}
+
+/// How a deploy behaves, beyond what it deploys.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub keep: usize,
+    pub health_timeout_secs: u64,
+    pub dry_run: bool,
+}
+
+/// Releases the tag `release.yml` requests for the target's environment
+/// from the checkout `code`.
+pub fn deploy_target(
+    target: &EnvTarget,
+    code: &Path,
+    options: Options,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
     let requested = target
         .app_dir
         .release
@@ -33,10 +62,6 @@ pub fn run(
                 target.env
             ),
         })?;
-    let code = args
-        .code
-        .clone()
-        .unwrap_or_else(|| t.app_dir.app_dir.join("codes"));
     if !code.is_dir() {
         return Err(CommandError::Usage {
             message: format!("code checkout {} does not exist", code.display()),
@@ -49,8 +74,8 @@ pub fn run(
         env: target.app_env(),
         host: target.host(),
         templates: &target.templates,
-        keep: args.keep,
-        health_timeout_secs: t.health_timeout,
+        keep: options.keep,
+        health_timeout_secs: options.health_timeout_secs,
         now: &now,
     };
     let layout = target.layout();
@@ -62,13 +87,13 @@ pub fn run(
                 &["mkdir", "-p", layout.root.as_str()],
             )
             .await?;
-        let _lock = remote
+        let lock = remote
             .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
             .await?;
         let observed = observe(&remote, &layout).await?;
         let plan = deploy::deploy(&release, &requested.tag, &observed)
             .context("render the release configuration")?;
-        if dry_run {
+        if options.dry_run {
             reporter.result(
                 &plan.to_string(),
                 &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }),
@@ -78,10 +103,10 @@ pub fn run(
         if let Some(note) = &plan.note {
             reporter.info(note);
         }
-        apply(&remote, &plan, Some(&code), reporter)
+        apply(&remote, &plan, Some(code), reporter)
             .await
             .map_err(CommandError::Stopped)?;
-        drop(_lock);
+        drop(lock);
         let _ = remote.close().await;
         let url = target.url();
         reporter.result(

@@ -1,6 +1,7 @@
 //! One module per subcommand: glue only. Each resolves its settings, then
 //! observes, plans, executes and reports through the layers below.
 
+mod demo;
 mod deploy;
 mod render;
 mod rollback;
@@ -54,7 +55,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Report(_) => not_available("report"),
         Command::App(_) => not_available("app create"),
         Command::Request(_) => not_available("request"),
-        Command::Demo(_) => not_available("demo"),
+        Command::Demo(args) => demo::run(args, &env, &reporter),
     };
     match result {
         Ok(()) => ExitStatus::Success,

@@ -416,3 +416,194 @@ pub fn rollback(r: &Release, observed: &Observed) -> Result<Plan, RollbackError>
     steps.push(r.record(state, backup.clone(), Some(active.clone()), "rollback"));
     Ok(Plan { steps, note: None })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Inventory;
+
+    const APP: &str = include_str!("../../mgmt-repo-skeleton/app.yml");
+    const INVENTORY: &str = "hosts:
+  local:
+    ssh: {address: 127.0.0.1, user: deploy, known_hosts: \"[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx\"}
+    publish_address: 127.0.0.1
+    base_dir: /srv/berth
+    environments: [test, production]
+    front:
+      include_dir: /etc/nginx/berth.d
+      log_dir: /var/log/nginx/berth
+      listen: 0.0.0.0:80
+      test_command: [nginx, -t]
+      reload_command: [nginx, -s, reload]
+";
+
+    fn plan_with(observed: &Observed, tag: &str) -> Plan {
+        let app = AppFile::parse("app.yml", APP).unwrap();
+        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
+        let templates = Templates::embedded();
+        let release = Release {
+            app: &app,
+            env: &app.environments[0],
+            host: &inventory.hosts[0],
+            templates: &templates,
+            keep: 1,
+            health_timeout_secs: 30,
+            now: "2026-11-22T12:00:00Z",
+        };
+        deploy(&release, &tag.parse().unwrap(), observed).unwrap()
+    }
+
+    fn live(slot: Slot, tag: &str) -> SlotRelease {
+        SlotRelease {
+            slot,
+            release: ReleaseId::new(&tag.parse().unwrap(), None),
+            tag: tag.parse().unwrap(),
+            deployed_at: "2026-11-21T00:00:00Z".into(),
+        }
+    }
+
+    fn lines(plan: &Plan) -> Vec<String> {
+        plan.to_string().lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_first_release_goes_to_blue_without_a_backup() {
+        let plan = plan_with(&Observed::default(), "v1.0.0");
+        let root = "/srv/berth/example/test";
+        assert_eq!(
+            lines(&plan),
+            [
+                format!("1. sync code to {root}/releases/v1.0.0/code"),
+                format!("2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to {root}/releases/v1.0.0/conf-blue"),
+                "3. start berth-example-test-blue (compose up)".to_string(),
+                "4. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)".to_string(),
+                "5. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload".to_string(),
+                "6. wait until the front on 127.0.0.1:80 serves v1.0.0".to_string(),
+                format!("7. record state in {root}/state.json: active v1.0.0 in blue"),
+            ]
+        );
+        let Step::UploadConf { files, .. } = &plan.steps[1] else {
+            panic!("upload")
+        };
+        assert!(!files[0].contents.contains("backup;"), "no backup yet");
+    }
+
+    #[test]
+    fn the_next_release_goes_to_the_idle_slot_and_keeps_the_old_one_warm() {
+        let observed = Observed {
+            state: HostState {
+                active: Some(live(Slot::Blue, "v1.0.0")),
+                backup: None,
+                history: Vec::new(),
+            },
+            complete_releases: vec![
+                ReleaseId::new(&"v0.8.0".parse().unwrap(), None),
+                ReleaseId::new(&"v0.9.0".parse().unwrap(), None),
+                ReleaseId::new(&"v1.0.0".parse().unwrap(), None),
+            ],
+        };
+        let plan = plan_with(&observed, "v2.0.0");
+        let Step::SyncCode { link_dest, .. } = &plan.steps[0] else {
+            panic!("sync")
+        };
+        assert_eq!(
+            link_dest.as_ref().unwrap().as_str(),
+            "/srv/berth/example/test/releases/v1.0.0/code"
+        );
+        let Step::UploadConf { dir, files } = &plan.steps[1] else {
+            panic!("upload")
+        };
+        assert!(dir.as_str().ends_with("/conf-green"));
+        assert!(files[0]
+            .contents
+            .contains("server 127.0.0.1:18002 max_fails=1"));
+        assert!(files[0].contents.contains("server 127.0.0.1:18001 backup;"));
+        let Some(Step::RecordState { state, .. }) = plan
+            .steps
+            .iter()
+            .find(|s| matches!(s, Step::RecordState { .. }))
+        else {
+            panic!("record")
+        };
+        assert_eq!(state.active.as_ref().unwrap().slot, Slot::Green);
+        assert_eq!(state.backup.as_ref().unwrap().tag.as_str(), "v1.0.0");
+        assert_eq!(state.history[0].action, "deploy");
+        // keep = 1: one old release stays besides the active and backup ones.
+        let Some(Step::Prune { dirs }) = plan.steps.last() else {
+            panic!("prune")
+        };
+        assert_eq!(dirs.len(), 1);
+        assert!(
+            !dirs.iter().any(|d| d.as_str().ends_with("/v1.0.0")),
+            "the backup is never pruned"
+        );
+    }
+
+    #[test]
+    fn a_release_already_live_plans_nothing() {
+        let observed = Observed {
+            state: HostState {
+                active: Some(live(Slot::Green, "v2.0.0")),
+                ..HostState::default()
+            },
+            complete_releases: Vec::new(),
+        };
+        let plan = plan_with(&observed, "v2.0.0");
+        assert!(plan.steps.is_empty());
+        assert_eq!(
+            plan.to_string(),
+            "v2.0.0 is already live in slot green; nothing to do\n"
+        );
+    }
+
+    #[test]
+    fn a_rollback_switches_to_the_backup_without_starting_containers() {
+        let app = AppFile::parse("app.yml", APP).unwrap();
+        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
+        let templates = Templates::embedded();
+        let release = Release {
+            app: &app,
+            env: &app.environments[0],
+            host: &inventory.hosts[0],
+            templates: &templates,
+            keep: 1,
+            health_timeout_secs: 30,
+            now: "2026-11-22T12:00:00Z",
+        };
+        assert_eq!(
+            rollback(&release, &Observed::default()),
+            Err(RollbackError::NoBackup("test".into()))
+        );
+        let observed = Observed {
+            state: HostState {
+                active: Some(live(Slot::Green, "v2.0.0")),
+                backup: Some(live(Slot::Blue, "v1.0.0")),
+                history: Vec::new(),
+            },
+            complete_releases: Vec::new(),
+        };
+        let plan = rollback(&release, &observed).unwrap();
+        assert!(!plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ComposeUp { .. } | Step::SyncCode { .. })));
+        assert!(
+            matches!(plan.steps[0], Step::WaitHealthy { .. }),
+            "the backup is probed first"
+        );
+        let Some(Step::RecordState { state, .. }) = plan.steps.last() else {
+            panic!("record")
+        };
+        assert_eq!(state.active.as_ref().unwrap().slot, Slot::Blue);
+        assert_eq!(state.backup.as_ref().unwrap().slot, Slot::Green);
+        assert_eq!(state.history[0].action, "rollback");
+    }
+
+    #[test]
+    fn state_files_from_a_host_are_validated() {
+        let bad = r#"{"active":{"slot":"blue","release":"../../etc","tag":"v1","deployed_at":"x"},"backup":null}"#;
+        assert!(serde_json::from_str::<HostState>(bad).is_err());
+        let bad_tag = r#"{"active":{"slot":"blue","release":"v1","tag":"v1;id","deployed_at":"x"},"backup":null}"#;
+        assert!(serde_json::from_str::<HostState>(bad_tag).is_err());
+    }
+}

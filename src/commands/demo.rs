@@ -1,0 +1,149 @@
+//! `berth demo`: a full local release of the bundled example plugin on this
+//! machine. The test rig (`tests/rig/up`) is the host: it installs what it
+//! needs, builds the runtime image offline and starts an sshd and a front
+//! nginx; berth then deploys to it over SSH exactly as to a production host.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+use super::deploy::{deploy_target, Options};
+use super::target::EnvTarget;
+use super::{runtime, CommandError};
+use crate::cli::{AppDirArg, DemoArgs, HostAccessArgs, InventoryArg};
+use crate::env::Env;
+use crate::report::Reporter;
+
+const SKELETON_APP: &str = include_str!("../../mgmt-repo-skeleton/app.yml");
+
+pub fn run(args: &DemoArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
+    let repo = repository()?;
+    reporter.info("starting the local host (tests/rig/up) ...");
+    let status = Command::new(repo.join("tests/rig/up"))
+        .stdout(std::process::Stdio::from(std::io::stderr()))
+        .status()
+        .context("run tests/rig/up")?;
+    if !status.success() {
+        return Err(anyhow::anyhow!("tests/rig/up failed ({status})").into());
+    }
+    let rig = RigEnv::read(Path::new(&rig_dir(env)).join("rig.env").as_path())?;
+
+    let demo = PathBuf::from(rig.get("RIG")?).join("demo");
+    let app_dir = demo.join("app");
+    std::fs::create_dir_all(&app_dir).context("create the demo directory")?;
+    std::fs::write(demo.join("inventory.yml"), rig.inventory()?)
+        .context("write the demo inventory")?;
+    std::fs::write(app_dir.join("app.yml"), SKELETON_APP).context("write the demo app.yml")?;
+    std::fs::write(
+        app_dir.join("release.yml"),
+        "environments:\n  test:\n    ref: v1.0.0\n",
+    )
+    .context("write the demo release.yml")?;
+
+    let target = EnvTarget::load(
+        &AppDirArg { app_dir },
+        &HostAccessArgs {
+            inventory: InventoryArg {
+                inventory: Some(demo.join("inventory.yml")),
+            },
+            ssh_key: Some(PathBuf::from(rig.get("RIG_SSH_KEY")?)),
+        },
+        "test",
+        &None,
+        env,
+    )?;
+    let options = Options {
+        keep: 3,
+        health_timeout_secs: 60,
+        dry_run: false,
+    };
+    deploy_target(&target, &repo.join("examples/plugin"), options, reporter)?;
+    reporter.info(&format!(
+        "open {} (names under .localhost resolve to this machine), or: curl -H 'Host: {}' http://{}/",
+        target.url(),
+        target.app_env().domains[0],
+        rig.get("RIG_FRONT_LISTEN")?
+    ));
+    if args.no_wait {
+        return Ok(());
+    }
+    reporter.info("serving until interrupted (Ctrl-C); then the local host is stopped");
+    runtime()?.block_on(async { tokio::signal::ctrl_c().await.context("wait for Ctrl-C") })?;
+    let _ = Command::new(repo.join("tests/rig/down")).status();
+    Ok(())
+}
+
+/// The berth repository: the current directory, or where berth was built.
+fn repository() -> Result<PathBuf, CommandError> {
+    let candidates = [
+        std::env::current_dir().unwrap_or_default(),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    ];
+    candidates
+        .into_iter()
+        .find(|dir| dir.join("tests/rig/up").is_file() && dir.join("examples/plugin").is_dir())
+        .ok_or_else(|| CommandError::Usage {
+            message: "berth demo needs the berth repository (tests/rig/up, examples/plugin)".into(),
+            hint: "run it from a checkout of berth: cargo run --release -- demo".into(),
+        })
+}
+
+fn rig_dir(env: &Env) -> PathBuf {
+    env.rig_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/tmp/berth-rig"))
+}
+
+/// `rig.env`: the `KEY=value` lines tests/rig/up writes.
+struct RigEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl RigEnv {
+    fn read(path: &Path) -> anyhow::Result<RigEnv> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let vars = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect();
+        Ok(RigEnv { vars })
+    }
+
+    fn get(&self, key: &str) -> anyhow::Result<&str> {
+        match self.vars.iter().find(|(k, _)| k == key) {
+            Some((_, v)) => Ok(v),
+            None => bail!("rig.env has no {key}"),
+        }
+    }
+
+    /// A host inventory for the rig; its values are validated when berth
+    /// loads it, like any inventory.
+    fn inventory(&self) -> anyhow::Result<String> {
+        let front = self.get("RIG_FRONT_PREFIX")?;
+        let conf = self.get("RIG_FRONT_CONF")?;
+        Ok(format!(
+            "hosts:
+  local:
+    ssh: {{address: 127.0.0.1, port: {port}, user: deploy, known_hosts: \"{known}\"}}
+    publish_address: 127.0.0.1
+    base_dir: {base}
+    environments: [test, production]
+    front:
+      include_dir: {confd}
+      log_dir: {front}/logs
+      listen: {listen}
+      test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]
+      reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]
+",
+            port = self.get("RIG_SSH_PORT")?,
+            known = self.get("RIG_KNOWN_HOSTS_LINE")?,
+            base = self.get("RIG_BASE_DIR")?,
+            confd = self.get("RIG_FRONT_CONF_D")?,
+            listen = self.get("RIG_FRONT_LISTEN")?,
+        ))
+    }
+}
