@@ -268,8 +268,11 @@ impl Load {
                                     .split("<span id=\"marker\">")
                                     .nth(1)
                                     .and_then(|r| r.split('<').next());
-                                if version.is_none() || version != marker {
-                                    torn.fetch_add(1, Ordering::Relaxed);
+                                // Count every torn page; show the first one.
+                                if (version.is_none() || version != marker)
+                                    && torn.fetch_add(1, Ordering::Relaxed) == 0
+                                {
+                                    eprintln!("first torn page: {body:?}");
                                 }
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }

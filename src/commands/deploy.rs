@@ -90,7 +90,7 @@ pub fn deploy_target(
         let lock = remote
             .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
             .await?;
-        let observed = observe(&remote, &layout).await?;
+        let observed = observe(&remote, target).await?;
         let plan = deploy::deploy(&release, &requested.tag, &observed)
             .context("render the release configuration")?;
         if options.dry_run {

@@ -45,7 +45,7 @@ pub fn run(
         let _lock = remote
             .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
             .await?;
-        let observed = observe(&remote, &layout).await?;
+        let observed = observe(&remote, &target).await?;
         let plan = deploy::rollback(&release, &observed).map_err(|e| CommandError::Usage {
             message: e.to_string(),
             hint: "a rollback switches to the previous release, which exists after a second deploy".into(),

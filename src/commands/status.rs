@@ -23,10 +23,9 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
     let mut report = Vec::new();
     for name in &env_names {
         let target = EnvTarget::load(&args.app_dir, &args.access, name, &None, env)?;
-        let layout = target.layout();
         let (observed, containers) = runtime()?.block_on(async {
             let remote = Remote::connect(target.host(), &target.ssh_key).await?;
-            let observed = observe(&remote, &layout).await?;
+            let observed = observe(&remote, &target).await?;
             let filter_app = format!("label=berth.app={}", target.app_dir.app.id);
             let filter_env = format!("label=berth.env={}", target.env);
             let containers = remote
@@ -51,11 +50,16 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             })
         };
         text.push(format!(
-            "{} {} on {}\n  active: {}\n  backup: {}\n  url:    {}\n  containers:\n{}",
+            "{} {} on {}\n  active: {}{}\n  backup: {}\n  url:    {}\n  containers:\n{}",
             target.app_dir.app.id,
             target.env,
             target.host().name,
             describe(&state.active),
+            match (&state.active, observed.active_healthy) {
+                (Some(_), true) => ", healthy",
+                (Some(_), false) => ", NOT answering its health path",
+                (None, _) => "",
+            },
             describe(&state.backup),
             target.url(),
             containers
@@ -69,6 +73,7 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             "host": target.host().name,
             "url": target.url(),
             "state": state,
+            "active_healthy": observed.active_healthy,
             "containers": containers.lines().collect::<Vec<_>>(),
         }));
     }

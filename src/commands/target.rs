@@ -100,8 +100,10 @@ impl EnvTarget {
     }
 }
 
-/// Reads `state.json` and the complete releases of an app environment.
-pub async fn observe(remote: &Remote, layout: &HostLayout) -> Result<Observed> {
+/// Reads `state.json` and the complete releases of an app environment, and
+/// asks the active slot's health path.
+pub async fn observe(remote: &Remote, target: &EnvTarget) -> Result<Observed> {
+    let layout = target.layout();
     let state_file = layout.state_file();
     let state = match remote.read_file(&state_file).await? {
         None => HostState::default(),
@@ -129,9 +131,25 @@ pub async fn observe(remote: &Remote, layout: &HostLayout) -> Result<Observed> {
         .lines()
         .filter_map(|line| ReleaseId::try_from(line.to_string()).ok())
         .collect();
+    let active_healthy = match &state.active {
+        None => false,
+        Some(active) => {
+            let env = target.app_env();
+            let answer = remote
+                .http_get(
+                    &target.host().publish_address.to_string(),
+                    &active.slot.port(env).to_string(),
+                    target.app_dir.app.health_path.as_str(),
+                    env.domains[0].as_str(),
+                )
+                .await;
+            matches!(answer, Ok((200, _)))
+        }
+    };
     Ok(Observed {
         state,
         complete_releases,
+        active_healthy,
     })
 }
 

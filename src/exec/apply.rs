@@ -116,14 +116,9 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
         } => {
             let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
             loop {
-                let last = match http_get(
-                    remote,
-                    address,
-                    &port.to_string(),
-                    path.as_str(),
-                    domain.as_str(),
-                )
-                .await
+                let last = match remote
+                    .http_get(address, &port.to_string(), path.as_str(), domain.as_str())
+                    .await
                 {
                     Ok((200, _)) => break,
                     Ok((status, _)) => format!("answered {status}"),
@@ -203,14 +198,14 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
             let deadline = Instant::now() + Duration::from_secs(15);
             let mut seen = 0;
             loop {
-                let body = http_get(
-                    remote,
-                    address,
-                    &port.to_string(),
-                    "/.berth/release",
-                    domain.as_str(),
-                )
-                .await;
+                let body = remote
+                    .http_get(
+                        address,
+                        &port.to_string(),
+                        "/.berth/release",
+                        domain.as_str(),
+                    )
+                    .await;
                 let last = match body {
                     Ok((200, body)) if body.trim() == release.as_str() => {
                         seen += 1;
@@ -262,40 +257,3 @@ fi
 "${reload_cmd[@]}" || exit 92
 rm -f -- "$vhost.berth-prev"
 "#;
-
-/// One HTTP/1.0 GET run on the host itself (slot ports are only published
-/// there); returns the status code and the body.
-async fn http_get(
-    remote: &Remote,
-    address: &str,
-    port: &str,
-    path: &str,
-    domain: &str,
-) -> Result<(u16, String)> {
-    let output = remote
-        .output(
-            &["bash", "-c", HTTP_GET, "bash", address, port, path, domain],
-            None,
-        )
-        .await?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let status = stdout
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.trim().parse().ok())
-        .with_context(|| {
-            format!(
-                "no HTTP answer from {address}:{port}: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )
-        })?;
-    let body = stdout
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-const HTTP_GET: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 1
-printf 'GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: berth\r\n\r\n' "$3" "$4" >&3
-timeout 5 head -c 65536 <&3"#;

@@ -259,6 +259,40 @@ impl Remote {
         Ok(())
     }
 
+    /// One HTTP/1.0 GET run on the host itself (slot ports are published
+    /// only there); returns the status code and the body.
+    pub async fn http_get(
+        &self,
+        address: &str,
+        port: &str,
+        path: &str,
+        domain: &str,
+    ) -> Result<(u16, String)> {
+        let output = self
+            .output(
+                &["bash", "-c", HTTP_GET, "bash", address, port, path, domain],
+                None,
+            )
+            .await?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let status = stdout
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.trim().parse().ok())
+            .with_context(|| {
+                format!(
+                    "no HTTP answer from {address}:{port} on host {}: {}",
+                    self.name,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )
+            })?;
+        let body = stdout
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
     pub async fn close(self) -> Result<()> {
         self.session
             .close()
@@ -272,3 +306,8 @@ pub struct HostLock<'s> {
     _stdin: openssh::ChildStdin,
     _child: openssh::Child<&'s Session>,
 }
+
+/// Arguments: address, port, path, Host header.
+const HTTP_GET: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 1
+printf 'GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: berth\r\n\r\n' "$3" "$4" >&3
+timeout 5 head -c 65536 <&3"#;

@@ -50,6 +50,8 @@ pub struct Observed {
     pub state: HostState,
     /// Releases whose code is complete on the host (`releases/<id>/code`).
     pub complete_releases: Vec<ReleaseId>,
+    /// Whether the active slot answered its health path with 200.
+    pub active_healthy: bool,
 }
 
 /// One thing to do on a host.
@@ -285,7 +287,7 @@ pub fn deploy(r: &Release, tag: &GitTag, observed: &Observed) -> Result<Plan, Re
     let release = ReleaseId::new(tag, None);
     let state = &observed.state;
     if let Some(active) = &state.active {
-        if active.release == release {
+        if active.release == release && observed.active_healthy {
             return Ok(Plan {
                 steps: Vec::new(),
                 note: Some(format!(
@@ -501,6 +503,7 @@ mod tests {
                 ReleaseId::new(&"v0.9.0".parse().unwrap(), None),
                 ReleaseId::new(&"v1.0.0".parse().unwrap(), None),
             ],
+            active_healthy: true,
         };
         let plan = plan_with(&observed, "v2.0.0");
         let Step::SyncCode { link_dest, .. } = &plan.steps[0] else {
@@ -546,7 +549,8 @@ mod tests {
                 active: Some(live(Slot::Green, "v2.0.0")),
                 ..HostState::default()
             },
-            complete_releases: Vec::new(),
+            complete_releases: vec![ReleaseId::new(&"v2.0.0".parse().unwrap(), None)],
+            active_healthy: true,
         };
         let plan = plan_with(&observed, "v2.0.0");
         assert!(plan.steps.is_empty());
@@ -554,6 +558,18 @@ mod tests {
             plan.to_string(),
             "v2.0.0 is already live in slot green; nothing to do\n"
         );
+
+        // The state says so, but the slot does not answer (its containers
+        // are gone): release it again, into the other slot.
+        let observed = Observed {
+            active_healthy: false,
+            ..observed
+        };
+        let plan = plan_with(&observed, "v2.0.0");
+        assert!(matches!(
+            &plan.steps[1],
+            Step::ComposeUp { project, .. } if project == "berth-example-test-blue"
+        ));
     }
 
     #[test]
@@ -581,6 +597,7 @@ mod tests {
                 history: Vec::new(),
             },
             complete_releases: Vec::new(),
+            active_healthy: true,
         };
         let plan = rollback(&release, &observed).unwrap();
         assert!(!plan
