@@ -49,9 +49,32 @@ impl Berth {
         self
     }
 
+    pub fn spawn(mut self) -> Running {
+        let child = self
+            .command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth starts");
+        Running { child }
+    }
+
     pub fn run(mut self) -> Run {
         let output = self.command.output().expect("berth runs");
         Run { output }
+    }
+}
+
+/// A berth run in the background.
+pub struct Running {
+    child: std::process::Child,
+}
+
+impl Running {
+    pub fn wait(self) -> Run {
+        Run {
+            output: self.child.wait_with_output().expect("berth runs"),
+        }
     }
 }
 

@@ -470,3 +470,77 @@ fn demo_releases_the_example_plugin_and_prints_its_url() {
         "{body}"
     );
 }
+
+#[test]
+fn concurrent_deploys_are_serialized_and_many_apps_share_the_front() {
+    // Two deploys of the same app environment at once: one waits for the
+    // other's lock; both succeed and the last one's release serves.
+    let app = RigApp::new("twice");
+    let (v1, v2) = (app.code("v1.0.0", true), app.code("v2.0.0", true));
+    app.request("v1.0.0");
+    let first = app
+        .berth(&["deploy"])
+        .args(["--code"])
+        .arg_path(&v1)
+        .spawn();
+    let second = app
+        .berth(&["deploy"])
+        .args(["--code"])
+        .arg_path(&v1)
+        .spawn();
+    let outputs = [first.wait().expect_code(0), second.wait().expect_code(0)];
+    let waited = outputs
+        .iter()
+        .filter(|run| {
+            run.stderr()
+                .contains("v1.0.0 is already live in slot blue; nothing to do")
+        })
+        .count();
+    assert_eq!(
+        waited, 1,
+        "the second deploy waited and saw the first one's result"
+    );
+    assert_eq!(app.served().1, "v1.0.0");
+    app.deploy("v2.0.0", &v2).expect_code(0);
+    assert_eq!(app.served().1, "v2.0.0");
+
+    // Six apps deployed at once to the same host all end healthy, and the
+    // front's configuration, written by all of them, passes nginx -t.
+    let apps: Vec<RigApp> = (0..6).map(|i| RigApp::new(&format!("many{i}"))).collect();
+    let codes: Vec<_> = apps.iter().map(|a| a.code("v1.0.0", true)).collect();
+    let runs: Vec<_> = apps
+        .iter()
+        .zip(&codes)
+        .map(|(a, code)| {
+            a.request("v1.0.0");
+            a.berth(&["deploy"]).args(["--code"]).arg_path(code).spawn()
+        })
+        .collect();
+    for run in runs {
+        run.wait().expect_code(0);
+    }
+    for a in &apps {
+        assert_eq!(
+            a.served(),
+            (200, "v1.0.0".into(), "v1.0.0".into()),
+            "{}",
+            a.id
+        );
+    }
+    let rig = &app.rig;
+    let test = std::process::Command::new("/usr/sbin/nginx")
+        .args([
+            "-p",
+            rig.get("RIG_FRONT_PREFIX"),
+            "-c",
+            rig.get("RIG_FRONT_CONF"),
+            "-t",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+}
