@@ -186,7 +186,8 @@ pub struct DeployArgs {
 pub struct RollbackArgs {
     #[command(flatten)]
     pub target: EnvArgs,
-    /// Redeploy this older release's tag instead of switching to the backup.
+    /// Redeploy this older release (still on the host) through the
+    /// health-checked path, instead of switching to the backup.
     #[arg(long, value_name = "TAG")]
     pub to: Option<String>,
 }

@@ -133,7 +133,6 @@ fn subcommands_not_landed_yet_say_so_with_their_own_exit_code() {
         &["check"],
         &["plan"],
         &["checkout"],
-        &["rollback", "--env", "test", "--to", "v1"],
         &["logs", "--env", "test", "--source", "php", "--tail", "10"],
         &["report"],
         &["app", "create", "--id", "shop", "--owner", "jane"],
@@ -146,7 +145,6 @@ fn subcommands_not_landed_yet_say_so_with_their_own_exit_code() {
             .expect_code(ExitStatus::NotAvailable.code());
         let name = match args[0] {
             "app" => "app create",
-            "rollback" => "rollback --to",
             other => other,
         };
         assert!(

@@ -407,6 +407,28 @@ fn an_unhealthy_release_never_takes_traffic() {
         "{}",
         run.stderr()
     );
+
+    // Back to an older release still on the host, through the health check.
+    let run = app
+        .berth(&["rollback", "--to", "v1.0.0"])
+        .run()
+        .expect_code(0);
+    assert!(
+        !run.stderr().contains("sync code"),
+        "no code is synced: {}",
+        run.stderr()
+    );
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
+    let run = app
+        .berth(&["rollback", "--to", "v0.9.0"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("error: release v0.9.0 is not on host local"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]

@@ -58,7 +58,9 @@ pub fn run(args: &DemoArgs, env: &Env, reporter: &Reporter) -> Result<(), Comman
         health_timeout_secs: 60,
         dry_run: false,
     };
-    deploy_target(&target, &repo.join("examples/plugin"), options, reporter)?;
+    let tag = "v1.0.0".parse().expect("a valid tag");
+    let code = repo.join("examples/plugin");
+    deploy_target(&target, &tag, Some(&code), options, reporter)?;
     reporter.info(&format!(
         "open {} (names under .localhost resolve to this machine), or: curl -H 'Host: {}' http://{}/",
         target.url(),

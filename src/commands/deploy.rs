@@ -9,10 +9,11 @@ use serde_json::json;
 use super::target::{now_utc, observe, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::DeployArgs;
+use crate::config::values::GitTag;
 use crate::env::Env;
 use crate::exec::apply::apply;
 use crate::exec::remote::Remote;
-use crate::plan::deploy::{self, Release};
+use crate::plan::deploy::{self, Release, Step};
 use crate::report::Reporter;
 
 pub fn run(
@@ -32,29 +33,11 @@ pub fn run(
         health_timeout_secs: t.health_timeout,
         dry_run,
     };
-    deploy_target(&target, &code, options, reporter)
-}
-
-/// How a deploy behaves, beyond what it deploys.
-#[derive(Debug, Clone, Copy)]
-pub struct Options {
-    pub keep: usize,
-    pub health_timeout_secs: u64,
-    pub dry_run: bool,
-}
-
-/// Releases the tag `release.yml` requests for the target's environment
-/// from the checkout `code`.
-pub fn deploy_target(
-    target: &EnvTarget,
-    code: &Path,
-    options: Options,
-    reporter: &Reporter,
-) -> Result<(), CommandError> {
-    let requested = target
+    let tag = target
         .app_dir
         .release
         .get(&target.env)
+        .map(|requested| requested.tag.clone())
         .ok_or_else(|| CommandError::Usage {
             message: format!("release.yml requests no tag for environment {}", target.env),
             hint: format!(
@@ -68,6 +51,27 @@ pub fn deploy_target(
             hint: "run `berth checkout` first, or pass --code DIR".into(),
         });
     }
+    deploy_target(&target, &tag, Some(&code), options, reporter)
+}
+
+/// How a deploy behaves, beyond what it deploys.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub keep: usize,
+    pub health_timeout_secs: u64,
+    pub dry_run: bool,
+}
+
+/// Releases `tag` to the target's environment, syncing its code from the
+/// checkout `code`. Without a checkout, the release must already be on the
+/// host (a rollback to an older release).
+pub fn deploy_target(
+    target: &EnvTarget,
+    tag: &GitTag,
+    code: Option<&Path>,
+    options: Options,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
     let now = now_utc();
     let release = Release {
         app: &target.app_dir.app,
@@ -91,8 +95,14 @@ pub fn deploy_target(
             .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
             .await?;
         let observed = observe(&remote, target).await?;
-        let plan = deploy::deploy(&release, &requested.tag, &observed)
+        let plan = deploy::deploy(&release, tag, &observed)
             .context("render the release configuration")?;
+        if code.is_none() && plan.steps.iter().any(|s| matches!(s, Step::SyncCode { .. })) {
+            return Err(CommandError::Usage {
+                message: format!("release {tag} is not on host {}", target.host().name),
+                hint: "only releases still on the host can be rolled back to; deploy older tags through release.yml".into(),
+            });
+        }
         if options.dry_run {
             reporter.result(
                 &plan.to_string(),
@@ -103,15 +113,15 @@ pub fn deploy_target(
         if let Some(note) = &plan.note {
             reporter.info(note);
         }
-        apply(&remote, &plan, Some(code), reporter)
+        apply(&remote, &plan, code, reporter)
             .await
             .map_err(CommandError::Stopped)?;
         drop(lock);
         let _ = remote.close().await;
         let url = target.url();
         reporter.result(
-            &format!("{} is live in {}: {url}", requested.tag, target.env),
-            &json!({ "ok": true, "env": target.env, "tag": requested.tag, "url": url }),
+            &format!("{tag} is live in {}: {url}", target.env),
+            &json!({ "ok": true, "env": target.env, "tag": tag, "url": url }),
         );
         Ok(())
     })

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::deploy::{deploy_target, Options};
 use super::target::{now_utc, observe, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::RollbackArgs;
+use crate::config::values::{GitTag, ScalarValue};
 use crate::env::Env;
 use crate::exec::apply::apply;
 use crate::exec::remote::Remote;
@@ -19,13 +21,22 @@ pub fn run(
     env: &Env,
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
-    if args.to.is_some() {
-        return Err(CommandError::NotAvailable {
-            command: "rollback --to",
-        });
-    }
     let t = &args.target;
     let target = EnvTarget::load(&t.app_dir, &t.access, &t.env, &t.templates, env)?;
+    if let Some(to) = &args.to {
+        // An older release still on the host goes through the whole
+        // health-checked deploy path, without syncing code.
+        let tag = GitTag::parse(to).map_err(|e| CommandError::Usage {
+            message: format!("--to: {}", e.message),
+            hint: e.hint,
+        })?;
+        let options = Options {
+            keep: usize::MAX,
+            health_timeout_secs: t.health_timeout,
+            dry_run,
+        };
+        return deploy_target(&target, &tag, None, options, reporter);
+    }
     let now = now_utc();
     let release = Release {
         app: &target.app_dir.app,
