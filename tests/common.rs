@@ -71,6 +71,25 @@ pub struct Running {
 }
 
 impl Running {
+    /// Reads stderr line by line until a line starts with `prefix`, then
+    /// kills berth with SIGKILL; returns what it printed.
+    pub fn kill_at(mut self, prefix: &str) -> String {
+        use std::io::BufRead;
+        let stderr = self.child.stderr.take().expect("stderr is piped");
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.expect("read berth's stderr");
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.starts_with(prefix) {
+                self.child.kill().expect("SIGKILL berth");
+                break;
+            }
+        }
+        let _ = self.child.wait();
+        seen
+    }
+
     pub fn wait(self) -> Run {
         Run {
             output: self.child.wait_with_output().expect("berth runs"),

@@ -566,3 +566,46 @@ fn concurrent_deploys_are_serialized_and_many_apps_share_the_front() {
         String::from_utf8_lossy(&test.stderr)
     );
 }
+
+#[test]
+fn berth_killed_at_any_step_leaves_a_serving_release_and_a_rerun_converges() {
+    let app = RigApp::new("killed");
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(0);
+    let mut live = "v1.0.0".to_string();
+    // A deploy of a new release: 1 sync, 2 upload, 3 compose up, 4 health,
+    // 5 switch the front, 6 wait for the front, 7 record the state.
+    for step in 1..=7 {
+        let version = format!("v{}.0.0", step + 1);
+        let code = app.code(&version, true);
+        app.request(&version);
+        let printed = app
+            .berth(&["deploy"])
+            .args(["--code"])
+            .arg_path(&code)
+            .spawn()
+            .kill_at(&format!("{step}. "));
+        let (status, served, marker) = app.served();
+        assert_eq!(status, 200, "killed at step {step}:\n{printed}");
+        assert_eq!(served, marker, "killed at step {step}");
+        if step < 5 {
+            assert_eq!(
+                served, live,
+                "killed before the switch at step {step}: the old release serves"
+            );
+        } else {
+            assert!(
+                served == live || served == version,
+                "killed at step {step}: {served}"
+            );
+        }
+        // The lock died with berth; running again finishes the job.
+        app.deploy(&version, &code).expect_code(0);
+        assert_eq!(
+            app.served().1,
+            version,
+            "re-run after a kill at step {step}"
+        );
+        live = version;
+    }
+}

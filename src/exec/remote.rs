@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio as SshStdio};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio as SshStdio};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::config::inventory::Host;
@@ -49,6 +49,11 @@ impl Remote {
             .control_directory(dir.path())
             .connect_timeout(Duration::from_secs(15))
             .server_alive_interval(Duration::from_secs(15))
+            // A berth killed mid-run cannot close its master connection;
+            // idle for 30 s (no command, no lock held), the master exits.
+            .control_persist(ControlPersist::IdleFor(
+                std::num::NonZeroUsize::new(30).expect("non-zero"),
+            ))
             .connect(&destination)
             .await
             .with_context(|| {

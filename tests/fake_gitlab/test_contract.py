@@ -769,7 +769,16 @@ class TestFaults(FakeTestCase):
 class TestConcurrency(FakeTestCase):
     WRITERS = 20
 
-    def _round(self, project_id, last, use_files_api):
+    @staticmethod
+    def content(rnd, i):
+        # Unique per round AND writer: a writer whose bytes equal the file's current content
+        # makes a commit that does not change alloc.yml, so (as in GitLab, see
+        # test_noop_update_does_not_move_last_commit_id) the file's last_commit_id stays put and
+        # a second writer legitimately wins.  With "owner: {i}" alone that happened whenever the
+        # previous round's winner was served first again (~1 run in 10).
+        return f"owner: {i} (round {rnd})\n"
+
+    def _round(self, project_id, last, use_files_api, rnd):
         barrier = threading.Barrier(self.WRITERS)
         results = [None] * self.WRITERS
 
@@ -780,10 +789,10 @@ class TestConcurrency(FakeTestCase):
             try:
                 if use_files_api:
                     p.files.update("alloc.yml", {"branch": "main", "commit_message": f"w{i}",
-                                                 "content": f"owner: {i}\n", "last_commit_id": last})
+                                                 "content": self.content(rnd, i), "last_commit_id": last})
                 else:
                     p.commits.create({"branch": "main", "commit_message": f"w{i}", "actions": [
-                        {"action": "update", "file_path": "alloc.yml", "content": f"owner: {i}\n",
+                        {"action": "update", "file_path": "alloc.yml", "content": self.content(rnd, i),
                          "last_commit_id": last}]})
                 results[i] = ("ok", i)
             except glexc.GitlabError as e:
@@ -802,7 +811,7 @@ class TestConcurrency(FakeTestCase):
                         "commit_message": "init"})
         for rnd, files_api in enumerate((False, False, True)):
             last = p.files.get("alloc.yml", ref="main").last_commit_id
-            results = self._round(p.id, last, files_api)
+            results = self._round(p.id, last, files_api, rnd)
             winners = [r for r in results if r[0] == "ok"]
             losers = [r for r in results if r[0] != "ok"]
             self.assertEqual(len(winners), 1, results)
@@ -810,8 +819,34 @@ class TestConcurrency(FakeTestCase):
                         if files_api else "The file has changed since you started editing it: alloc.yml")
             self.assertEqual(set(losers), {(400, expected)}, f"round {rnd}")
             content = p.files.raw("alloc.yml", ref="main").decode()
-            self.assertEqual(content, f"owner: {winners[0][1]}\n")
+            self.assertEqual(content, self.content(rnd, winners[0][1]))
         self.assertEqual(len(p.commits.list(get_all=True)), 2 + 3)   # readme, init, one per round
+
+    def test_noop_update_does_not_move_last_commit_id(self):
+        """An update that leaves the bytes as they are still makes a commit (Gitaly's
+        UserCommitFiles has no "nothing changed" check), but that commit does not touch the
+        path, and the lock compares with the last commit that touched it
+        (``Commit.last_for_path`` = ``git log -1 -- path``): so it does not move the file's
+        last_commit_id, and a writer holding the old id still wins.  The lock protects
+        content, not "who wrote last"."""
+        p = self.make_project()
+        p.files.create({"file_path": "alloc.yml", "branch": "main", "content": "owner: 7\n",
+                        "commit_message": "init"})
+        last = p.files.get("alloc.yml", ref="main").last_commit_id
+
+        def update(content):
+            return p.commits.create({"branch": "main", "commit_message": content, "actions": [
+                {"action": "update", "file_path": "alloc.yml", "content": content, "last_commit_id": last}]})
+
+        noop = update("owner: 7\n")                       # same bytes: 201, a new commit
+        f = p.files.get("alloc.yml", ref="main")
+        self.assertEqual((f.commit_id, f.last_commit_id), (noop.id, last))
+        update("owner: 9\n")                              # same last_commit_id: still accepted
+        with self.assertRaises(glexc.GitlabCreateError) as cm:
+            update("owner: 3\n")                          # now the file did change: refused
+        self.assertEqual((cm.exception.response_code, cm.exception.error_message),
+                         (400, "The file has changed since you started editing it: alloc.yml"))
+        self.assertEqual(p.files.raw("alloc.yml", ref="main").decode(), "owner: 9\n")
 
 
 if __name__ == "__main__":
