@@ -600,7 +600,9 @@ fn berth_killed_at_any_step_leaves_a_serving_release_and_a_rerun_converges() {
             );
         }
         // The lock died with berth; running again finishes the job.
+        let started = std::time::Instant::now();
         app.deploy(&version, &code).expect_code(0);
+        eprintln!("killed at step {step}: re-run took {:?}", started.elapsed());
         assert_eq!(
             app.served().1,
             version,

@@ -153,16 +153,15 @@ impl Remote {
     }
 
     /// Writes a file atomically: to `<path>.tmp`, then renamed.
+    ///
+    /// The temporary file is renamed only when it holds every byte sent and
+    /// is on disk: a berth killed mid-write closes the pipe, and `cat` would
+    /// otherwise take the early end of input for the end of the file.
     pub async fn write_file(&self, path: &AbsPath, contents: &[u8]) -> Result<()> {
+        let length = contents.len().to_string();
         let output = self
             .output(
-                &[
-                    "sh",
-                    "-c",
-                    "cat > \"$1.tmp\" && mv -f -- \"$1.tmp\" \"$1\"",
-                    "sh",
-                    path.as_str(),
-                ],
+                &["sh", "-c", WRITE_FILE, "sh", path.as_str(), &length],
                 Some(contents),
             )
             .await?;
@@ -311,6 +310,11 @@ pub struct HostLock<'s> {
     _stdin: openssh::ChildStdin,
     _child: openssh::Child<&'s Session>,
 }
+
+/// Arguments: the file, its expected length in bytes.
+const WRITE_FILE: &str = r#"cat > "$1.tmp" || exit 1
+if [ "$(wc -c < "$1.tmp")" -ne "$2" ]; then rm -f -- "$1.tmp"; echo "incomplete input for $1" >&2; exit 1; fi
+sync -- "$1.tmp" && mv -f -- "$1.tmp" "$1""#;
 
 /// Arguments: address, port, path, Host header.
 const HTTP_GET: &str = r#"exec 3<>"/dev/tcp/$1/$2" || exit 1
