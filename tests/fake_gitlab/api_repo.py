@@ -10,7 +10,10 @@ per-action checks against the *start branch* -- including the per-file
 ``last_commit_id`` optimistic lock, compared with the last commit that touched
 that path, not with the branch head -- then one commit and a compare-and-swap
 of the branch ref.  It runs under the state lock, so concurrent writers of the
-same file see exactly one winner.
+same file with the same ``last_commit_id`` see exactly one winner -- provided
+the winner's write changes the file: an update that leaves its bytes as they
+are still makes a commit (as Gitaly does) but does not touch the path, so the
+path's last commit, and with it the lock, stays where it was (as in GitLab).
 """
 
 import base64
