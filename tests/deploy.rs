@@ -147,6 +147,17 @@ impl RigApp {
         code
     }
 
+    /// Moves the app's releases to `base` (another base directory on the
+    /// same host).
+    pub fn set_base_dir(&self, base: &Path) {
+        let path = self.dir.path().join("inventory.yml");
+        let inventory = std::fs::read_to_string(&path).unwrap().replace(
+            &format!("base_dir: {}", self.rig.get("RIG_BASE_DIR")),
+            &format!("base_dir: {}", base.display()),
+        );
+        std::fs::write(path, inventory).unwrap();
+    }
+
     pub fn request(&self, tag: &str) {
         std::fs::write(
             self.dir.path().join("app/release.yml"),
@@ -610,4 +621,85 @@ fn berth_killed_at_any_step_leaves_a_serving_release_and_a_rerun_converges() {
         );
         live = version;
     }
+}
+
+/// A small tmpfs owned by the rig's deploy user, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let mount = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+                path,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            mount.status.success(),
+            "{}",
+            String::from_utf8_lossy(&mount.stderr)
+        );
+        let chown = std::process::Command::new("chown")
+            .args(["deploy:deploy", path])
+            .output()
+            .unwrap();
+        assert!(chown.status.success());
+        // The deploy user must reach it through the temp dir's parent.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        SmallDisk { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_deploy_before_the_switch() {
+    let disk = SmallDisk::new("4m");
+    let app = RigApp::new("full");
+    app.set_base_dir(disk.dir.path());
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(0);
+
+    let v2 = app.code("v2.0.0", true);
+    let big: Vec<u8> = (0..8 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(v2.join("public/big.bin"), big).unwrap();
+    let run = app
+        .deploy("v2.0.0", &v2)
+        .expect_code(ExitStatus::Stopped.code());
+    assert!(
+        run.stderr().contains("No space left on device"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        app.served(),
+        (200, "v1.0.0".into(), "v1.0.0".into()),
+        "the old release serves"
+    );
+
+    // Space made (the release without the big file): the same command converges.
+    std::fs::remove_file(v2.join("public/big.bin")).unwrap();
+    app.deploy("v2.0.0", &v2).expect_code(0);
+    assert_eq!(app.served(), (200, "v2.0.0".into(), "v2.0.0".into()));
 }
