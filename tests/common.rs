@@ -90,6 +90,32 @@ impl Running {
         seen
     }
 
+    /// Waits for berth to print a line starting with `prefix`, runs
+    /// `action` with berth's process id, then waits for berth to exit.
+    pub fn on_line(mut self, prefix: &str, action: impl FnOnce(u32)) -> Run {
+        use std::io::{BufRead, Read};
+        let stderr = self.child.stderr.take().expect("stderr is piped");
+        let mut reader = std::io::BufReader::new(stderr);
+        let mut seen = String::new();
+        let mut action = Some(action);
+        let mut line = String::new();
+        while reader.read_line(&mut line).expect("read berth's stderr") > 0 {
+            if line.starts_with(prefix) {
+                if let Some(action) = action.take() {
+                    action(self.child.id());
+                }
+            }
+            seen.push_str(&line);
+            line.clear();
+        }
+        reader
+            .read_to_string(&mut seen)
+            .expect("read berth's stderr");
+        let mut output = self.child.wait_with_output().expect("berth runs");
+        output.stderr = seen.into_bytes();
+        Run { output }
+    }
+
     pub fn wait(self) -> Run {
         Run {
             output: self.child.wait_with_output().expect("berth runs"),
@@ -215,4 +241,23 @@ pub fn front_main_conf(prefix: &Path, vhost: &Path) -> String {
         "pid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n  client_body_temp_path {p}/tmp-body;\n  proxy_temp_path {p}/tmp-proxy;\n  fastcgi_temp_path {p}/tmp-fastcgi;\n  uwsgi_temp_path {p}/tmp-uwsgi;\n  scgi_temp_path {p}/tmp-scgi;\n  include {};\n}}\n",
         vhost.display()
     )
+}
+
+/// The child processes of `pid` (all threads), with their command names.
+pub fn children(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in list
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            let name = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            out.push((child, name.trim().to_string()));
+        }
+    }
+    out
 }

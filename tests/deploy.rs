@@ -703,3 +703,58 @@ fn a_full_disk_stops_the_deploy_before_the_switch() {
     app.deploy("v2.0.0", &v2).expect_code(0);
     assert_eq!(app.served(), (200, "v2.0.0".into(), "v2.0.0".into()));
 }
+
+#[test]
+fn ssh_dropped_in_the_middle_of_the_sync_leaves_the_old_release_serving() {
+    let app = RigApp::new("dropped");
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(0);
+    let v2 = app.code("v2.0.0", true);
+    // Enough data that the sync is still running when its connection drops.
+    let big: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(v2.join("public/big.bin"), big).unwrap();
+    app.request("v2.0.0");
+    let run = app
+        .berth(&["deploy"])
+        .args(["--code"])
+        .arg_path(&v2)
+        .spawn()
+        .on_line("1. sync code", |berth| {
+            // rsync's own ssh, riding the session: kill it mid-transfer.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let rsync = crate::common::children(berth)
+                    .into_iter()
+                    .find(|(_, name)| name == "rsync");
+                let ssh = rsync.and_then(|(pid, _)| {
+                    crate::common::children(pid)
+                        .into_iter()
+                        .find(|(_, name)| name == "ssh")
+                });
+                if let Some((pid, _)) = ssh {
+                    let killed = std::process::Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status()
+                        .unwrap();
+                    assert!(killed.success());
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "rsync's ssh never appeared"
+                );
+                std::thread::yield_now();
+            }
+        });
+    let run = run.expect_code(ExitStatus::Stopped.code());
+    assert!(run.stderr().contains("rsync"), "{}", run.stderr());
+    assert_eq!(
+        app.served(),
+        (200, "v1.0.0".into(), "v1.0.0".into()),
+        "the old release serves"
+    );
+    app.deploy("v2.0.0", &v2).expect_code(0);
+    assert_eq!(app.served(), (200, "v2.0.0".into(), "v2.0.0".into()));
+}
