@@ -53,6 +53,7 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
             staging,
             code_dir,
             link_dest,
+            lock,
         } => {
             let Some(code) = code else {
                 bail!("no code checkout was given to sync");
@@ -63,7 +64,9 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
                     &["mkdir", "-p", staging.as_str()],
                 )
                 .await?;
-            remote.rsync(code, staging, link_dest.as_ref()).await?;
+            remote
+                .rsync(code, staging, link_dest.as_ref(), lock)
+                .await?;
             remote
                 .run(
                     "move the release into place",
@@ -88,11 +91,19 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
                     .await?;
             }
         }
-        Step::ComposeUp { project, file } => {
+        Step::ComposeUp {
+            project,
+            file,
+            lock,
+        } => {
             remote
                 .run(
                     "compose up",
                     &[
+                        "flock",
+                        "-w",
+                        "600",
+                        lock.as_str(),
                         "docker-compose",
                         "-p",
                         project,

@@ -214,11 +214,13 @@ impl Remote {
     }
 
     /// rsync from a local directory over this session's control socket.
+    /// The remote rsync holds `lock` while it writes.
     pub async fn rsync(
         &self,
         source: &Path,
         dest: &AbsPath,
         link_dest: Option<&AbsPath>,
+        lock: &AbsPath,
     ) -> Result<()> {
         let ssh = format!(
             "ssh -o ControlPath={} -o ControlMaster=no -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o IdentitiesOnly=yes -i {} -p {}",
@@ -243,6 +245,8 @@ impl Remote {
         if let Some(prev) = link_dest {
             command.arg(format!("--link-dest={prev}"));
         }
+        // Run by the remote shell: the path is a validated AbsPath.
+        command.arg(format!("--rsync-path=flock -w 600 {lock} rsync"));
         command
             .arg(format!("{}/", source.display()))
             .arg(format!("{}:{dest}/", self.destination))

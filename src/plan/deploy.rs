@@ -63,6 +63,7 @@ pub enum Step {
         staging: AbsPath,
         code_dir: AbsPath,
         link_dest: Option<AbsPath>,
+        lock: AbsPath,
     },
     UploadConf {
         dir: AbsPath,
@@ -71,6 +72,7 @@ pub enum Step {
     ComposeUp {
         project: String,
         file: AbsPath,
+        lock: AbsPath,
     },
     WaitHealthy {
         project: String,
@@ -306,6 +308,7 @@ pub fn deploy(r: &Release, tag: &GitTag, observed: &Observed) -> Result<Plan, Re
             staging: layout.staging_dir(&release),
             code_dir: layout.code_dir(&release),
             link_dest: state.active.as_ref().map(|a| layout.code_dir(&a.release)),
+            lock: layout.sync_lock_file(),
         });
     }
     steps.extend(start_slot(r, &release, slot, backup, &conf_dir)?);
@@ -346,6 +349,7 @@ fn start_slot(
         Step::ComposeUp {
             project,
             file: file.clone(),
+            lock: r.layout().compose_lock_file(slot),
         },
         r.health(slot, file),
     ])

@@ -158,6 +158,17 @@ impl HostLayout {
     pub fn lock_file(&self) -> AbsPath {
         self.root.join(".deploy.lock")
     }
+
+    /// Held by the remote rsync while it writes a release: a sync left
+    /// running by a killed berth finishes before the next one starts.
+    pub fn sync_lock_file(&self) -> AbsPath {
+        self.root.join(".sync.lock")
+    }
+
+    /// Held by `docker-compose` while it changes a slot, for the same reason.
+    pub fn compose_lock_file(&self, slot: Slot) -> AbsPath {
+        self.root.join(&format!(".compose-{slot}.lock"))
+    }
 }
 
 /// The front vhost file of an app environment in the host's include dir.
