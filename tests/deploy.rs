@@ -395,6 +395,16 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
     assert_eq!(state["backup"]["tag"], "v1.0.0");
     assert_eq!(state["history"][0]["action"], "deploy");
     assert_eq!(state["history"][1]["action"], "rollback");
+    // Containers as Docker reports them, read through the SSH session.
+    let containers = json["environments"][0]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 4, "{containers:?}");
+    assert!(
+        containers.iter().any(|c| c["slot"] == "blue"
+            && c["role"] == "web"
+            && c["release"] == "v1.0.0"
+            && c["state"] == "running"),
+        "{containers:?}"
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! `berth status`: what runs where, read from the host.
 
+use anyhow::Context;
+use bollard::query_parameters::ListContainersOptionsBuilder;
 use serde_json::json;
 
 use super::target::{observe, EnvTarget};
@@ -26,18 +28,38 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
         let (observed, containers) = runtime()?.block_on(async {
             let remote = Remote::connect(target.host(), &target.ssh_key).await?;
             let observed = observe(&remote, &target).await?;
-            let filter_app = format!("label=berth.app={}", target.app_dir.app.id);
-            let filter_env = format!("label=berth.env={}", target.env);
-            let containers = remote
-                .run(
-                    "list containers",
-                    &[
-                        "docker", "ps", "-a", "--filter", &filter_app, "--filter", &filter_env,
-                        "--format", "{{.Label \"berth.slot\"}} {{.Label \"berth.role\"}} {{.Label \"berth.release\"}} {{.Status}}",
-                    ],
-                )
-                .await?
-                .stdout;
+            let docker = remote.docker(&target.host().docker.socket).await?;
+            let filters = std::collections::HashMap::from([(
+                "label",
+                vec![
+                    format!("berth.app={}", target.app_dir.app.id),
+                    format!("berth.env={}", target.env),
+                ],
+            )]);
+            let options = ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build();
+            let summaries = docker
+                .list_containers(Some(options))
+                .await
+                .with_context(|| format!("list containers on host {}", target.host().name))?;
+            let mut containers = Vec::new();
+            for summary in summaries {
+                // The list does not carry health on older Engine APIs.
+                let health = match &summary.id {
+                    Some(id) => docker
+                        .inspect_container(id, None)
+                        .await
+                        .ok()
+                        .and_then(|c| c.state)
+                        .and_then(|s| s.health)
+                        .and_then(|h| h.status)
+                        .map(|s| s.to_string()),
+                    None => None,
+                };
+                containers.push(Container::new(summary, health));
+            }
             Ok::<_, CommandError>((observed, containers))
         })?;
         let state = &observed.state;
@@ -63,8 +85,11 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             describe(&state.backup),
             target.url(),
             containers
-                .lines()
-                .map(|l| format!("    {l}"))
+                .iter()
+                .map(|c| format!(
+                    "    {} {} {} {} {}",
+                    c.slot, c.role, c.release, c.state, c.health
+                ))
                 .collect::<Vec<_>>()
                 .join("\n")
         ));
@@ -74,7 +99,7 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             "url": target.url(),
             "state": state,
             "active_healthy": observed.active_healthy,
-            "containers": containers.lines().collect::<Vec<_>>(),
+            "containers": containers,
         }));
     }
     reporter.result(
@@ -82,4 +107,30 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
         &json!({ "ok": true, "environments": report }),
     );
     Ok(())
+}
+
+/// One container of a slot, as Docker reports it.
+#[derive(serde::Serialize)]
+struct Container {
+    slot: String,
+    role: String,
+    release: String,
+    state: String,
+    health: String,
+}
+
+impl Container {
+    fn new(summary: bollard::models::ContainerSummary, health: Option<String>) -> Container {
+        let labels = summary.labels.unwrap_or_default();
+        let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+        Container {
+            slot: label("berth.slot"),
+            role: label("berth.role"),
+            release: label("berth.release"),
+            state: summary
+                .state
+                .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
+            health: health.unwrap_or_else(|| "no healthcheck".to_string()),
+        }
+    }
 }

@@ -301,6 +301,30 @@ impl Remote {
         Ok((status, body))
     }
 
+    /// The host's Docker Engine API, through this session: a local unix
+    /// socket forwarded to the host's Docker socket.
+    pub async fn docker(&self, socket: &AbsPath) -> Result<bollard::Docker> {
+        let local = self._dir.path().join("docker.sock");
+        if !local.exists() {
+            self.session
+                .request_port_forward(
+                    openssh::ForwardType::Local,
+                    local.clone(),
+                    Path::new(socket.as_str()),
+                )
+                .await
+                .with_context(|| format!("forward {socket} on host {} over SSH", self.name))?;
+        }
+        let path = local
+            .to_str()
+            .context("the forwarded socket's path is not UTF-8")?;
+        bollard::Docker::connect_with_unix(path, 60, bollard::API_DEFAULT_VERSION)
+            .context("connect to the forwarded Docker socket")?
+            .negotiate_version()
+            .await
+            .with_context(|| format!("reach Docker on host {}", self.name))
+    }
+
     pub async fn close(self) -> Result<()> {
         self.session
             .close()
