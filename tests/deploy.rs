@@ -789,3 +789,23 @@ fn ten_apps_deployed_at_once_all_serve() {
         String::from_utf8_lossy(&test.stderr)
     );
 }
+
+#[test]
+fn a_host_key_other_than_the_inventorys_is_refused() {
+    let app = RigApp::new("hostkey");
+    let path = app.dir.path().join("inventory.yml");
+    let inventory = std::fs::read_to_string(&path).unwrap();
+    let pinned = app.rig.get("RIG_KNOWN_HOSTS_LINE");
+    let other = "[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx";
+    std::fs::write(&path, inventory.replace(pinned, other)).unwrap();
+    let run = app
+        .deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(ExitStatus::Failure.code());
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("error: connect to host local (deploy@127.0.0.1, port 2222) over SSH"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Host key verification failed."), "{stderr}");
+    assert!(app.vhost().is_none(), "nothing was deployed");
+}
