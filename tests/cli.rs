@@ -133,7 +133,6 @@ fn subcommands_not_landed_yet_say_so_with_their_own_exit_code() {
         &["check"],
         &["plan"],
         &["checkout"],
-        &["logs", "--env", "test", "--source", "php", "--tail", "10"],
         &["report"],
         &["app", "create", "--id", "shop", "--owner", "jane"],
         &["request", "--env", "test", "--ref", "v1.0.0"],

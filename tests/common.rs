@@ -71,6 +71,10 @@ pub struct Running {
 }
 
 impl Running {
+    pub fn child(&mut self) -> &mut std::process::Child {
+        &mut self.child
+    }
+
     /// Reads stderr line by line until a line starts with `prefix`, then
     /// kills berth with SIGKILL; returns what it printed.
     pub fn kill_at(mut self, prefix: &str) -> String {

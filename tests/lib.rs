@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod deploy;
 mod isolation;
+mod logs;
 mod render;
 mod runtime;
 mod schema;

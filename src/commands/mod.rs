@@ -3,6 +3,7 @@
 
 mod demo;
 mod deploy;
+mod logs;
 mod render;
 mod rollback;
 mod status;
@@ -51,7 +52,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Deploy(args) => deploy::run(args, global.dry_run, &env, &reporter),
         Command::Rollback(args) => rollback::run(args, global.dry_run, &env, &reporter),
         Command::Status(args) => status::run(args, &env, &reporter),
-        Command::Logs(_) => not_available("logs"),
+        Command::Logs(args) => logs::run(args, &env, &reporter),
         Command::Report(_) => not_available("report"),
         Command::App(_) => not_available("app create"),
         Command::Request(_) => not_available("request"),

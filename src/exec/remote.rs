@@ -301,6 +301,27 @@ impl Remote {
         Ok((status, body))
     }
 
+    /// Starts `argv` on the host and returns its output line by line, as
+    /// it comes (bounded memory, however long the output).
+    pub async fn lines(&self, argv: &[&str]) -> Result<RemoteLines<'_>> {
+        let (program, args) = argv.split_first().expect("a command has a program");
+        let mut command = self.session.command(*program);
+        command.args(args.iter().copied());
+        command
+            .stdin(SshStdio::null())
+            .stdout(SshStdio::piped())
+            .stderr(SshStdio::null());
+        let mut child = command
+            .spawn()
+            .await
+            .with_context(|| format!("start `{program}` on host {}", self.name))?;
+        let stdout = child.stdout().take().expect("stdout is piped");
+        Ok(RemoteLines {
+            lines: BufReader::new(stdout).lines(),
+            _child: child,
+        })
+    }
+
     /// The host's Docker Engine API, through this session: a local unix
     /// socket forwarded to the host's Docker socket.
     pub async fn docker(&self, socket: &AbsPath) -> Result<bollard::Docker> {
@@ -330,6 +351,18 @@ impl Remote {
             .close()
             .await
             .with_context(|| format!("close the SSH session to host {}", self.name))
+    }
+}
+
+/// The output of a remote command, line by line.
+pub struct RemoteLines<'s> {
+    lines: tokio::io::Lines<BufReader<openssh::ChildStdout>>,
+    _child: openssh::Child<&'s Session>,
+}
+
+impl RemoteLines<'_> {
+    pub async fn next_line(&mut self) -> Result<Option<String>> {
+        Ok(self.lines.next_line().await?)
     }
 }
 

@@ -2,5 +2,6 @@
 //! settings and observed state. No network, no clock, no environment reads.
 
 pub mod deploy;
+pub mod logs;
 pub mod release;
 pub mod render;
