@@ -80,6 +80,11 @@ pub enum Command {
     /// Release the bundled example plugin on this machine's Docker and
     /// print its URL.
     Demo(DemoArgs),
+    /// Host side of an app's logs key: the forced command in
+    /// `authorized_keys`. Serves the request in $SSH_ORIGINAL_COMMAND, for
+    /// one app only, and refuses anything else.
+    #[command(hide = true)]
+    ServeLogs(ServeLogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -222,13 +227,25 @@ pub enum SlotChoice {
 pub struct LogsArgs {
     #[command(flatten)]
     pub target: EnvArgs,
+    #[command(flatten)]
+    pub query: LogQuery,
+    /// A key the host accepts only for reading this app's logs (instead of
+    /// the deploy key) [default: $BERTH_LOGS_KEY].
+    #[arg(long, value_name = "FILE")]
+    pub logs_key: Option<PathBuf>,
+}
+
+/// Which lines of which log; the same for `berth logs` and for a request
+/// sent with an app's logs key.
+#[derive(Debug, Clone, Args)]
+pub struct LogQuery {
     /// Which log to read.
     #[arg(long, value_enum, default_value_t = LogSource::App)]
     pub source: LogSource,
     /// Only lines newer than this, e.g. 15m, 2h, 1d.
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
-    /// Only the last N lines.
+    /// Only the last N lines [default: 200 without --since].
     #[arg(long, value_name = "N")]
     pub tail: Option<u64>,
     /// Keep printing new lines until interrupted.
@@ -240,6 +257,32 @@ pub struct LogsArgs {
     /// Which slot's containers to read.
     #[arg(long, value_enum, default_value_t = SlotChoice::Active)]
     pub slot: SlotChoice,
+}
+
+/// What an app's logs key may ask the host: `logs --env ENV [query]`.
+#[derive(Debug, Parser)]
+#[command(name = "logs", no_binary_name = false)]
+pub struct LogsRequest {
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    #[command(flatten)]
+    pub query: LogQuery,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeLogsArgs {
+    /// The only app whose logs this key may read.
+    #[arg(long)]
+    pub app: String,
+    /// The hosts's berth base directory (holds `<app>/<env>/state.json`).
+    #[arg(long, value_name = "DIR")]
+    pub base_dir: PathBuf,
+    /// The front nginx's per-app log directory.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: PathBuf,
+    /// The Docker Engine socket.
+    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
+    pub docker_socket: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,11 @@ pub struct Env {
     /// `BERTH_RIG`: the local test host's directory, for `berth demo`
     /// (default `/tmp/berth-rig`, as `tests/rig/up` uses).
     pub rig_dir: Option<PathBuf>,
+    /// `BERTH_LOGS_KEY`: path of an app's logs-only key, for `berth logs`.
+    pub logs_key: Option<PathBuf>,
+    /// `SSH_ORIGINAL_COMMAND`: what a client asked, when berth runs as a
+    /// forced command (`berth serve-logs`).
+    pub ssh_original_command: Option<String>,
 }
 
 impl Env {
@@ -29,6 +34,9 @@ impl Env {
             templates_dir: var("BERTH_TEMPLATES_DIR").map(PathBuf::from),
             ssh_key: var("BERTH_SSH_KEY").map(PathBuf::from),
             rig_dir: var("BERTH_RIG").map(PathBuf::from),
+            logs_key: var("BERTH_LOGS_KEY").map(PathBuf::from),
+            ssh_original_command: var("SSH_ORIGINAL_COMMAND")
+                .map(|v| v.to_string_lossy().into_owned()),
         }
     }
 }

@@ -179,3 +179,259 @@ fn follow_shows_a_line_written_after_it_started_and_ends_on_interrupt() {
         "--follow ends cleanly on interrupt: {status:?}"
     );
 }
+
+/// An app's logs key, installed on the rig with its forced command.
+struct LogsKey {
+    key: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    authorized: std::path::PathBuf,
+}
+
+impl LogsKey {
+    fn install(app: &RigApp) -> LogsKey {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("logs_key");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "berth-logs", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // The host side is this berth binary, where the deploy user can run it.
+        let rig_dir = std::path::Path::new(app.rig.get("RIG"));
+        let bin = rig_dir.join(format!("bin/berth-{}", std::process::id()));
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_berth"), &bin).unwrap();
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let line = format!(
+            "restrict,command=\"{} serve-logs --app {} --base-dir {} --log-dir {}/logs\" {}",
+            bin.display(),
+            app.id,
+            app.rig.get("RIG_BASE_DIR"),
+            app.rig.get("RIG_FRONT_PREFIX"),
+            public.trim()
+        );
+        let authorized = rig_dir.join("home/deploy/.ssh/authorized_keys.berth-logs");
+        std::fs::write(&authorized, format!("{line}\n")).unwrap();
+        let owned = std::process::Command::new("chown")
+            .args(["deploy:deploy"])
+            .arg(&authorized)
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        std::fs::set_permissions(
+            &authorized,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        LogsKey {
+            key,
+            _dir: dir,
+            authorized,
+        }
+    }
+
+    /// Plain `ssh` with this key and `args`.
+    fn ssh(&self, app: &RigApp, args: &[&str]) -> std::process::Output {
+        self.command(app, args).output().unwrap()
+    }
+
+    fn spawn_ssh(&self, app: &RigApp, args: &[&str]) -> std::process::Child {
+        self.command(app, args).spawn().unwrap()
+    }
+
+    fn command(&self, app: &RigApp, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new("ssh");
+        command
+            .args(["-p", app.rig.get("RIG_SSH_PORT"), "-i"])
+            .arg(&self.key)
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+            ])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                app.rig.get("RIG_KNOWN_HOSTS")
+            ))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "ControlPath=none",
+                "-o",
+                "ExitOnForwardFailure=yes",
+            ])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    }
+}
+
+impl Drop for LogsKey {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.authorized);
+    }
+}
+
+#[test]
+fn an_apps_logs_key_reads_its_logs_and_nothing_else() {
+    let other = RigApp::new("otherlogs");
+    other
+        .deploy("v1.0.0", &other.code("v1.0.0", true))
+        .expect_code(0);
+    let app = RigApp::new("keylogs");
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(0);
+    let (status, _) = http_request(
+        app.rig.front_port(),
+        &app.domain,
+        "GET",
+        "/?through=logs-key",
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = http_request(
+        other.rig.front_port(),
+        &other.domain,
+        "GET",
+        "/?other=secret",
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let key = LogsKey::install(&app);
+
+    // The key reads its own app's logs, through berth.
+    let run = app
+        .berth(&["logs", "--source", "access", "--tail", "20"])
+        .args(["--logs-key"])
+        .arg_path(&key.key)
+        .run()
+        .expect_code(0);
+    assert!(
+        run.stdout().contains("/?through=logs-key"),
+        "{}{}",
+        run.stdout(),
+        run.stderr()
+    );
+    assert!(
+        run.stdout().lines().all(|l| l.contains(" access | ")),
+        "{}",
+        run.stdout()
+    );
+    let run = app
+        .berth(&["logs", "--source", "php", "--tail", "5"])
+        .args(["--logs-key"])
+        .arg_path(&key.key)
+        .run()
+        .expect_code(0);
+    assert!(run.stdout().contains(" php    | "), "{}", run.stdout());
+
+    // Everything else is refused.
+    let refused = |args: &[&str], why: &str| {
+        let out = key.ssh(&app, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{args:?} must be refused: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("other=secret"),
+            "{args:?} leaked another app's log"
+        );
+    };
+    let host = "deploy@127.0.0.1";
+    refused(&[host], "no request: this key does not open a shell");
+    refused(&[host, "sh", "-c", "id"], "refused request");
+    refused(&[host, "cat /etc/passwd"], "refused request");
+    refused(&[host, "logs --env test; id"], "unexpected character");
+    refused(
+        &[host, "logs --env test --app", &other.id],
+        "refused request",
+    );
+    // Another app's logs cannot even be named: the forced command serves one
+    // app; its access log is read, the other app's line is not there.
+    let out = key.ssh(
+        &app,
+        &[
+            host,
+            "logs --env test --source access --grep other=secret --tail 100",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("other=secret"));
+
+    // Port forwards are refused by `restrict`: the listener opens on this
+    // side, but the host refuses every connection through it.
+    let port = crate::common::free_port();
+    let mut forward = key.spawn_ssh(
+        &app,
+        &[
+            "-N",
+            "-L",
+            &format!("127.0.0.1:{port}:127.0.0.1:{}", app.rig.front_port()),
+            host,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the local end of the forward never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let through = http_request(port, &app.domain, "GET", "/", "");
+    assert!(
+        through.is_err(),
+        "a forward to the front must be refused: {through:?}"
+    );
+    let _ = forward.kill();
+    let _ = forward.wait();
+    let socket = std::env::temp_dir().join(format!("berth-docker-{}.sock", std::process::id()));
+    let mut forward = key.spawn_ssh(
+        &app,
+        &[
+            "-N",
+            "-L",
+            &format!("{}:/var/run/docker.sock", socket.display()),
+            host,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the local end of the forward never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(b"GET /_ping HTTP/1.0\r\n\r\n");
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+    assert!(
+        !answer.contains("OK"),
+        "a forward to the Docker socket must be refused: {answer:?}"
+    );
+    let _ = forward.kill();
+    let _ = forward.wait();
+    let _ = std::fs::remove_file(&socket);
+}

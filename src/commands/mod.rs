@@ -53,6 +53,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Rollback(args) => rollback::run(args, global.dry_run, &env, &reporter),
         Command::Status(args) => status::run(args, &env, &reporter),
         Command::Logs(args) => logs::run(args, &env, &reporter),
+        Command::ServeLogs(args) => logs::serve_logs(args, &env, &reporter),
         Command::Report(_) => not_available("report"),
         Command::App(_) => not_available("app create"),
         Command::Request(_) => not_available("request"),

@@ -304,13 +304,22 @@ impl Remote {
     /// Starts `argv` on the host and returns its output line by line, as
     /// it comes (bounded memory, however long the output).
     pub async fn lines(&self, argv: &[&str]) -> Result<RemoteLines<'_>> {
+        self.spawn_lines(argv, SshStdio::null()).await
+    }
+
+    /// Like `lines`, with the command's stderr passed to berth's.
+    pub async fn lines_with_stderr(&self, argv: &[&str]) -> Result<RemoteLines<'_>> {
+        self.spawn_lines(argv, SshStdio::inherit()).await
+    }
+
+    async fn spawn_lines(&self, argv: &[&str], stderr: SshStdio) -> Result<RemoteLines<'_>> {
         let (program, args) = argv.split_first().expect("a command has a program");
         let mut command = self.session.command(*program);
         command.args(args.iter().copied());
         command
             .stdin(SshStdio::null())
             .stdout(SshStdio::piped())
-            .stderr(SshStdio::null());
+            .stderr(stderr);
         let mut child = command
             .spawn()
             .await
@@ -363,6 +372,11 @@ pub struct RemoteLines<'s> {
 impl RemoteLines<'_> {
     pub async fn next_line(&mut self) -> Result<Option<String>> {
         Ok(self.lines.next_line().await?)
+    }
+
+    /// Waits for the command to end.
+    pub async fn finish(self) -> Result<std::process::ExitStatus> {
+        Ok(self._child.wait().await?)
     }
 }
 

@@ -180,3 +180,75 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }
 }
+
+/// Splits the command line a logs-key client sent (`$SSH_ORIGINAL_COMMAND`)
+/// into words: plain words, `'single-quoted'` parts and `\`-escaped
+/// characters, as OpenSSH clients quote arguments. Anything a shell would
+/// treat specially outside quotes is refused: the line never reaches a
+/// shell, but a request that needs such characters is not one berth sent.
+pub fn split_request(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("trailing backslash".into()),
+                }
+            }
+            c if c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c) => {
+                in_word = true;
+                word.push(c);
+            }
+            c => return Err(format!("unexpected character {}", quoted(&c.to_string()))),
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::split_request;
+
+    #[test]
+    fn requests_split_like_a_shell_reads_openssh_quoting() {
+        assert_eq!(
+            split_request("logs --env 'test' --grep 'a b'\\''c'").unwrap(),
+            ["logs", "--env", "test", "--grep", "a b'c"]
+        );
+        for bad in [
+            "logs; id",
+            "logs $(id)",
+            "logs `id`",
+            "logs | sh",
+            "logs \"x\"",
+            "logs 'open",
+            "x\ny",
+        ] {
+            assert!(split_request(bad).is_err(), "{bad}");
+        }
+    }
+}
