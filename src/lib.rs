@@ -12,3 +12,4 @@ pub mod exec;
 pub mod exit;
 pub mod plan;
 pub mod report;
+pub mod rig;

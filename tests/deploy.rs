@@ -11,34 +11,21 @@ use crate::common::{free_port, http_request, repo_root, Berth, Run, APP_YML};
 
 /// The rig's settings from `$BERTH_RIG/rig.env`.
 pub struct Rig {
-    vars: Vec<(String, String)>,
+    env: berth::rig::RigEnv,
 }
 
 impl Rig {
     pub fn load() -> Rig {
         let dir = std::env::var("BERTH_RIG").unwrap_or_else(|_| "/tmp/berth-rig".into());
         let path = Path::new(&dir).join("rig.env");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; start the rig with tests/rig/up (scripts/test does)",
-                path.display()
-            )
+        let env = berth::rig::RigEnv::read(&path).unwrap_or_else(|e| {
+            panic!("{e:#}; start the rig with tests/rig/up (scripts/test does)")
         });
-        let vars = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect();
-        Rig { vars }
+        Rig { env }
     }
 
     pub fn get(&self, key: &str) -> &str {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("rig.env has no {key}"))
+        self.env.get(key).unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn front_port(&self) -> u16 {
@@ -51,28 +38,9 @@ impl Rig {
     }
 
     pub fn inventory(&self) -> String {
-        let front = self.get("RIG_FRONT_PREFIX");
-        let conf = self.get("RIG_FRONT_CONF");
-        format!(
-            "hosts:
-  local:
-    ssh: {{address: 127.0.0.1, port: {port}, user: deploy, known_hosts: \"{known}\"}}
-    publish_address: 127.0.0.1
-    base_dir: {base}
-    environments: [test, production]
-    front:
-      include_dir: {confd}
-      log_dir: {front}/logs
-      listen: {listen}
-      test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]
-      reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]
-",
-            port = self.get("RIG_SSH_PORT"),
-            known = self.get("RIG_KNOWN_HOSTS_LINE"),
-            base = self.get("RIG_BASE_DIR"),
-            confd = self.get("RIG_FRONT_CONF_D"),
-            listen = self.get("RIG_FRONT_LISTEN"),
-        )
+        self.env
+            .inventory()
+            .expect("rig.env has every inventory key")
     }
 }
 

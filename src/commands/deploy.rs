@@ -1,19 +1,18 @@
 //! `berth deploy`: observe the host, plan, apply, report.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
 
-use super::target::{now_utc, observe, EnvTarget};
+use super::target::{lock_env, now_utc, observe, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::DeployArgs;
 use crate::config::values::GitTag;
 use crate::env::Env;
 use crate::exec::apply::apply;
 use crate::exec::remote::Remote;
-use crate::plan::deploy::{self, Release, Step};
+use crate::plan::deploy::{self, Step};
 use crate::report::Reporter;
 
 pub fn run(
@@ -73,27 +72,11 @@ pub fn deploy_target(
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
     let now = now_utc();
-    let release = Release {
-        app: &target.app_dir.app,
-        env: target.app_env(),
-        host: target.host(),
-        templates: &target.templates,
-        keep: options.keep,
-        health_timeout_secs: options.health_timeout_secs,
-        now: &now,
-    };
+    let release = target.release(options.keep, options.health_timeout_secs, &now);
     let layout = target.layout();
     runtime()?.block_on(async {
         let remote = Remote::connect(target.host(), &target.ssh_key).await?;
-        remote
-            .run(
-                "create the app directory",
-                &["mkdir", "-p", layout.root.as_str()],
-            )
-            .await?;
-        let lock = remote
-            .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
-            .await?;
+        let lock = lock_env(&remote, &layout).await?;
         let observed = observe(&remote, target).await?;
         let plan = deploy::deploy(&release, tag, &observed)
             .context("render the release configuration")?;

@@ -1,18 +1,16 @@
 //! `berth rollback`: switch an environment to its warm backup slot.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::deploy::{deploy_target, Options};
-use super::target::{now_utc, observe, EnvTarget};
+use super::target::{lock_env, now_utc, observe, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::RollbackArgs;
 use crate::config::values::{GitTag, ScalarValue};
 use crate::env::Env;
 use crate::exec::apply::apply;
 use crate::exec::remote::Remote;
-use crate::plan::deploy::{self, Release};
+use crate::plan::deploy;
 use crate::report::Reporter;
 
 pub fn run(
@@ -38,24 +36,11 @@ pub fn run(
         return deploy_target(&target, &tag, None, options, reporter);
     }
     let now = now_utc();
-    let release = Release {
-        app: &target.app_dir.app,
-        env: target.app_env(),
-        host: target.host(),
-        templates: &target.templates,
-        keep: 0,
-        health_timeout_secs: t.health_timeout,
-        now: &now,
-    };
+    let release = target.release(0, t.health_timeout, &now);
     let layout = target.layout();
     runtime()?.block_on(async {
         let remote = Remote::connect(target.host(), &target.ssh_key).await?;
-        remote
-            .run("create the app directory", &["mkdir", "-p", layout.root.as_str()])
-            .await?;
-        let _lock = remote
-            .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
-            .await?;
+        let _lock = lock_env(&remote, &layout).await?;
         let observed = observe(&remote, &target).await?;
         let plan = deploy::rollback(&release, &observed).map_err(|e| CommandError::Usage {
             message: e.to_string(),

@@ -2,6 +2,7 @@
 //! the files and the environment, and observing its state on the host.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -12,8 +13,8 @@ use crate::config::inventory::Host;
 use crate::config::values::{EnvName, ScalarValue};
 use crate::config::{app_file_path, AppDir, Inventory};
 use crate::env::Env;
-use crate::exec::remote::Remote;
-use crate::plan::deploy::{HostState, Observed};
+use crate::exec::remote::{HostLock, Remote};
+use crate::plan::deploy::{HostState, Observed, Release};
 use crate::plan::release::{HostLayout, ReleaseId};
 use crate::plan::render::Templates;
 
@@ -98,6 +99,40 @@ impl EnvTarget {
             None => format!("http://{domain}:{}/", front.listen.port()),
         }
     }
+}
+
+impl EnvTarget {
+    /// The plan's view of this app environment.
+    pub fn release<'a>(
+        &'a self,
+        keep: usize,
+        health_timeout_secs: u64,
+        now: &'a str,
+    ) -> Release<'a> {
+        Release {
+            app: &self.app_dir.app,
+            env: self.app_env(),
+            host: self.host(),
+            templates: &self.templates,
+            keep,
+            health_timeout_secs,
+            now,
+        }
+    }
+}
+
+/// Takes the app environment's deploy lock on the host (creating its
+/// directory first); held until the guard is dropped.
+pub async fn lock_env<'r>(remote: &'r Remote, layout: &HostLayout) -> Result<HostLock<'r>> {
+    remote
+        .run(
+            "create the app directory",
+            &["mkdir", "-p", layout.root.as_str()],
+        )
+        .await?;
+    remote
+        .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
+        .await
 }
 
 /// Reads `state.json` and the complete releases of an app environment, and

@@ -443,11 +443,12 @@ mod tests {
       reload_command: [nginx, -s, reload]
 ";
 
-    fn plan_with(observed: &Observed, tag: &str) -> Plan {
+    /// The skeleton's test environment on a production-like host.
+    fn with_release<T>(f: impl FnOnce(&Release) -> T) -> T {
         let app = AppFile::parse("app.yml", APP).unwrap();
         let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
         let templates = Templates::embedded();
-        let release = Release {
+        f(&Release {
             app: &app,
             env: &app.environments[0],
             host: &inventory.hosts[0],
@@ -455,8 +456,11 @@ mod tests {
             keep: 1,
             health_timeout_secs: 30,
             now: "2026-11-22T12:00:00Z",
-        };
-        deploy(&release, &tag.parse().unwrap(), observed).unwrap()
+        })
+    }
+
+    fn plan_with(observed: &Observed, tag: &str) -> Plan {
+        with_release(|release| deploy(release, &tag.parse().unwrap(), observed).unwrap())
     }
 
     fn live(slot: Slot, tag: &str) -> SlotRelease {
@@ -578,20 +582,8 @@ mod tests {
 
     #[test]
     fn a_rollback_switches_to_the_backup_without_starting_containers() {
-        let app = AppFile::parse("app.yml", APP).unwrap();
-        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
-        let templates = Templates::embedded();
-        let release = Release {
-            app: &app,
-            env: &app.environments[0],
-            host: &inventory.hosts[0],
-            templates: &templates,
-            keep: 1,
-            health_timeout_secs: 30,
-            now: "2026-11-22T12:00:00Z",
-        };
         assert_eq!(
-            rollback(&release, &Observed::default()),
+            with_release(|release| rollback(release, &Observed::default())),
             Err(RollbackError::NoBackup("test".into()))
         );
         let observed = Observed {
@@ -603,7 +595,7 @@ mod tests {
             complete_releases: Vec::new(),
             active_healthy: true,
         };
-        let plan = rollback(&release, &observed).unwrap();
+        let plan = with_release(|release| rollback(release, &observed)).unwrap();
         assert!(!plan
             .steps
             .iter()

@@ -1,0 +1,59 @@
+//! The local test host that `tests/rig/up` starts, as `berth demo` and the
+//! test suite use it: its settings (`rig.env`) and an inventory for it.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+/// `rig.env`: the `KEY=value` lines tests/rig/up writes.
+pub struct RigEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl RigEnv {
+    pub fn read(path: &Path) -> anyhow::Result<RigEnv> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let vars = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect();
+        Ok(RigEnv { vars })
+    }
+
+    pub fn get(&self, key: &str) -> anyhow::Result<&str> {
+        match self.vars.iter().find(|(k, _)| k == key) {
+            Some((_, v)) => Ok(v),
+            None => bail!("rig.env has no {key}"),
+        }
+    }
+
+    /// A host inventory for the rig; its values are validated when berth
+    /// loads it, like any inventory.
+    pub fn inventory(&self) -> anyhow::Result<String> {
+        let front = self.get("RIG_FRONT_PREFIX")?;
+        let conf = self.get("RIG_FRONT_CONF")?;
+        Ok(format!(
+            "hosts:
+  local:
+    ssh: {{address: 127.0.0.1, port: {port}, user: deploy, known_hosts: \"{known}\"}}
+    publish_address: 127.0.0.1
+    base_dir: {base}
+    environments: [test, production]
+    front:
+      include_dir: {confd}
+      log_dir: {front}/logs
+      listen: {listen}
+      test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]
+      reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]
+",
+            port = self.get("RIG_SSH_PORT")?,
+            known = self.get("RIG_KNOWN_HOSTS_LINE")?,
+            base = self.get("RIG_BASE_DIR")?,
+            confd = self.get("RIG_FRONT_CONF_D")?,
+            listen = self.get("RIG_FRONT_LISTEN")?,
+        ))
+    }
+}
