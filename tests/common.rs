@@ -179,10 +179,30 @@ pub fn require_tool(name: &str) -> PathBuf {
 
 /// A free TCP port on loopback (the kernel's pick; released before use).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    free_ports::<1>()[0]
+}
+
+/// `N` different free ports: all are held open until each is picked, so
+/// none is handed out twice. They come from below Linux's ephemeral range
+/// (32768 and up), so an outgoing connection cannot take one before a slot
+/// publishes it.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mut listeners = Vec::with_capacity(N);
+    while listeners.len() < N {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000
+            + (std::process::id()
+                .wrapping_mul(7919)
+                .wrapping_add(n * 104_729))
+                % 12_000;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            listeners.push(listener);
+        }
+        assert!(n < 100_000, "no free port below 32000");
+    }
+    std::array::from_fn(|i| listeners[i].local_addr().expect("bound").port())
 }
 
 /// One HTTP/1.0 request; returns the status and the body.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use berth::exit::ExitStatus;
 
-use crate::common::{free_port, http_request, repo_root, Berth, Run, APP_YML};
+use crate::common::{free_ports, http_request, repo_root, Berth, Run, APP_YML};
 
 /// The rig's settings from `$BERTH_RIG/rig.env`.
 pub struct Rig {
@@ -72,17 +72,18 @@ impl RigApp {
         let id = format!("{name}-{}", std::process::id());
         let domain = format!("{id}.test.berth.localhost");
         let dir = tempfile::tempdir().unwrap();
+        let [blue, green, prod_blue, prod_green] = free_ports::<4>();
         let app = APP_YML
             .replacen("id: example", &format!("id: {id}"), 1)
             .replacen(
                 "ports: [18001, 18002]",
-                &format!("ports: [{}, {}]", free_port(), free_port()),
+                &format!("ports: [{blue}, {green}]"),
                 1,
             )
             .replacen("example.test.berth.localhost", &domain, 1)
             .replacen(
                 "ports: [18011, 18012]",
-                &format!("ports: [{}, {}]", free_port(), free_port()),
+                &format!("ports: [{prod_blue}, {prod_green}]"),
                 1,
             )
             .replacen(

@@ -11,7 +11,7 @@ use berth::plan::release::{ReleaseId, Slot};
 use berth::plan::render::{write_files, Target, Templates};
 
 use crate::common::{
-    free_port, front_main_conf, http_request, repo_root, require_tool, wait_for_200, APP_YML,
+    free_ports, front_main_conf, http_request, repo_root, require_tool, wait_for_200, APP_YML,
 };
 
 const IMAGE: &str = "berth/php-nginx:8.2-bookworm";
@@ -73,7 +73,7 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
     let base = dir.path().join("srv");
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let (slot_port, other_port, front_port) = (free_port(), free_port(), free_port());
+    let [slot_port, other_port, front_port] = free_ports::<3>();
     let app_id = format!("rt{}", std::process::id());
     let app_text = APP_YML
         .replacen("id: example", &format!("id: {app_id}"), 1)
