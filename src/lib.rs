@@ -13,3 +13,4 @@ pub mod exit;
 pub mod plan;
 pub mod report;
 pub mod rig;
+pub mod secret;

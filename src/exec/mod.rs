@@ -3,4 +3,6 @@
 //! and the host.
 
 pub mod apply;
+pub mod git;
+pub mod gitlab;
 pub mod remote;
