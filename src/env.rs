@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::secret::Secret;
+
 /// Every variable berth reads. Empty values count as unset.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -23,11 +25,30 @@ pub struct Env {
     /// `SSH_ORIGINAL_COMMAND`: what a client asked, when berth runs as a
     /// forced command (`berth serve-logs`).
     pub ssh_original_command: Option<String>,
+    /// `CI_API_V4_URL`: the GitLab API, e.g. `https://gitlab.example.com/api/v4`.
+    pub gitlab_api: Option<String>,
+    /// `BERTH_GITLAB_TOKEN`: the access token berth calls GitLab with.
+    pub gitlab_token: Option<Secret>,
+    /// `CI_JOB_TOKEN`: the running job's token, used where it suffices.
+    pub job_token: Option<Secret>,
+    /// `CI_PROJECT_PATH`: the management repository, e.g. `deploy/shop`.
+    pub project_path: Option<String>,
+    /// `CI_MERGE_REQUEST_IID`: set in merge request pipelines.
+    pub merge_request_iid: Option<String>,
+    /// `CI_COMMIT_SHA`: the commit the pipeline runs for.
+    pub commit_sha: Option<String>,
+    /// `CI_PIPELINE_URL`: recorded in release records and notes.
+    pub pipeline_url: Option<String>,
+    /// `CI_PIPELINE_ID`.
+    pub pipeline_id: Option<String>,
+    /// `BERTH_DOTENV`: where a job's outputs go, as a dotenv report.
+    pub dotenv: Option<PathBuf>,
 }
 
 impl Env {
     pub fn read() -> Env {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let text = |name: &str| var(name).map(|v| v.to_string_lossy().trim().to_string());
         Env {
             no_color: var("NO_COLOR").is_some(),
             inventory: var("BERTH_INVENTORY").map(PathBuf::from),
@@ -37,6 +58,15 @@ impl Env {
             logs_key: var("BERTH_LOGS_KEY").map(PathBuf::from),
             ssh_original_command: var("SSH_ORIGINAL_COMMAND")
                 .map(|v| v.to_string_lossy().into_owned()),
+            gitlab_api: text("CI_API_V4_URL"),
+            gitlab_token: text("BERTH_GITLAB_TOKEN").map(Secret::new),
+            job_token: text("CI_JOB_TOKEN").map(Secret::new),
+            project_path: text("CI_PROJECT_PATH"),
+            merge_request_iid: text("CI_MERGE_REQUEST_IID"),
+            commit_sha: text("CI_COMMIT_SHA"),
+            pipeline_url: text("CI_PIPELINE_URL"),
+            pipeline_id: text("CI_PIPELINE_ID"),
+            dotenv: var("BERTH_DOTENV").map(PathBuf::from),
         }
     }
 }

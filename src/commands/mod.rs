@@ -3,6 +3,7 @@
 
 mod demo;
 mod deploy;
+mod gitlab;
 mod logs;
 mod render;
 mod rollback;
