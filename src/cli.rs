@@ -71,7 +71,7 @@ pub enum Command {
     /// Read an app's logs: container output and the front nginx's logs.
     Logs(LogsArgs),
     /// Report a release back to GitLab: MR note, commit status, release tag.
-    Report(EnvSelection),
+    Report(ReportArgs),
     /// Onboard and manage apps.
     #[command(subcommand)]
     App(AppCommand),
@@ -134,6 +134,8 @@ pub struct RenderArgs {
 pub struct MergeRequestArgs {
     #[command(flatten)]
     pub app_dir: AppDirArg,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
     /// The merge request's IID [default: $CI_MERGE_REQUEST_IID].
     #[arg(long, value_name = "IID")]
     pub merge_request: Option<u64>,
@@ -146,6 +148,14 @@ pub struct EnvSelection {
     /// Only this environment [default: every environment release.yml names].
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Outcome files written by `berth deploy --outcome`; missing files
+    /// (deploy jobs that did not run) are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub outcome: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +195,14 @@ pub struct DeployArgs {
     /// Releases kept on the host besides the active and backup ones.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub keep: usize,
+    /// The commit the checkout holds, recorded in the outcome
+    /// [default: from `berth checkout`'s outputs, BERTH_<ENV>_COMMIT].
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// Write the outcome (success, or the failing step and last log lines)
+    /// as JSON here, for `berth report`. Written on failure too.
+    #[arg(long, value_name = "FILE")]
+    pub outcome: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ use crate::env::Env;
 use crate::exec::apply::apply;
 use crate::exec::remote::Remote;
 use crate::plan::deploy::{self, Step};
+use crate::plan::release::Slot;
 use crate::report::Reporter;
 
 pub fn run(
@@ -50,7 +51,70 @@ pub fn run(
             hint: "run `berth checkout` first, or pass --code DIR".into(),
         });
     }
-    deploy_target(&target, &tag, Some(&code), options, reporter)
+    let result = deploy_target(&target, &tag, Some(&code), options, reporter);
+    if let Some(path) = &args.outcome {
+        let outcome = Outcome::of(&target, &tag, args.commit.as_deref(), &result);
+        let text = serde_json::to_string_pretty(&outcome).expect("an outcome serializes");
+        std::fs::write(path, text)
+            .with_context(|| format!("write the deploy outcome to {}", path.display()))?;
+    }
+    result.map(|_| ())
+}
+
+/// What a deploy job leaves for `berth report` (`--outcome FILE`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub env: String,
+    #[serde(rename = "ref")]
+    pub tag: String,
+    pub commit: Option<String>,
+    pub host: String,
+    pub slot: Option<String>,
+    pub url: String,
+    pub ok: bool,
+    pub failed_step: Option<String>,
+    /// The last lines of the error, with the slot's log tail when a health
+    /// check failed.
+    pub log_tail: Vec<String>,
+    pub time: String,
+}
+
+impl Outcome {
+    fn of(
+        target: &EnvTarget,
+        tag: &GitTag,
+        commit: Option<&str>,
+        result: &Result<Option<Slot>, CommandError>,
+    ) -> Outcome {
+        let (ok, slot, failed_step, log_tail) = match result {
+            Ok(slot) => (true, slot.map(|s| s.name().to_string()), None, Vec::new()),
+            Err(error) => {
+                let step = match error {
+                    CommandError::Stopped(failed) => failed.step.clone(),
+                    _ => "before the first step".to_string(),
+                };
+                let text = match error {
+                    CommandError::Stopped(failed) => format!("{:#}", failed.source),
+                    other => other.to_string(),
+                };
+                let lines: Vec<String> = text.lines().map(str::to_string).collect();
+                let tail = lines[lines.len().saturating_sub(30)..].to_vec();
+                (false, None, Some(step), tail)
+            }
+        };
+        Outcome {
+            env: target.env.to_string(),
+            tag: tag.to_string(),
+            commit: commit.map(str::to_string),
+            host: target.host().name.to_string(),
+            slot,
+            url: target.url(),
+            ok,
+            failed_step,
+            log_tail,
+            time: now_utc(),
+        }
+    }
 }
 
 /// How a deploy behaves, beyond what it deploys.
@@ -70,7 +134,7 @@ pub fn deploy_target(
     code: Option<&Path>,
     options: Options,
     reporter: &Reporter,
-) -> Result<(), CommandError> {
+) -> Result<Option<Slot>, CommandError> {
     let now = now_utc();
     let release = target.release(options.keep, options.health_timeout_secs, &now);
     let layout = target.layout();
@@ -91,7 +155,7 @@ pub fn deploy_target(
                 &plan.to_string(),
                 &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }),
             );
-            return Ok(());
+            return Ok(None);
         }
         if let Some(note) = &plan.note {
             reporter.info(note);
@@ -106,6 +170,10 @@ pub fn deploy_target(
             &format!("{tag} is live in {}: {url}", target.env),
             &json!({ "ok": true, "env": target.env, "tag": tag, "url": url }),
         );
-        Ok(())
+        let active = plan.steps.iter().rev().find_map(|step| match step {
+            Step::RecordState { state, .. } => state.active.as_ref().map(|a| a.slot),
+            _ => None,
+        });
+        Ok(active)
     })
 }

@@ -1,11 +1,14 @@
 //! One module per subcommand: glue only. Each resolves its settings, then
 //! observes, plans, executes and reports through the layers below.
 
+mod checkout;
 mod demo;
 mod deploy;
 mod gitlab;
 mod logs;
 mod render;
+mod report;
+mod review;
 mod rollback;
 mod status;
 mod target;
@@ -47,15 +50,15 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(args, &env, &reporter),
         Command::Render(args) => render::run(args, global.dry_run, &env, &reporter),
-        Command::Check(_) => not_available("check"),
-        Command::Plan(_) => not_available("plan"),
-        Command::Checkout(_) => not_available("checkout"),
+        Command::Check(args) => review::check(args, &env, &reporter),
+        Command::Plan(args) => review::plan(args, &env, &reporter),
+        Command::Checkout(args) => checkout::run(args, &env, &reporter),
         Command::Deploy(args) => deploy::run(args, global.dry_run, &env, &reporter),
         Command::Rollback(args) => rollback::run(args, global.dry_run, &env, &reporter),
         Command::Status(args) => status::run(args, &env, &reporter),
         Command::Logs(args) => logs::run(args, &env, &reporter),
         Command::ServeLogs(args) => logs::serve_logs(args, &env, &reporter),
-        Command::Report(_) => not_available("report"),
+        Command::Report(args) => report::run(args, &env, &reporter),
         Command::App(_) => not_available("app create"),
         Command::Request(_) => not_available("request"),
         Command::Demo(args) => demo::run(args, &env, &reporter),

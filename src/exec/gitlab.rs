@@ -5,6 +5,7 @@
 //!
 //! Endpoints the crate lacks live in [`endpoints`].
 
+pub mod calls;
 pub mod endpoints;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,6 +143,13 @@ impl GitLab {
     /// Calls an endpoint whose answer is empty or not needed.
     pub fn call_ignoring_body<E: Endpoint>(&self, endpoint: &E) -> Result<(), GitLabError> {
         api::ignore(endpoint)
+            .query(self)
+            .map_err(|e| describe(endpoint, e))
+    }
+
+    /// Calls an endpoint that answers raw bytes (a file's content).
+    pub fn call_raw<E: Endpoint>(&self, endpoint: &E) -> Result<Vec<u8>, GitLabError> {
+        api::raw(endpoint)
             .query(self)
             .map_err(|e| describe(endpoint, e))
     }

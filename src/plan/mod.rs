@@ -2,6 +2,8 @@
 //! settings and observed state. No network, no clock, no environment reads.
 
 pub mod deploy;
+pub mod history;
 pub mod logs;
+pub mod note;
 pub mod release;
 pub mod render;

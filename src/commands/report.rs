@@ -1,0 +1,161 @@
+//! `berth report` (main pipeline, last stage, runs even when a deploy
+//! failed): the result per environment as a note on the merged merge
+//! request, a commit status, and a release record tag per release.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::deploy::Outcome;
+use super::gitlab::{connect, management_project, usage};
+use super::CommandError;
+use crate::cli::ReportArgs;
+use crate::env::Env;
+use crate::exec::gitlab::{calls, GitLab, GitLabError};
+use crate::plan::history::{self, ReleaseRecord};
+use crate::plan::note::{report_note, EnvOutcome};
+use crate::report::Reporter;
+
+pub fn run(args: &ReportArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
+    let project = management_project(None, env)?;
+    let Some(sha) = env.commit_sha.clone() else {
+        return Err(usage(
+            "CI_COMMIT_SHA is not set",
+            "berth report runs in the main-branch pipeline",
+        ));
+    };
+    let outcomes = read_outcomes(&args.outcome)?;
+    let gitlab = connect(env)?;
+    let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
+    let merge_request = calls::merged_request_for(&gitlab, &project, &sha).map_err(failed)?;
+    let mut notes = Vec::new();
+    for outcome in &outcomes {
+        let record = if outcome.ok {
+            Some(record_release(
+                &gitlab,
+                &project,
+                &sha,
+                outcome,
+                env,
+                merge_request.as_ref().map(|m| m.iid),
+            )?)
+        } else {
+            None
+        };
+        notes.push(EnvOutcome {
+            env: outcome.env.clone(),
+            tag: outcome.tag.clone(),
+            commit: outcome.commit.clone().unwrap_or_default(),
+            url: outcome.ok.then(|| outcome.url.clone()),
+            failed_step: outcome.failed_step.clone(),
+            log_tail: outcome.log_tail.clone(),
+            record,
+        });
+    }
+    if let Some(mr) = &merge_request {
+        calls::add_note(
+            &gitlab,
+            &project,
+            mr.iid,
+            &report_note(env.pipeline_url.as_deref(), &notes),
+        )
+        .map_err(failed)?;
+    }
+    let all_ok = outcomes.iter().all(|o| o.ok);
+    let summary: Vec<String> = outcomes
+        .iter()
+        .map(|o| match &o.failed_step {
+            None => format!("{} {} released", o.env, o.tag),
+            Some(step) => format!("{} {} failed at {step}", o.env, o.tag),
+        })
+        .collect();
+    let description = if summary.is_empty() {
+        "nothing released".to_string()
+    } else {
+        summary.join("; ")
+    };
+    calls::commit_status(
+        &gitlab,
+        &project,
+        &sha,
+        all_ok,
+        "berth/release",
+        env.pipeline_url.as_deref(),
+        &description,
+    )
+    .map_err(failed)?;
+    reporter.result(
+        &format!("reported: {description}"),
+        &json!({"ok": all_ok, "merge_request": merge_request.map(|m| m.iid), "environments": notes.iter().map(|n| json!({"env": n.env, "ref": n.tag, "record": n.record, "failed_step": n.failed_step})).collect::<Vec<_>>()}),
+    );
+    Ok(())
+}
+
+fn read_outcomes(paths: &[PathBuf]) -> Result<Vec<Outcome>, CommandError> {
+    let mut outcomes = Vec::new();
+    for path in paths {
+        if !path.exists() {
+            // A deploy job that did not run (a manual production deploy
+            // not started yet) leaves no outcome: nothing to report.
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let outcome: Outcome = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a deploy outcome written by berth deploy",
+                path.display()
+            )
+        })?;
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Writes `deployed/<env>/<n>` for a release, unless this pipeline's
+/// record of it exists already (report re-run); returns the tag name.
+fn record_release(
+    gitlab: &GitLab,
+    project: &str,
+    sha: &str,
+    outcome: &Outcome,
+    env: &Env,
+    merge_request: Option<u64>,
+) -> Result<String, CommandError> {
+    let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
+    for _ in 0..5 {
+        let records = calls::release_records(gitlab, project).map_err(failed)?;
+        if let Some(existing) = records.iter().find(|r| {
+            r.env == outcome.env
+                && r.tag == outcome.tag
+                && r.pipeline == env.pipeline_url
+                && r.time == outcome.time
+        }) {
+            return Ok(existing.tag_name());
+        }
+        let names: Vec<String> = records.iter().map(ReleaseRecord::tag_name).collect();
+        let record = ReleaseRecord {
+            env: outcome.env.clone(),
+            number: history::next_number(names.iter().map(String::as_str), &outcome.env),
+            tag: outcome.tag.clone(),
+            commit: outcome.commit.clone().unwrap_or_else(|| "unknown".into()),
+            release: outcome.tag.clone(),
+            host: outcome.host.clone(),
+            slot: outcome.slot.clone().unwrap_or_else(|| "unknown".into()),
+            time: outcome.time.clone(),
+            pipeline: env.pipeline_url.clone(),
+            merge_request,
+        };
+        match calls::create_record(gitlab, project, &record, sha) {
+            Ok(()) => return Ok(record.tag_name()),
+            // Another report took this number first: read again.
+            Err(e) if e.is(400) && e.detail.contains("already exists") => continue,
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Err(CommandError::Failed(anyhow::anyhow!(
+        "could not number the release record of {}: tags kept appearing",
+        outcome.env
+    )))
+}

@@ -1,0 +1,293 @@
+//! The GitLab calls berth's commands make, each one request (or one paged
+//! list), with just the fields berth reads.
+
+use gitlab::api::projects::merge_requests::notes::{
+    CreateMergeRequestNote, EditMergeRequestNote, MergeRequestNotes,
+};
+use gitlab::api::projects::merge_requests::{
+    MergeRequest, MergeRequestDiffs, MergeRequestState, MergeRequests,
+};
+use gitlab::api::projects::repository::commits::{
+    CommitStatusState, CompareCommits, CreateCommitStatus,
+};
+use gitlab::api::projects::repository::files::FileRaw;
+use gitlab::api::projects::repository::tags::{CreateTag, Tag, Tags};
+use gitlab::api::users::CurrentUser;
+use serde::Deserialize;
+
+use super::{GitLab, GitLabError};
+use crate::plan::history::{ReleaseRecord, TAG_PREFIX};
+
+pub type CallResult<T> = Result<T, GitLabError>;
+
+fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    // Builders fail only when a required field is missing: a bug here, not
+    // bad input, so it is not worth an error path.
+    result.unwrap_or_else(|e| panic!("a GitLab endpoint was built without a required field: {e}"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct User {
+    pub id: u64,
+    pub username: String,
+}
+
+pub fn current_user(gitlab: &GitLab) -> CallResult<User> {
+    gitlab.call(&CurrentUser::builder().build().expect("no fields"))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MergeRequestInfo {
+    pub iid: u64,
+    pub state: String,
+    pub source_branch: String,
+    pub target_branch: String,
+    pub sha: Option<String>,
+    pub merge_commit_sha: Option<String>,
+    pub squash_commit_sha: Option<String>,
+    pub web_url: Option<String>,
+}
+
+pub fn merge_request(gitlab: &GitLab, project: &str, iid: u64) -> CallResult<MergeRequestInfo> {
+    gitlab.call(&built(
+        MergeRequest::builder()
+            .project(project)
+            .merge_request(iid)
+            .build(),
+    ))
+}
+
+/// The merged merge request whose merge produced `sha`, among the latest.
+pub fn merged_request_for(
+    gitlab: &GitLab,
+    project: &str,
+    sha: &str,
+) -> CallResult<Option<MergeRequestInfo>> {
+    let endpoint = built(
+        MergeRequests::builder()
+            .project(project)
+            .state(MergeRequestState::Merged)
+            .order_by(gitlab::api::projects::merge_requests::MergeRequestOrderBy::UpdatedAt)
+            .build(),
+    );
+    let requests: Vec<MergeRequestInfo> = gitlab.call_pages(&endpoint, 20)?;
+    Ok(requests.into_iter().find(|mr| {
+        [&mr.merge_commit_sha, &mr.squash_commit_sha, &mr.sha]
+            .iter()
+            .any(|candidate| candidate.as_deref() == Some(sha))
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DiffInfo {
+    pub old_path: String,
+    pub new_path: String,
+    #[serde(default)]
+    pub new_file: bool,
+    #[serde(default)]
+    pub renamed_file: bool,
+    #[serde(default)]
+    pub deleted_file: bool,
+}
+
+pub fn merge_request_diffs(gitlab: &GitLab, project: &str, iid: u64) -> CallResult<Vec<DiffInfo>> {
+    let endpoint = built(
+        MergeRequestDiffs::builder()
+            .project(project)
+            .merge_request(iid)
+            .build(),
+    );
+    gitlab.call_pages(&endpoint, 3000)
+}
+
+/// A file's text at `reference`, or `None` when it does not exist there.
+pub fn file_at(
+    gitlab: &GitLab,
+    project: &str,
+    path: &str,
+    reference: &str,
+) -> CallResult<Option<String>> {
+    let endpoint = built(
+        FileRaw::builder()
+            .project(project)
+            .file_path(path)
+            .ref_(reference)
+            .build(),
+    );
+    match gitlab.call_raw(&endpoint) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.is(404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TagInfo {
+    name: String,
+    message: Option<String>,
+    commit: CommitInfo,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitInfo {
+    pub id: String,
+    pub short_id: String,
+    pub title: String,
+    #[serde(default)]
+    pub author_name: String,
+}
+
+/// The commit a tag of `project` names, or `None` when there is no such tag.
+pub fn tag_commit(gitlab: &GitLab, project: &str, tag: &str) -> CallResult<Option<String>> {
+    let endpoint = built(Tag::builder().project(project).tag_name(tag).build());
+    match gitlab.call::<_, TagInfo>(&endpoint) {
+        Ok(info) => Ok(Some(info.commit.id)),
+        Err(e) if e.is(404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Comparison {
+    pub commits: Vec<CommitInfo>,
+    pub diffs: Vec<DiffInfo>,
+}
+
+/// Commits and changed files from `from` to `to` (GitLab's merge-base compare).
+pub fn compare(gitlab: &GitLab, project: &str, from: &str, to: &str) -> CallResult<Comparison> {
+    gitlab.call(&built(
+        CompareCommits::builder()
+            .project(project)
+            .from(from)
+            .to(to)
+            .build(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct NoteInfo {
+    id: u64,
+    body: String,
+    author: User,
+}
+
+/// The body of the note by `me` that starts with `marker`, with its id.
+pub fn find_own_note(
+    gitlab: &GitLab,
+    project: &str,
+    iid: u64,
+    me: &User,
+    marker: &str,
+) -> CallResult<Option<(u64, String)>> {
+    let endpoint = built(
+        MergeRequestNotes::builder()
+            .project(project)
+            .merge_request(iid)
+            .build(),
+    );
+    let notes: Vec<NoteInfo> = gitlab.call_pages(&endpoint, 1000)?;
+    Ok(notes
+        .into_iter()
+        .find(|note| note.author.id == me.id && note.body.starts_with(marker))
+        .map(|note| (note.id, note.body)))
+}
+
+/// Keeps exactly one note by berth that starts with `marker`: edits it, or
+/// creates it when there is none.
+pub fn upsert_note(
+    gitlab: &GitLab,
+    project: &str,
+    iid: u64,
+    marker: &str,
+    body: &str,
+) -> CallResult<()> {
+    let me = current_user(gitlab)?;
+    match find_own_note(gitlab, project, iid, &me, marker)? {
+        Some((note, old)) if old == body => {
+            let _ = note;
+            Ok(())
+        }
+        Some((note, _)) => gitlab.call_ignoring_body(&built(
+            EditMergeRequestNote::builder()
+                .project(project)
+                .merge_request(iid)
+                .note(note)
+                .body(body)
+                .build(),
+        )),
+        None => add_note(gitlab, project, iid, body),
+    }
+}
+
+pub fn add_note(gitlab: &GitLab, project: &str, iid: u64, body: &str) -> CallResult<()> {
+    gitlab.call_ignoring_body(&built(
+        CreateMergeRequestNote::builder()
+            .project(project)
+            .merge_request(iid)
+            .body(body)
+            .build(),
+    ))
+}
+
+/// Every release record in the management repository.
+pub fn release_records(gitlab: &GitLab, project: &str) -> CallResult<Vec<ReleaseRecord>> {
+    let search = format!("^{TAG_PREFIX}");
+    let endpoint = built(
+        Tags::builder()
+            .project(project)
+            .search(search.as_str())
+            .build(),
+    );
+    let tags: Vec<TagInfo> = gitlab.call_pages(&endpoint, 10_000)?;
+    Ok(tags
+        .iter()
+        .filter_map(|tag| ReleaseRecord::parse(&tag.name, tag.message.as_deref().unwrap_or("")))
+        .collect())
+}
+
+/// Writes a release record as an annotated tag on `commit`.
+pub fn create_record(
+    gitlab: &GitLab,
+    project: &str,
+    record: &ReleaseRecord,
+    commit: &str,
+) -> CallResult<()> {
+    let name = record.tag_name();
+    let message = record.message();
+    gitlab.call_ignoring_body(&built(
+        CreateTag::builder()
+            .project(project)
+            .tag_name(name.as_str())
+            .ref_(commit)
+            .message(message.as_str())
+            .build(),
+    ))
+}
+
+/// Sets berth's commit status (`berth/<name>`) on a commit.
+pub fn commit_status(
+    gitlab: &GitLab,
+    project: &str,
+    sha: &str,
+    ok: bool,
+    name: &str,
+    target_url: Option<&str>,
+    description: &str,
+) -> CallResult<()> {
+    let state = if ok {
+        CommitStatusState::Success
+    } else {
+        CommitStatusState::Failed
+    };
+    let mut builder = CreateCommitStatus::builder();
+    builder
+        .project(project)
+        .commit(sha)
+        .state(state)
+        .name(name)
+        .description(description);
+    if let Some(url) = target_url {
+        builder.target_url(url);
+    }
+    gitlab.call_ignoring_body(&built(builder.build()))
+}
