@@ -1,6 +1,7 @@
 //! Pure planning: what to render, run and call, computed as data from
 //! settings and observed state. No network, no clock, no environment reads.
 
+pub mod allocation;
 pub mod deploy;
 pub mod history;
 pub mod logs;
