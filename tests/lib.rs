@@ -4,8 +4,8 @@ mod bad_input;
 mod cli;
 mod common;
 mod deploy;
-#[allow(dead_code)]
 mod fake;
+mod gitlab_flow;
 mod isolation;
 mod logs;
 mod render;
