@@ -1,6 +1,9 @@
 //! The fake GitLab (`tests/fake_gitlab`) as a test fixture: one separate
 //! process per test, reached over loopback exactly as berth reaches GitLab.
 
+// Fixture helpers: each test module uses some of them.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
