@@ -195,8 +195,10 @@ pub struct DeployArgs {
     /// Releases kept on the host besides the active and backup ones.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub keep: usize,
-    /// The commit the checkout holds, recorded in the outcome
-    /// [default: from `berth checkout`'s outputs, BERTH_<ENV>_COMMIT].
+    /// The commit the checkout holds, as `berth checkout` verified it
+    /// (its output BERTH_<ENV>_COMMIT). The release id then carries the
+    /// commit, so a tag moved between two releases never reuses a release
+    /// directory; the outcome records it too.
     #[arg(long, value_name = "SHA")]
     pub commit: Option<String>,
     /// Write the outcome (success, or the failing step and last log lines)

@@ -61,7 +61,7 @@ pub fn run(args: &DemoArgs, env: &Env, reporter: &Reporter) -> Result<(), Comman
     };
     let tag = "v1.0.0".parse().expect("a valid tag");
     let code = repo.join("examples/plugin");
-    deploy_target(&target, &tag, Some(&code), options, reporter)?;
+    deploy_target(&target, &tag, None, Some(&code), options, reporter)?;
     reporter.info(&format!(
         "open {} (names under .localhost resolve to this machine), or: curl -H 'Host: {}' http://{}/",
         target.url(),

@@ -51,7 +51,16 @@ pub fn run(
             hint: "run `berth checkout` first, or pass --code DIR".into(),
         });
     }
-    let result = deploy_target(&target, &tag, Some(&code), options, reporter);
+    let commit = args.commit.as_deref();
+    if let Some(commit) = commit {
+        if commit.len() != 40 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(CommandError::Usage {
+                message: format!("--commit {commit:?} is not a full commit id"),
+                hint: "pass the 40-character id berth checkout wrote as BERTH_<ENV>_COMMIT".into(),
+            });
+        }
+    }
+    let result = deploy_target(&target, &tag, commit, Some(&code), options, reporter);
     if let Some(path) = &args.outcome {
         let outcome = Outcome::of(&target, &tag, args.commit.as_deref(), &result);
         let text = serde_json::to_string_pretty(&outcome).expect("an outcome serializes");
@@ -131,6 +140,7 @@ pub struct Options {
 pub fn deploy_target(
     target: &EnvTarget,
     tag: &GitTag,
+    commit: Option<&str>,
     code: Option<&Path>,
     options: Options,
     reporter: &Reporter,
@@ -142,7 +152,8 @@ pub fn deploy_target(
         let remote = Remote::connect(target.host(), &target.ssh_key).await?;
         let lock = lock_env(&remote, &layout).await?;
         let observed = observe(&remote, target).await?;
-        let plan = deploy::deploy(&release, tag, &observed)
+        let id = deploy::release_id(tag, commit, &observed);
+        let plan = deploy::deploy(&release, tag, &id, &observed)
             .context("render the release configuration")?;
         if code.is_none() && plan.steps.iter().any(|s| matches!(s, Step::SyncCode { .. })) {
             return Err(CommandError::Usage {

@@ -33,7 +33,7 @@ pub fn run(
             health_timeout_secs: t.health_timeout,
             dry_run,
         };
-        return deploy_target(&target, &tag, None, options, reporter).map(|_| ());
+        return deploy_target(&target, &tag, None, None, options, reporter).map(|_| ());
     }
     let now = now_utc();
     let release = target.release(0, t.health_timeout, &now);

@@ -283,10 +283,42 @@ impl Release<'_> {
     }
 }
 
+/// The release id of `tag`: with the commit the checkout verified when it is
+/// known; else (a rollback to a tag) the release of that tag already on the
+/// host, newest first as the history lists them; else the tag alone.
+pub fn release_id(tag: &GitTag, commit: Option<&str>, observed: &Observed) -> ReleaseId {
+    if commit.is_some() {
+        return ReleaseId::new(tag, commit);
+    }
+    let plain = ReleaseId::new(tag, None);
+    let of_tag = |id: &ReleaseId| {
+        id == &plain
+            || id
+                .as_str()
+                .strip_prefix(plain.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|hex| hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+    };
+    let state = &observed.state;
+    let known = state.active.iter().chain(&state.backup).map(|s| &s.release);
+    let history = state.history.iter().map(|h| &h.release);
+    known
+        .chain(history)
+        .chain(&observed.complete_releases)
+        .find(|id| of_tag(id) && observed.complete_releases.contains(id))
+        .cloned()
+        .unwrap_or(plain)
+}
+
 /// Plans the release of `tag` (from a checkout) into the idle slot.
-pub fn deploy(r: &Release, tag: &GitTag, observed: &Observed) -> Result<Plan, RenderError> {
+pub fn deploy(
+    r: &Release,
+    tag: &GitTag,
+    release: &ReleaseId,
+    observed: &Observed,
+) -> Result<Plan, RenderError> {
     let layout = r.layout();
-    let release = ReleaseId::new(tag, None);
+    let release = release.clone();
     let state = &observed.state;
     if let Some(active) = &state.active {
         if active.release == release && observed.active_healthy {
@@ -460,7 +492,10 @@ mod tests {
     }
 
     fn plan_with(observed: &Observed, tag: &str) -> Plan {
-        with_release(|release| deploy(release, &tag.parse().unwrap(), observed).unwrap())
+        with_release(|release| {
+            let tag = tag.parse().unwrap();
+            deploy(release, &tag, &release_id(&tag, None, observed), observed).unwrap()
+        })
     }
 
     fn live(slot: Slot, tag: &str) -> SlotRelease {
@@ -618,5 +653,24 @@ mod tests {
         assert!(serde_json::from_str::<HostState>(bad).is_err());
         let bad_tag = r#"{"active":{"slot":"blue","release":"v1","tag":"v1;id","deployed_at":"x"},"backup":null}"#;
         assert!(serde_json::from_str::<HostState>(bad_tag).is_err());
+    }
+
+    #[test]
+    fn a_rollback_to_a_tag_finds_its_release_with_the_commit() {
+        let tag: GitTag = "v1.0.0".parse().unwrap();
+        let with_commit = ReleaseId::new(&tag, Some("0123456789abcdef0123456789abcdef01234567"));
+        assert_eq!(with_commit.as_str(), "v1.0.0-0123456789ab");
+        let mut observed = Observed::default();
+        assert_eq!(release_id(&tag, None, &observed).as_str(), "v1.0.0");
+        observed.complete_releases = vec![
+            ReleaseId::new(&"v1.0.1".parse().unwrap(), None),
+            with_commit.clone(),
+        ];
+        assert_eq!(release_id(&tag, None, &observed), with_commit);
+        let other = "fedcba9876543210fedcba9876543210fedcba98";
+        assert_eq!(
+            release_id(&tag, Some(other), &observed).as_str(),
+            "v1.0.0-fedcba987654"
+        );
     }
 }
