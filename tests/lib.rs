@@ -1,6 +1,7 @@
 //! berth's integration tests: one binary, one module per area.
 
 mod bad_input;
+mod bench;
 mod cli;
 mod common;
 mod deploy;
