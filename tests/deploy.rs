@@ -778,3 +778,90 @@ fn a_host_key_other_than_the_inventorys_is_refused() {
     assert!(stderr.contains("Host key verification failed."), "{stderr}");
     assert!(app.vhost().is_none(), "nothing was deployed");
 }
+
+#[test]
+fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
+    use crate::fake::{FakeGitLab, ROOT_TOKEN};
+    let fake = FakeGitLab::start(serde_json::json!({
+        "groups": [{"path": "deploy", "name": "Deploy"}],
+        "projects": [{"path": "deploy/shop", "initialize_with_readme": true}],
+    }));
+    let main = fake.ok(
+        ROOT_TOKEN,
+        "GET",
+        "/projects/deploy%2Fshop/repository/branches/main",
+        serde_json::Value::Null,
+    );
+    let sha = main["commit"]["id"].as_str().unwrap().to_string();
+    let with_gitlab = |berth: Berth| {
+        berth
+            .env("CI_API_V4_URL", fake.api())
+            .env("BERTH_GITLAB_TOKEN", ROOT_TOKEN)
+            .env("CI_PROJECT_PATH", "deploy/shop")
+            .env("CI_COMMIT_SHA", &sha)
+            .env(
+                "CI_PIPELINE_URL",
+                format!("{}/deploy/shop/-/pipelines/9", fake.url),
+            )
+    };
+    let app = RigApp::new("history");
+    let commits = [
+        "1111111111111111111111111111111111111111",
+        "2222222222222222222222222222222222222222",
+    ];
+    for (version, commit) in ["v1.0.0", "v1.1.0"].iter().zip(commits) {
+        let code = app.code(version, true);
+        app.request(version);
+        let outcome = app.dir.path().join(format!("outcome-{version}.json"));
+        app.berth(&["deploy", "--health-timeout", "20", "--commit", commit])
+            .args(["--code"])
+            .arg_path(&code)
+            .args(["--outcome"])
+            .arg_path(&outcome)
+            .run()
+            .expect_code(0);
+        with_gitlab(Berth::new())
+            .args(["report", "--outcome"])
+            .arg_path(&outcome)
+            .run()
+            .expect_code(0);
+    }
+    // The release directory carries the commit.
+    let releases = Path::new(app.rig.get("RIG_BASE_DIR"))
+        .join(&app.id)
+        .join("test/releases");
+    assert!(
+        releases.join("v1.0.0-111111111111").is_dir(),
+        "{:?}",
+        std::fs::read_dir(&releases).unwrap().collect::<Vec<_>>()
+    );
+    assert_eq!(app.served().1, "v1.1.0");
+
+    with_gitlab(app.berth(&["rollback"])).run().expect_code(0);
+    assert_eq!(app.served().1, "v1.0.0");
+    let record = fake.ok(
+        ROOT_TOKEN,
+        "GET",
+        "/projects/deploy%2Fshop/repository/tags/deployed%2Ftest%2F3",
+        serde_json::Value::Null,
+    );
+    let message = record["message"].as_str().unwrap();
+    assert!(message.contains("action: rollback"), "{message}");
+    assert!(message.contains("ref: v1.0.0"), "{message}");
+    assert!(
+        message.contains(&format!("commit: {}", commits[0])),
+        "the commit comes from the first record: {message}"
+    );
+
+    let status = with_gitlab(app.berth(&["status"])).run().expect_code(0);
+    let text = status.stdout();
+    assert!(text.contains("history (GitLab):"), "{text}");
+    assert!(
+        text.contains("deployed/test/3 rollback v1.0.0 (v1.0.0-111111111111)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deployed/test/2 deploy v1.1.0 (v1.1.0-222222222222)"),
+        "{text}"
+    );
+}

@@ -77,6 +77,9 @@ pub struct Outcome {
     #[serde(rename = "ref")]
     pub tag: String,
     pub commit: Option<String>,
+    /// The release id on the host (the tag, with the commit when known).
+    #[serde(default)]
+    pub release: Option<String>,
     pub host: String,
     pub slot: Option<String>,
     pub url: String,
@@ -115,6 +118,7 @@ impl Outcome {
             env: target.env.to_string(),
             tag: tag.to_string(),
             commit: commit.map(str::to_string),
+            release: Some(crate::plan::release::ReleaseId::new(tag, commit).to_string()),
             host: target.host().name.to_string(),
             slot,
             url: target.url(),

@@ -26,6 +26,15 @@ pub(super) fn connect(env: &Env) -> Result<GitLab, CommandError> {
     Ok(GitLab::new(api, Token::Private(token.clone()))?)
 }
 
+/// GitLab and the management project, when this run can reach them
+/// (`CI_API_V4_URL`, `BERTH_GITLAB_TOKEN` and `CI_PROJECT_PATH` all set):
+/// commands that also work without GitLab use it for the release history.
+pub(super) fn history_access(env: &Env) -> Option<Result<(GitLab, String), CommandError>> {
+    let configured =
+        env.gitlab_api.is_some() && env.gitlab_token.is_some() && env.project_path.is_some();
+    configured.then(|| Ok((connect(env)?, management_project(None, env)?)))
+}
+
 /// The management project's path: the flag, else `CI_PROJECT_PATH`.
 pub(super) fn management_project(flag: Option<&str>, env: &Env) -> Result<String, CommandError> {
     flag.map(str::to_string)

@@ -36,7 +36,7 @@ pub fn run(args: &ReportArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
                 &gitlab,
                 &project,
                 &sha,
-                outcome,
+                &NewRecord::of(outcome),
                 env,
                 merge_request.as_ref().map(|m| m.iid),
             )?)
@@ -113,13 +113,44 @@ fn read_outcomes(paths: &[PathBuf]) -> Result<Vec<Outcome>, CommandError> {
     Ok(outcomes)
 }
 
-/// Writes `deployed/<env>/<n>` for a release, unless this pipeline's
-/// record of it exists already (report re-run); returns the tag name.
-fn record_release(
+/// What a new release record says; `record_release` numbers it.
+pub(super) struct NewRecord {
+    pub env: String,
+    pub tag: String,
+    pub commit: Option<String>,
+    pub release: String,
+    pub host: String,
+    pub slot: Option<String>,
+    pub time: String,
+    pub action: &'static str,
+}
+
+impl NewRecord {
+    fn of(outcome: &Outcome) -> NewRecord {
+        NewRecord {
+            env: outcome.env.clone(),
+            tag: outcome.tag.clone(),
+            commit: outcome.commit.clone(),
+            release: outcome
+                .release
+                .clone()
+                .unwrap_or_else(|| outcome.tag.clone()),
+            host: outcome.host.clone(),
+            slot: outcome.slot.clone(),
+            time: outcome.time.clone(),
+            action: "deploy",
+        }
+    }
+}
+
+/// Writes `deployed/<env>/<n>` on `at` (a commit or branch), unless this
+/// pipeline's record of the same release exists already (a re-run);
+/// returns the tag name.
+pub(super) fn record_release(
     gitlab: &GitLab,
     project: &str,
-    sha: &str,
-    outcome: &Outcome,
+    at: &str,
+    new: &NewRecord,
     env: &Env,
     merge_request: Option<u64>,
 ) -> Result<String, CommandError> {
@@ -127,35 +158,36 @@ fn record_release(
     for _ in 0..5 {
         let records = calls::release_records(gitlab, project).map_err(failed)?;
         if let Some(existing) = records.iter().find(|r| {
-            r.env == outcome.env
-                && r.tag == outcome.tag
+            r.env == new.env
+                && r.tag == new.tag
                 && r.pipeline == env.pipeline_url
-                && r.time == outcome.time
+                && r.time == new.time
         }) {
             return Ok(existing.tag_name());
         }
         let names: Vec<String> = records.iter().map(ReleaseRecord::tag_name).collect();
         let record = ReleaseRecord {
-            env: outcome.env.clone(),
-            number: history::next_number(names.iter().map(String::as_str), &outcome.env),
-            tag: outcome.tag.clone(),
-            commit: outcome.commit.clone().unwrap_or_else(|| "unknown".into()),
-            release: outcome.tag.clone(),
-            host: outcome.host.clone(),
-            slot: outcome.slot.clone().unwrap_or_else(|| "unknown".into()),
-            time: outcome.time.clone(),
+            env: new.env.clone(),
+            number: history::next_number(names.iter().map(String::as_str), &new.env),
+            tag: new.tag.clone(),
+            commit: new.commit.clone().unwrap_or_else(|| "unknown".into()),
+            release: new.release.clone(),
+            host: new.host.clone(),
+            slot: new.slot.clone().unwrap_or_else(|| "unknown".into()),
+            time: new.time.clone(),
             pipeline: env.pipeline_url.clone(),
             merge_request,
+            action: new.action.to_string(),
         };
-        match calls::create_record(gitlab, project, &record, sha) {
+        match calls::create_record(gitlab, project, &record, at) {
             Ok(()) => return Ok(record.tag_name()),
-            // Another report took this number first: read again.
+            // Another job took this number first: read again.
             Err(e) if e.is(400) && e.detail.contains("already exists") => continue,
             Err(e) => return Err(failed(e)),
         }
     }
     Err(CommandError::Failed(anyhow::anyhow!(
         "could not number the release record of {}: tags kept appearing",
-        outcome.env
+        new.env
     )))
 }

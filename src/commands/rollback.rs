@@ -3,14 +3,18 @@
 use serde_json::json;
 
 use super::deploy::{deploy_target, Options};
+use super::gitlab::history_access;
+use super::report::{record_release, NewRecord};
 use super::target::{lock_env, now_utc, observe, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::RollbackArgs;
 use crate::config::values::{GitTag, ScalarValue};
 use crate::env::Env;
 use crate::exec::apply::apply;
+use crate::exec::gitlab::calls;
 use crate::exec::remote::Remote;
 use crate::plan::deploy;
+use crate::plan::release::Slot;
 use crate::report::Reporter;
 
 pub fn run(
@@ -33,32 +37,96 @@ pub fn run(
             health_timeout_secs: t.health_timeout,
             dry_run,
         };
-        return deploy_target(&target, &tag, None, None, options, reporter).map(|_| ());
+        let slot = deploy_target(&target, &tag, None, None, options, reporter)?;
+        if !dry_run {
+            record_rollback(env, &target, &tag, None, slot, reporter)?;
+        }
+        return Ok(());
     }
     let now = now_utc();
     let release = target.release(0, t.health_timeout, &now);
     let layout = target.layout();
-    runtime()?.block_on(async {
+    let backup = runtime()?.block_on(async {
         let remote = Remote::connect(target.host(), &target.ssh_key).await?;
         let _lock = lock_env(&remote, &layout).await?;
         let observed = observe(&remote, &target).await?;
         let plan = deploy::rollback(&release, &observed).map_err(|e| CommandError::Usage {
             message: e.to_string(),
-            hint: "a rollback switches to the previous release, which exists after a second deploy".into(),
+            hint: "a rollback switches to the previous release, which exists after a second deploy"
+                .into(),
         })?;
         if dry_run {
-            reporter.result(&plan.to_string(), &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }));
-            return Ok(());
+            reporter.result(
+                &plan.to_string(),
+                &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }),
+            );
+            return Ok(None);
         }
         apply(&remote, &plan, None, reporter)
             .await
             .map_err(CommandError::Stopped)?;
-        let backup = observed.state.backup.expect("the plan checked the backup");
-        let url = target.url();
-        reporter.result(
-            &format!("{} ({}) is live again in {}: {url}", backup.tag, backup.slot, target.env),
-            &json!({ "ok": true, "env": target.env, "tag": backup.tag, "slot": backup.slot, "url": url }),
-        );
-        Ok(())
-    })
+        Ok::<_, CommandError>(observed.state.backup)
+    })?;
+    // GitLab is called outside the async runtime: its client blocks.
+    let Some(backup) = backup else {
+        return Ok(());
+    };
+    record_rollback(
+        env,
+        &target,
+        &backup.tag,
+        Some(backup.release.as_str()),
+        Some(backup.slot),
+        reporter,
+    )?;
+    let url = target.url();
+    reporter.result(
+        &format!("{} ({}) is live again in {}: {url}", backup.tag, backup.slot, target.env),
+        &json!({ "ok": true, "env": target.env, "tag": backup.tag, "slot": backup.slot, "url": url }),
+    );
+    Ok(())
+}
+
+/// Adds the rollback to the release history in GitLab, when the job can
+/// reach it, so that plans show what really serves. The commit comes from
+/// the earlier record of the same release.
+fn record_rollback(
+    env: &Env,
+    target: &EnvTarget,
+    tag: &GitTag,
+    release: Option<&str>,
+    slot: Option<Slot>,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    let Some(access) = history_access(env) else {
+        return Ok(());
+    };
+    let (gitlab, project) = access?;
+    let records = calls::release_records(&gitlab, &project)
+        .map_err(|e| CommandError::Failed(anyhow::Error::new(e)))?;
+    let earlier = records
+        .iter()
+        .filter(|r| r.env == target.env.as_str())
+        .filter(|r| match release {
+            Some(id) => r.release == id,
+            None => r.tag == tag.as_str(),
+        })
+        .max_by_key(|r| r.number);
+    let new = NewRecord {
+        env: target.env.to_string(),
+        tag: tag.to_string(),
+        commit: earlier.map(|r| r.commit.clone()),
+        release: release
+            .map(str::to_string)
+            .or_else(|| earlier.map(|r| r.release.clone()))
+            .unwrap_or_else(|| tag.to_string()),
+        host: target.host().name.to_string(),
+        slot: slot.map(|s| s.name().to_string()),
+        time: now_utc(),
+        action: "rollback",
+    };
+    let at = env.commit_sha.as_deref().unwrap_or("main");
+    let name = record_release(&gitlab, &project, at, &new, env, None)?;
+    reporter.info(&format!("recorded the rollback as {name}"));
+    Ok(())
 }

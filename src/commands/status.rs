@@ -4,12 +4,18 @@ use anyhow::Context;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use serde_json::json;
 
+use super::gitlab::history_access;
 use super::target::{observe, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::StatusArgs;
 use crate::env::Env;
+use crate::exec::gitlab::calls;
 use crate::exec::remote::Remote;
+use crate::plan::history::ReleaseRecord;
 use crate::report::Reporter;
+
+/// How many release records `status` lists per environment.
+const HISTORY_SHOWN: usize = 5;
 
 pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
     let env_names: Vec<String> = match &args.env {
@@ -20,6 +26,16 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             .iter()
             .map(|e| e.name.to_string())
             .collect(),
+    };
+    // The release history from GitLab, when this run can reach it.
+    let records = match history_access(env) {
+        Some(access) => {
+            let (gitlab, project) = access?;
+            let records = calls::release_records(&gitlab, &project)
+                .map_err(|e| CommandError::Failed(anyhow::Error::new(e)))?;
+            Some(records)
+        }
+        None => None,
     };
     let mut text = Vec::new();
     let mut report = Vec::new();
@@ -93,7 +109,39 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
                 .collect::<Vec<_>>()
                 .join("\n")
         ));
+        let mut history: Vec<&ReleaseRecord> = records
+            .iter()
+            .flatten()
+            .filter(|r| r.env == target.env.as_str())
+            .collect();
+        history.sort_by_key(|r| std::cmp::Reverse(r.number));
+        history.truncate(HISTORY_SHOWN);
+        if records.is_some() {
+            let lines: Vec<String> = history
+                .iter()
+                .map(|r| {
+                    format!(
+                        "    {} {} {} ({}) {} in {}",
+                        r.tag_name(),
+                        r.action,
+                        r.tag,
+                        r.release,
+                        r.time,
+                        r.slot
+                    )
+                })
+                .collect();
+            let lines = if lines.is_empty() {
+                "    none".to_string()
+            } else {
+                lines.join("\n")
+            };
+            if let Some(last) = text.last_mut() {
+                last.push_str(&format!("\n  history (GitLab):\n{lines}"));
+            }
+        }
         report.push(json!({
+            "history": history,
             "env": target.env,
             "host": target.host().name,
             "url": target.url(),

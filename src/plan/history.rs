@@ -21,6 +21,8 @@ pub struct ReleaseRecord {
     pub time: String,
     pub pipeline: Option<String>,
     pub merge_request: Option<u64>,
+    /// `deploy` (written by `berth report`) or `rollback`.
+    pub action: String,
 }
 
 const FIELDS: &[&str] = &[
@@ -33,6 +35,7 @@ const FIELDS: &[&str] = &[
     "time",
     "pipeline",
     "merge_request",
+    "action",
 ];
 
 impl ReleaseRecord {
@@ -57,6 +60,7 @@ impl ReleaseRecord {
             Some(&self.time),
             self.pipeline.as_ref(),
             mr.as_ref(),
+            Some(&self.action),
         ];
         for (key, value) in FIELDS.iter().zip(values) {
             if let Some(value) = value {
@@ -90,6 +94,7 @@ impl ReleaseRecord {
             time: get("time")?,
             pipeline: get("pipeline"),
             merge_request: get("merge_request").and_then(|v| v.parse().ok()),
+            action: get("action").unwrap_or_else(|| "deploy".to_string()),
         })
     }
 }
@@ -146,6 +151,7 @@ mod tests {
             time: "2026-11-22T10:00:00Z".into(),
             pipeline: Some("https://gitlab.example.com/deploy/shop/-/pipelines/9".into()),
             merge_request: Some(4),
+            action: "deploy".into(),
         }
     }
 
