@@ -320,12 +320,50 @@ pub struct AppCreateArgs {
     /// The outside developer's GitLab user name.
     #[arg(long)]
     pub owner: String,
+    /// The group of code repositories; the app's is <GROUP>/<ID>.
+    #[arg(long, value_name = "GROUP", default_value = "plugins")]
+    pub plugins_group: String,
+    /// The group of management repositories; the app's is <GROUP>/<ID>.
+    #[arg(long, value_name = "GROUP", default_value = "deploy")]
+    pub deploy_group: String,
+    /// The fleet repository, which holds the allocations file.
+    #[arg(long, value_name = "PROJECT", default_value = "platform/fleet")]
+    pub fleet: String,
+    /// The allocations file in the fleet repository.
+    #[arg(long, value_name = "PATH", default_value = "allocations.yml")]
+    pub allocations: String,
+    /// The management repository's CI/CD configuration: a file of the
+    /// platform's templates project, pinned to a protected tag.
+    #[arg(
+        long,
+        value_name = "FILE@PROJECT:TAG",
+        default_value = "templates/release.yml@platform/ci-templates:v1.0.0"
+    )]
+    pub ci_config: String,
+    /// The app's environments (repeat the flag).
+    #[arg(long = "env", value_name = "ENV", default_values = ["test", "production"])]
+    pub envs: Vec<String>,
+    /// Domains are <ID>.<BASE> in production and <ID>.<ENV>.<BASE> elsewhere.
+    #[arg(long, value_name = "BASE", default_value = "berth.localhost")]
+    pub domain_base: String,
+    /// A domain of one environment instead of the derived one (repeat the
+    /// flag for more).
+    #[arg(long = "domain", value_name = "ENV=DOMAIN")]
+    pub domains: Vec<String>,
+    // The host inventory gives the exact `authorized_keys` line of the
+    // logs key (base and log directories of the app's hosts).
+    #[command(flatten)]
+    pub inventory: InventoryArg,
 }
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
     #[command(flatten)]
     pub app_dir: AppDirArg,
+    /// The management project [default: $CI_PROJECT_PATH, else the
+    /// checkout's `origin` remote].
+    #[arg(long, value_name = "GROUP/APP")]
+    pub project: Option<String>,
     /// The environment to release to.
     #[arg(long, value_name = "ENV")]
     pub env: String,

@@ -242,3 +242,56 @@ pub fn scratch(fake: &FakeGitLab, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A project path as the API wants it in a URL (`group%2Fname`).
+pub fn encoded(project: &str) -> String {
+    project.replace('/', "%2F")
+}
+
+impl FakeGitLab {
+    /// A file's text on `reference` of `project`, or `None` when missing.
+    pub fn file(&self, token: &str, project: &str, path: &str, reference: &str) -> Option<String> {
+        let url = format!(
+            "{}/projects/{}/repository/files/{}/raw?ref={reference}",
+            self.api(),
+            encoded(project),
+            path.replace('/', "%2F")
+        );
+        let response = self
+            .http
+            .get(url)
+            .header("PRIVATE-TOKEN", token)
+            .send()
+            .expect("the fake answers");
+        match response.status().as_u16() {
+            200 => Some(response.text().unwrap()),
+            404 => None,
+            status => panic!("GET {path} of {project}: {status}"),
+        }
+    }
+
+    /// Creates or replaces `path` on `main` of `project` with one commit.
+    pub fn write_file(&self, token: &str, project: &str, path: &str, content: &str) {
+        let action = if self.file(token, project, path, "main").is_some() {
+            "update"
+        } else {
+            "create"
+        };
+        self.ok(
+            token,
+            "POST",
+            &format!("/projects/{}/repository/commits", encoded(project)),
+            json!({"branch": "main", "commit_message": format!("{action} {path}"),
+                   "actions": [{"action": action, "file_path": path, "content": content}]}),
+        );
+    }
+
+    /// The API requests since the last `clear_log` that could change
+    /// something (any method but GET and HEAD).
+    pub fn api_writes(&self) -> Vec<Value> {
+        self.api_requests()
+            .into_iter()
+            .filter(|r| !matches!(r["method"].as_str(), Some("GET" | "HEAD")))
+            .collect()
+    }
+}

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod deploy;
 mod fake;
+mod gitlab_app;
 mod gitlab_flow;
 mod isolation;
 mod logs;

@@ -1,6 +1,7 @@
 //! One module per subcommand: glue only. Each resolves its settings, then
 //! observes, plans, executes and reports through the layers below.
 
+mod app_create;
 mod checkout;
 mod demo;
 mod deploy;
@@ -8,6 +9,7 @@ mod gitlab;
 mod logs;
 mod render;
 mod report;
+mod request;
 mod review;
 mod rollback;
 mod status;
@@ -59,8 +61,10 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Logs(args) => logs::run(args, &env, &reporter),
         Command::ServeLogs(args) => logs::serve_logs(args, &env, &reporter),
         Command::Report(args) => report::run(args, &env, &reporter),
-        Command::App(_) => not_available("app create"),
-        Command::Request(_) => not_available("request"),
+        Command::App(crate::cli::AppCommand::Create(args)) => {
+            app_create::run(args, &env, &reporter)
+        }
+        Command::Request(args) => request::run(args, &env, &reporter),
         Command::Demo(args) => demo::run(args, &env, &reporter),
     };
     match result {
@@ -107,10 +111,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .enable_all()
         .build()
         .map_err(|e| CommandError::Failed(anyhow::Error::new(e).context("start the async runtime")))
-}
-
-fn not_available(command: &'static str) -> Result<(), CommandError> {
-    Err(CommandError::NotAvailable { command })
 }
 
 /// The inventory path from the flag, else from `$BERTH_INVENTORY`.

@@ -1,5 +1,7 @@
 //! The git executor: fetches a tag of a code repository with git2 and checks
-//! its commit out in a working directory.
+//! its commit out in a working directory; pushes the first commit of a new
+//! management repository, the one commit the API cannot make (a submodule's
+//! gitlink).
 //!
 //! libgit2 is built without its own HTTP and TLS stacks. Its smart-HTTP
 //! requests go through reqwest instead (rustls, and a DNS resolver that does
@@ -68,6 +70,86 @@ fn fetch_and_checkout(dir: &Path, url: &str, tag: &GitTag) -> Result<ResolvedTag
     })
 }
 
+/// One entry of a commit built in memory.
+pub enum Entry {
+    File(Vec<u8>),
+    /// A submodule: the commit of the other repository it points at.
+    Gitlink(String),
+}
+
+/// Pushes a root commit holding `entries` (top-level names only) as
+/// `branch` of the empty repository at `url`; returns the commit id.
+///
+/// GitLab's commits API writes files only, and its submodule API moves an
+/// existing gitlink but cannot add one, so a repository whose first
+/// commit has a submodule is pushed. A branch that appeared meanwhile is
+/// not overwritten: the push is refused.
+pub fn push_root_commit(
+    url: &str,
+    token: &Token,
+    branch: &str,
+    entries: &[(&str, Entry)],
+    message: &str,
+    author: (&str, &str),
+) -> Result<String> {
+    register_transport();
+    *AUTHORIZATION.lock().unwrap_or_else(|e| e.into_inner()) = Some(basic_auth(token));
+    let result = build_and_push(url, branch, entries, message, author);
+    *AUTHORIZATION.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    result
+}
+
+fn build_and_push(
+    url: &str,
+    branch: &str,
+    entries: &[(&str, Entry)],
+    message: &str,
+    (name, email): (&str, &str),
+) -> Result<String> {
+    let scratch = tempfile::tempdir().context("create a scratch directory")?;
+    let repo =
+        git2::Repository::init_bare(scratch.path()).context("create a scratch repository")?;
+    let mut tree = repo.treebuilder(None)?;
+    for (path, entry) in entries {
+        anyhow::ensure!(!path.contains('/'), "{path}: only top-level entries");
+        match entry {
+            Entry::File(bytes) => {
+                let blob = repo.blob(bytes)?;
+                tree.insert(path, blob, 0o100644)?;
+            }
+            Entry::Gitlink(commit) => {
+                let oid = git2::Oid::from_str(commit)
+                    .with_context(|| format!("{path}: {commit:?} is not a commit id"))?;
+                tree.insert(path, oid, 0o160000)?;
+            }
+        }
+    }
+    let tree = repo.find_tree(tree.write()?)?;
+    let signature = git2::Signature::now(name, email)?;
+    let local = format!("refs/heads/{branch}");
+    let commit = repo.commit(Some(&local), &signature, &signature, message, &tree, &[])?;
+    let rejected: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.push_update_reference(|reference, status| {
+        if let Some(status) = status {
+            *rejected.borrow_mut() = Some(format!("{reference}: {status}"));
+        }
+        Ok(())
+    });
+    let mut options = git2::PushOptions::new();
+    options.remote_callbacks(callbacks);
+    let mut remote = repo.remote_anonymous(url)?;
+    remote
+        .push(&[format!("{local}:{local}")], Some(&mut options))
+        .map_err(|e| anyhow::anyhow!("push {branch} to {url}: {}", e.message()))?;
+    drop(remote);
+    drop(options);
+    if let Some(why) = rejected.into_inner() {
+        anyhow::bail!("push {branch} to {url}: refused: {why}");
+    }
+    Ok(commit.to_string())
+}
+
 /// The `Authorization` header for the fetch in progress. libgit2 builds
 /// transports through a global registry, so the header is passed this way.
 static AUTHORIZATION: Mutex<Option<String>> = Mutex::new(None);
@@ -102,7 +184,8 @@ fn register_transport() {
     });
 }
 
-/// git's smart HTTP protocol (fetch only) over reqwest.
+/// git's smart HTTP protocol (fetch, and the push of a new repository's
+/// first commit) over reqwest.
 struct SmartHttp {
     http: reqwest::blocking::Client,
 }
@@ -132,13 +215,17 @@ impl SmartSubtransport for SmartHttp {
             }
             Service::UploadPack => HttpStream::Post {
                 url: format!("{base}/git-upload-pack"),
+                service: "git-upload-pack",
                 body: Vec::new(),
             },
-            Service::ReceivePackLs | Service::ReceivePack => {
-                return Err(git2::Error::from_str(
-                    "berth only fetches; pushing is not supported",
-                ));
+            Service::ReceivePackLs => {
+                HttpStream::Get(format!("{base}/info/refs?service=git-receive-pack"))
             }
+            Service::ReceivePack => HttpStream::Post {
+                url: format!("{base}/git-receive-pack"),
+                service: "git-receive-pack",
+                body: Vec::new(),
+            },
         };
         Ok(Box::new(Exchange {
             http: self.http.clone(),
@@ -154,7 +241,11 @@ impl SmartSubtransport for SmartHttp {
 
 enum HttpStream {
     Get(String),
-    Post { url: String, body: Vec<u8> },
+    Post {
+        url: String,
+        service: &'static str,
+        body: Vec<u8>,
+    },
 }
 
 /// One request and its response: libgit2 writes the request body, then
@@ -179,13 +270,13 @@ impl Exchange {
                 let path = url_path(&url);
                 (self.http.get(url), path)
             }
-            HttpStream::Post { url, body } => {
+            HttpStream::Post { url, service, body } => {
                 let path = url_path(&url);
                 let builder = self
                     .http
                     .post(url)
-                    .header("Content-Type", "application/x-git-upload-pack-request")
-                    .header("Accept", "application/x-git-upload-pack-result")
+                    .header("Content-Type", format!("application/x-{service}-request"))
+                    .header("Accept", format!("application/x-{service}-result"))
                     .body(body);
                 (builder, path)
             }

@@ -1,0 +1,587 @@
+//! `berth app create` and `berth request` against the fake GitLab.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::common::Berth;
+use crate::fake::{encoded, git, FakeGitLab, ROOT_TOKEN};
+
+const DEV_TOKEN: &str = "dee-token";
+const CI_CONFIG: &str = "templates/release.yml@platform/ci-templates:v1.0.0";
+
+const ALLOCATIONS: &str = "\
+hosts:
+  web-1:
+    environments: [test, production]
+    ports: {first: 18000, last: 18099}
+  web-2:
+    environments: [production]
+    ports: {first: 19000, last: 19099}
+apps: {}
+";
+
+/// A fake with the developer `dee`, the three groups and a fleet
+/// repository holding an empty allocations file.
+fn fake() -> FakeGitLab {
+    let fake = FakeGitLab::start(json!({
+        "users": [{"username": "dee", "name": "Dee Veloper", "email": "dee@example.com"}],
+        "tokens": [{"token": DEV_TOKEN, "user": "dee", "scopes": ["api"], "kind": "personal"}],
+        "groups": [{"path": "plugins", "name": "Plugins"}, {"path": "deploy", "name": "Deploy"},
+                   {"path": "platform", "name": "Platform"}],
+        "projects": [{"path": "platform/fleet", "initialize_with_readme": true}],
+    }));
+    fake.write_file(ROOT_TOKEN, "platform/fleet", "allocations.yml", ALLOCATIONS);
+    fake.clear_log();
+    fake
+}
+
+fn app_create(fake: &FakeGitLab, id: &str) -> Berth {
+    fake.berth(ROOT_TOKEN, "platform/fleet")
+        .args(["app", "create", "--id", id, "--owner", "dee"])
+}
+
+fn get(fake: &FakeGitLab, path: &str) -> Value {
+    fake.ok(ROOT_TOKEN, "GET", path, Value::Null)
+}
+
+fn user_id(fake: &FakeGitLab, name: &str) -> u64 {
+    get(fake, &format!("/users?username={name}"))[0]["id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// `(env, host, blue, green)` of every app in the allocations file.
+fn allocations(fake: &FakeGitLab) -> Vec<(String, String, String, u16, u16)> {
+    let text = fake
+        .file(ROOT_TOKEN, "platform/fleet", "allocations.yml", "main")
+        .unwrap();
+    let mut app = String::new();
+    let mut out = Vec::new();
+    let apps = text.split_once("\napps:\n").map_or("", |(_, a)| a);
+    for line in apps.lines() {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
+            app = name.to_string();
+            continue;
+        }
+        // "    test: {host: web-1, ports: [18000, 18001]}"
+        let (env, rest) = line.trim().split_once(": {host: ").unwrap();
+        let (host, ports) = rest.split_once(", ports: [").unwrap();
+        let (blue, green) = ports.trim_end_matches("]}").split_once(", ").unwrap();
+        out.push((
+            app.clone(),
+            env.to_string(),
+            host.to_string(),
+            blue.parse().unwrap(),
+            green.parse().unwrap(),
+        ));
+    }
+    out
+}
+
+/// What `app create` leaves in GitLab, without the values that differ
+/// from run to run (key material, commit ids, timestamps).
+fn end_state(fake: &FakeGitLab, id: &str) -> Value {
+    let dee = user_id(fake, "dee");
+    let code = format!("plugins%2F{id}");
+    let mgmt = format!("deploy%2F{id}");
+    let project = |p: &str| {
+        let v = get(fake, &format!("/projects/{p}"));
+        json!({"default_branch": v["default_branch"], "visibility": v["visibility"],
+               "ci_config_path": v["ci_config_path"],
+               "restrict_user_defined_variables": v["restrict_user_defined_variables"],
+               "only_allow_merge_if_pipeline_succeeds": v["only_allow_merge_if_pipeline_succeeds"]})
+    };
+    let member =
+        |p: &str| get(fake, &format!("/projects/{p}/members/all/{dee}"))["access_level"].clone();
+    let mut variables: Vec<Value> = get(fake, &format!("/projects/{mgmt}/variables"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| json!({"key": v["key"], "protected": v["protected"], "masked": v["masked"]}))
+        .collect();
+    variables.sort_by_key(|v| v["key"].as_str().unwrap().to_string());
+    let protection = get(fake, &format!("/projects/{mgmt}/protected_branches/main"));
+    let levels = |kind: &str| {
+        protection[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["access_level"].clone())
+            .collect::<Vec<_>>()
+    };
+    let mut tree: Vec<Value> = get(fake, &format!("/projects/{mgmt}/repository/tree?ref=main"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| json!([e["path"], e["type"], e["mode"]]))
+        .collect();
+    tree.sort_by_key(|e| e.to_string());
+    json!({
+        "code": project(&code), "management": project(&mgmt),
+        "code_member": member(&code), "management_member": member(&mgmt),
+        "variables": variables,
+        "protection": {"push": levels("push_access_levels"), "merge": levels("merge_access_levels"),
+                       "force": protection["allow_force_push"]},
+        "tree": tree,
+        "app_yml": fake.file(ROOT_TOKEN, &format!("deploy/{id}"), "app.yml", "main"),
+        "release_yml": fake.file(ROOT_TOKEN, &format!("deploy/{id}"), "release.yml", "main"),
+        "gitmodules": fake.file(ROOT_TOKEN, &format!("deploy/{id}"), ".gitmodules", "main"),
+        "allocations": fake.file(ROOT_TOKEN, "platform/fleet", "allocations.yml", "main"),
+        "logs_key_recorded": fake.file(ROOT_TOKEN, "platform/fleet", &format!("logs-keys/{id}.pub"), "main").is_some(),
+    })
+}
+
+#[test]
+fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
+    let fake = fake();
+    let dotenv = fake.dir.path().join("app.env");
+    let run = app_create(&fake, "shop")
+        .env("BERTH_DOTENV", &dotenv)
+        .run()
+        .expect_code(0);
+    let first_calls = fake.api_requests().len();
+    let first_writes = fake.api_writes().len();
+    let dee = user_id(&fake, "dee");
+
+    // The code repository, with the developer as a Developer.
+    let code = get(&fake, "/projects/plugins%2Fshop");
+    assert_eq!(code["visibility"], "private");
+    assert!(fake
+        .file(ROOT_TOKEN, "plugins/shop", "README.md", "main")
+        .is_some());
+    let member = get(&fake, &format!("/projects/plugins%2Fshop/members/{dee}"));
+    assert_eq!(member["access_level"], 30);
+
+    // The management repository: settings, member, protection.
+    let mgmt = get(&fake, "/projects/deploy%2Fshop");
+    assert_eq!(mgmt["ci_config_path"], CI_CONFIG);
+    assert_eq!(mgmt["restrict_user_defined_variables"], true);
+    assert_eq!(mgmt["only_allow_merge_if_pipeline_succeeds"], true);
+    assert_eq!(mgmt["default_branch"], "main");
+    let member = get(&fake, &format!("/projects/deploy%2Fshop/members/{dee}"));
+    assert_eq!(member["access_level"], 30);
+    let protection = get(&fake, "/projects/deploy%2Fshop/protected_branches/main");
+    assert_eq!(protection["push_access_levels"][0]["access_level"], 40);
+    assert_eq!(protection["merge_access_levels"][0]["access_level"], 40);
+    assert_eq!(protection["allow_force_push"], false);
+
+    // Variables: the app id in the clear, the logs key masked but not
+    // protected (the developer's logs job runs on branches).
+    let app_var = get(&fake, "/projects/deploy%2Fshop/variables/BERTH_APP");
+    assert_eq!(
+        (&app_var["value"], &app_var["masked"], &app_var["protected"]),
+        (&json!("shop"), &json!(false), &json!(false))
+    );
+    let key_var = get(&fake, "/projects/deploy%2Fshop/variables/BERTH_LOGS_KEY");
+    assert_eq!(
+        (&key_var["masked"], &key_var["protected"]),
+        (&json!(true), &json!(false))
+    );
+    let private = base64::engine::general_purpose::STANDARD
+        .decode(key_var["value"].as_str().unwrap())
+        .unwrap();
+    assert!(private.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----"));
+    assert!(
+        !run.stdout().contains(key_var["value"].as_str().unwrap())
+            && !run.stderr().contains(key_var["value"].as_str().unwrap()),
+        "the key's value is never printed"
+    );
+    // The public key in the fleet repository belongs to that private key.
+    let key_file = fake.dir.path().join("logs-key");
+    std::fs::write(&key_file, &private).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let derived = std::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    let derived = String::from_utf8(derived.stdout).unwrap();
+    let recorded = fake
+        .file(ROOT_TOKEN, "platform/fleet", "logs-keys/shop.pub", "main")
+        .unwrap();
+    let key_of = |line: &str| {
+        line.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(key_of(&recorded), key_of(&derived));
+    assert!(
+        run.stdout().contains(&format!(
+            "restrict,command=\"berth serve-logs --app shop --base-dir /srv/berth --log-dir /var/log/nginx/berth\" {}",
+            key_of(&recorded)
+        )),
+        "{}",
+        run.stdout()
+    );
+
+    // The allocation, and app.yml made from it.
+    assert_eq!(
+        allocations(&fake),
+        [
+            ("shop".into(), "test".into(), "web-1".into(), 18000, 18001),
+            (
+                "shop".into(),
+                "production".into(),
+                "web-2".into(),
+                19000,
+                19001
+            ),
+        ]
+    );
+    let app_yml = fake
+        .file(ROOT_TOKEN, "deploy/shop", "app.yml", "main")
+        .unwrap();
+    for expected in [
+        "id: shop\n",
+        "owner: dee\n",
+        "code_repo: plugins/shop\n",
+        "  test:\n    host: web-1\n    ports: [18000, 18001]\n    domains: [shop.test.berth.localhost]\n",
+        "  production:\n    host: web-2\n    ports: [19000, 19001]\n    domains: [shop.berth.localhost]\n",
+        "limits:\n",
+    ] {
+        assert!(app_yml.contains(expected), "{expected:?} in\n{app_yml}");
+    }
+    Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(&{
+            let dir = fake.dir.path().join("mgmt-files");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("app.yml"), &app_yml).unwrap();
+            let release = fake
+                .file(ROOT_TOKEN, "deploy/shop", "release.yml", "main")
+                .unwrap();
+            std::fs::write(dir.join("release.yml"), release).unwrap();
+            dir
+        })
+        .run()
+        .expect_code(0);
+
+    // codes/ is a submodule at the code repository's HEAD.
+    let head =
+        get(&fake, "/projects/plugins%2Fshop/repository/branches/main")["commit"]["id"].clone();
+    let tree = get(&fake, "/projects/deploy%2Fshop/repository/tree?ref=main");
+    let codes = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "codes")
+        .expect("codes in the tree");
+    assert_eq!(
+        (&codes["type"], &codes["mode"], &codes["id"]),
+        (&json!("commit"), &json!("160000"), &head)
+    );
+    assert_eq!(
+        fake.file(ROOT_TOKEN, "deploy/shop", ".gitmodules", "main")
+            .unwrap(),
+        "[submodule \"codes\"]\n\tpath = codes\n\turl = ../../plugins/shop.git\n"
+    );
+    let clone = fake.dir.path().join("clone");
+    git(
+        fake.dir.path(),
+        &[
+            "clone",
+            "-q",
+            &fake.git_url(ROOT_TOKEN, "deploy/shop"),
+            clone.to_str().unwrap(),
+        ],
+    );
+    let url = fake.git_url(ROOT_TOKEN, "plugins/shop");
+    git(&clone, &["config", "submodule.codes.url", &url]);
+    git(&clone, &["submodule", "-q", "update", "--init"]);
+    assert!(clone.join("codes/README.md").is_file());
+
+    // The job's outputs.
+    let outputs = std::fs::read_to_string(&dotenv).unwrap();
+    for line in [
+        "BERTH_APP=shop",
+        "BERTH_MANAGEMENT_PROJECT=deploy/shop",
+        "BERTH_CODE_PROJECT=plugins/shop",
+        "BERTH_TEST_HOST=web-1",
+        "BERTH_TEST_PORTS=18000,18001",
+        "BERTH_PRODUCTION_PORTS=19000,19001",
+    ] {
+        assert!(outputs.lines().any(|l| l == line), "{line} in\n{outputs}");
+    }
+
+    // Again: nothing is written, over the API or git.
+    let before = end_state(&fake, "shop");
+    fake.clear_log();
+    fake.control("DELETE", "/__fake/requests", Value::Null);
+    let again = app_create(&fake, "shop").run().expect_code(0);
+    let second_calls = fake.api_requests().len();
+    assert_eq!(fake.api_writes(), Vec::<Value>::new());
+    let pushes = fake.control("GET", "/__fake/requests?kind=git", Value::Null);
+    assert!(
+        !pushes.to_string().contains("receive-pack"),
+        "no git push: {pushes}"
+    );
+    assert_eq!(end_state(&fake, "shop"), before);
+    assert!(again.stdout().contains("restrict,command="));
+    eprintln!(
+        "app create: first run {first_calls} API calls ({first_writes} writes), second run {second_calls} calls, 0 writes"
+    );
+}
+
+#[test]
+fn twenty_onboardings_at_once_get_twenty_distinct_port_pairs() {
+    let fake = fake();
+    let started = Instant::now();
+    let runs: Vec<_> = (1..=20)
+        .map(|n| app_create(&fake, &format!("app-{n}")).spawn())
+        .collect();
+    for run in runs {
+        run.wait().expect_code(0);
+    }
+    let elapsed = started.elapsed();
+    let allocated = allocations(&fake);
+    let apps: BTreeSet<&str> = allocated.iter().map(|a| a.0.as_str()).collect();
+    assert_eq!(apps.len(), 20, "{allocated:?}");
+    assert_eq!(allocated.len(), 40, "two environments each");
+    let mut ports = BTreeSet::new();
+    for (app, env, host, blue, green) in &allocated {
+        for port in [blue, green] {
+            assert!(
+                ports.insert((host.clone(), *port)),
+                "{app} {env}: port {port} on {host} given twice"
+            );
+        }
+        // Each management repository says what the fleet allocated.
+        let app_yml = fake
+            .file(ROOT_TOKEN, &format!("deploy/{app}"), "app.yml", "main")
+            .unwrap();
+        assert!(
+            app_yml.contains(&format!(
+                "  {env}:\n    host: {host}\n    ports: [{blue}, {green}]\n"
+            )),
+            "{app}: {app_yml}"
+        );
+    }
+    let conflicts = fake
+        .api_requests()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["status"] == 400)
+        .count();
+    eprintln!(
+        "20 parallel app creates: {:.1} s, {conflicts} allocation commits refused and retried",
+        elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn a_500_in_the_middle_of_onboarding_fails_naming_the_endpoint_and_a_rerun_converges() {
+    let reference = fake();
+    app_create(&reference, "shop").run().expect_code(0);
+
+    let fake = fake();
+    // Every attempt at setting a variable fails (the client tries 8 times;
+    // Retry-After: 0 keeps the test fast).
+    fake.fault(
+        json!({"method": "POST", "path": "/projects/deploy%2Fshop/variables$",
+                      "status": 500, "count": 8, "retry_after": 0}),
+    );
+    let failed = app_create(&fake, "shop").run().expect_code(1);
+    assert!(
+        failed
+            .stderr()
+            .contains("GitLab POST projects/deploy%2Fshop/variables: 500"),
+        "{}",
+        failed.stderr()
+    );
+    // It got as far as the allocation and the management repository.
+    assert_eq!(allocations(&fake).len(), 2);
+    let (status, _) = fake.call(
+        ROOT_TOKEN,
+        "GET",
+        "/projects/deploy%2Fshop/variables/BERTH_APP",
+        Value::Null,
+    );
+    assert_eq!(status, 404);
+
+    app_create(&fake, "shop").run().expect_code(0);
+    assert_eq!(end_state(&fake, "shop"), end_state(&reference, "shop"));
+}
+
+#[test]
+fn a_429_storm_during_app_create_is_waited_out() {
+    let fake = fake();
+    fake.storm(6, 1);
+    let started = Instant::now();
+    let run = app_create(&fake, "shop").run().expect_code(0);
+    let throttled = fake
+        .api_requests()
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .count();
+    assert_eq!(throttled, 6);
+    assert!(run.stderr().contains("answered 429"), "{}", run.stderr());
+    assert!(
+        started.elapsed().as_secs_f64() >= 6.0,
+        "Retry-After: 1 was honoured six times"
+    );
+    assert_eq!(allocations(&fake).len(), 2);
+    assert!(fake
+        .file(ROOT_TOKEN, "platform/fleet", "logs-keys/shop.pub", "main")
+        .is_some());
+}
+
+/// An onboarded app `shop` whose code repository has the tag v1.4.0.
+fn onboarded() -> FakeGitLab {
+    let fake = fake();
+    app_create(&fake, "shop").run().expect_code(0);
+    fake.push_code(
+        ROOT_TOKEN,
+        "plugins/shop",
+        &[("public/index.php", "<?php echo 1;")],
+        &["v1.4.0"],
+    );
+    fake.clear_log();
+    fake
+}
+
+fn request(fake: &FakeGitLab, env: &str, tag: &str) -> Berth {
+    fake.berth(DEV_TOKEN, "deploy/shop")
+        .args(["request", "--env", env, "--ref", tag])
+}
+
+#[test]
+fn request_opens_a_merge_request_that_changes_only_release_yml() {
+    let fake = onboarded();
+    // From a checkout of the management repository: the project comes from
+    // its origin remote.
+    let checkout = fake.dir.path().join("checkout");
+    git(
+        fake.dir.path(),
+        &[
+            "clone",
+            "-q",
+            &fake.git_url(DEV_TOKEN, "deploy/shop"),
+            checkout.to_str().unwrap(),
+        ],
+    );
+    let run = Berth::new()
+        .env("CI_API_V4_URL", fake.api())
+        .env("BERTH_GITLAB_TOKEN", DEV_TOKEN)
+        .current_dir(&checkout)
+        .args(["request", "--env", "test", "--ref", "v1.4.0"])
+        .run()
+        .expect_code(0);
+    let requests = get(&fake, "/projects/deploy%2Fshop/merge_requests?state=opened");
+    let requests = requests.as_array().unwrap();
+    assert_eq!(requests.len(), 1);
+    let mr = &requests[0];
+    assert_eq!(mr["title"], "Release v1.4.0 to test");
+    assert_eq!(mr["source_branch"], "release/test-v1.4.0");
+    assert_eq!(mr["target_branch"], "main");
+    assert_eq!(mr["author"]["username"], "dee");
+    let description = mr["description"].as_str().unwrap();
+    assert!(description.contains("What happens next"), "{description}");
+    assert!(
+        description
+            .lines()
+            .all(|l| !l.trim_start().starts_with('/')),
+        "no line can be a quick action"
+    );
+    assert!(
+        run.stdout().contains(mr["web_url"].as_str().unwrap()),
+        "{}",
+        run.stdout()
+    );
+    let diffs = get(
+        &fake,
+        &format!("/projects/deploy%2Fshop/merge_requests/{}/diffs", mr["iid"]),
+    );
+    let paths: Vec<&str> = diffs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["new_path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["release.yml"]);
+    let diff = diffs[0]["diff"].as_str().unwrap();
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(changed, ["-    ref: v1.0.0", "+    ref: v1.4.0"], "{diff}");
+    let on_branch = fake
+        .file(
+            DEV_TOKEN,
+            "deploy/shop",
+            "release.yml",
+            "release%2Ftest-v1.4.0",
+        )
+        .unwrap();
+    assert!(on_branch.contains("  test:\n    ref: v1.4.0\n  production:\n    ref: v1.0.0\n"));
+
+    // Asking again shows the open merge request and writes nothing.
+    fake.clear_log();
+    let again = request(&fake, "test", "v1.4.0").run().expect_code(0);
+    assert!(
+        again.stdout().contains("already open"),
+        "{}",
+        again.stdout()
+    );
+    assert!(again.stdout().contains(mr["web_url"].as_str().unwrap()));
+    assert_eq!(fake.api_writes(), Vec::<Value>::new());
+}
+
+#[test]
+fn bad_requests_are_refused_and_create_nothing() {
+    let fake = onboarded();
+    let cases = [
+        (
+            "staging",
+            "v1.4.0",
+            "environment staging is not defined in app.yml of deploy/shop",
+        ),
+        (
+            "test",
+            "v9.9.9",
+            "tag v9.9.9 does not exist in the code repository plugins/shop",
+        ),
+        (
+            "test",
+            "../v1",
+            "tag \"../v1\" must start with a letter or digit",
+        ),
+        ("test", "v1 --force", "contains a space"),
+        ("Test", "v1.4.0", "environment name \"Test\" contains 'T'"),
+    ];
+    for (env, tag, message) in cases {
+        let run = request(&fake, env, tag).run().expect_code(3);
+        assert!(
+            run.stderr().contains(message),
+            "{env} {tag}: {message:?} in\n{}",
+            run.stderr()
+        );
+    }
+    assert_eq!(fake.api_writes(), Vec::<Value>::new());
+    let (status, _) = fake.call(
+        ROOT_TOKEN,
+        "GET",
+        &format!(
+            "/projects/{}/repository/branches?search=release",
+            encoded("deploy/shop")
+        ),
+        Value::Null,
+    );
+    assert_eq!(status, 200);
+    let branches = get(
+        &fake,
+        "/projects/deploy%2Fshop/repository/branches?search=release",
+    );
+    assert_eq!(branches, json!([]));
+}
