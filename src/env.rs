@@ -20,8 +20,8 @@ pub struct Env {
     /// `BERTH_RIG`: the local test host's directory, for `berth demo`
     /// (default `/tmp/berth-rig`, as `tests/rig/up` uses).
     pub rig_dir: Option<PathBuf>,
-    /// `BERTH_LOGS_KEY`: path of an app's logs-only key, for `berth logs`.
-    pub logs_key: Option<PathBuf>,
+    /// `BERTH_LOGS_KEY`: an app's logs-only key, for `berth logs`.
+    pub logs_key: Option<LogsKey>,
     /// `SSH_ORIGINAL_COMMAND`: what a client asked, when berth runs as a
     /// forced command (`berth serve-logs`).
     pub ssh_original_command: Option<String>,
@@ -55,7 +55,7 @@ impl Env {
             templates_dir: var("BERTH_TEMPLATES_DIR").map(PathBuf::from),
             ssh_key: var("BERTH_SSH_KEY").map(PathBuf::from),
             rig_dir: var("BERTH_RIG").map(PathBuf::from),
-            logs_key: var("BERTH_LOGS_KEY").map(PathBuf::from),
+            logs_key: var("BERTH_LOGS_KEY").map(|v| LogsKey::read(&v.to_string_lossy())),
             ssh_original_command: var("SSH_ORIGINAL_COMMAND")
                 .map(|v| v.to_string_lossy().into_owned()),
             gitlab_api: text("CI_API_V4_URL"),
@@ -68,5 +68,45 @@ impl Env {
             pipeline_id: text("CI_PIPELINE_ID"),
             dotenv: var("BERTH_DOTENV").map(PathBuf::from),
         }
+    }
+}
+
+/// `BERTH_LOGS_KEY` holds a key file's path, or the file itself in base64
+/// (one maskable line, as `berth app create` stores it in a CI variable).
+#[derive(Debug, Clone)]
+pub enum LogsKey {
+    Path(PathBuf),
+    Inline(Secret),
+}
+
+impl LogsKey {
+    fn read(value: &str) -> LogsKey {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|text| text.starts_with("-----BEGIN "));
+        match decoded {
+            Some(key) => LogsKey::Inline(Secret::new(key)),
+            None => LogsKey::Path(PathBuf::from(value)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logs_key_is_a_path_or_a_base64_key_file() {
+        use base64::Engine;
+        let file = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n";
+        let inline = base64::engine::general_purpose::STANDARD.encode(file);
+        assert!(matches!(LogsKey::read(&inline), LogsKey::Inline(key) if key.expose() == file));
+        assert!(
+            matches!(LogsKey::read("/home/dee/.ssh/logs"), LogsKey::Path(p) if p == PathBuf::from("/home/dee/.ssh/logs"))
+        );
+        assert!(matches!(LogsKey::read("key"), LogsKey::Path(_)));
     }
 }

@@ -23,7 +23,7 @@ use crate::cli::{
     SlotChoice,
 };
 use crate::config::values::{AbsPath, AppId, EnvName, ScalarValue};
-use crate::env::Env;
+use crate::env::{Env, LogsKey};
 use crate::exec::remote::{Remote, RemoteLines};
 use crate::plan::deploy::HostState;
 use crate::plan::logs::{
@@ -38,7 +38,17 @@ const DEFAULT_TAIL: u64 = 200;
 
 pub fn run(args: &LogsArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
     let t = &args.target;
-    let logs_key = args.logs_key.clone().or_else(|| env.logs_key.clone());
+    // An inline key is written to a private (0600) temporary file that
+    // lives until the command ends.
+    let mut inline_key = None;
+    let logs_key = match (&args.logs_key, &env.logs_key) {
+        (Some(path), _) | (None, Some(LogsKey::Path(path))) => Some(path.clone()),
+        (None, Some(LogsKey::Inline(key))) => {
+            let file = inline_key.insert(write_key(key)?);
+            Some(file.path().to_path_buf())
+        }
+        (None, None) => None,
+    };
     let access = HostAccessArgs {
         inventory: crate::cli::InventoryArg {
             inventory: t.access.inventory.inventory.clone(),
@@ -58,6 +68,17 @@ pub fn run(args: &LogsArgs, env: &Env, reporter: &Reporter) -> Result<(), Comman
         };
         serve(&host, &target.env, &args.query, &filter).await
     })
+}
+
+fn write_key(key: &crate::secret::Secret) -> Result<tempfile::NamedTempFile, CommandError> {
+    let mut file = tempfile::Builder::new()
+        .prefix("berth-logs-key-")
+        .tempfile()
+        .context("create a file for the logs key")?;
+    file.write_all(key.expose().as_bytes())
+        .and_then(|()| file.flush())
+        .context("write the logs key")?;
+    Ok(file)
 }
 
 /// Sends the query as the SSH command; the host's forced command answers.
