@@ -105,7 +105,7 @@ mod tests {
         let inline = base64::engine::general_purpose::STANDARD.encode(file);
         assert!(matches!(LogsKey::read(&inline), LogsKey::Inline(key) if key.expose() == file));
         assert!(
-            matches!(LogsKey::read("/home/dee/.ssh/logs"), LogsKey::Path(p) if p == PathBuf::from("/home/dee/.ssh/logs"))
+            matches!(LogsKey::read("/home/dee/.ssh/logs"), LogsKey::Path(p) if p == std::path::Path::new("/home/dee/.ssh/logs"))
         );
         assert!(matches!(LogsKey::read("key"), LogsKey::Path(_)));
     }
