@@ -10,6 +10,7 @@ mod gitlab_app;
 mod gitlab_flow;
 mod isolation;
 mod logs;
+mod pipelines;
 mod render;
 mod runtime;
 mod schema;
