@@ -708,6 +708,7 @@ fn plausible_vars(job: &Value, developer_typed: bool) -> BTreeMap<String, String
             "BERTH_LOGS_KEY",
             "/builds/deploy/shop-search.tmp/BERTH_LOGS_KEY",
         ),
+        ("BERTH_MR_TOKEN", "glpat-plausible"),
         (
             "BERTH_LOGS_INVENTORY",
             "/builds/deploy/shop-search.tmp/BERTH_LOGS_INVENTORY",
