@@ -1290,3 +1290,218 @@ fn the_shell_reader_finds_berth_where_the_templates_put_it() {
     let err = berth_commands("berth deploy --env $UNSET", &vars).unwrap_err();
     assert!(err.contains("$UNSET"), "{err}");
 }
+
+// --- the jobs' shell, run by gitlab-ci-local with a stand-in berth --------------
+
+/// Stands in for berth in the jobs: records its arguments and the
+/// variables the job handed it, writes what the real one writes (checkout's
+/// dotenv outputs, deploy's outcome and result line).
+const STUB_BERTH: &str = r#"#!/bin/sh
+echo "berth-stub: $* | ssh_key=${BERTH_SSH_KEY:-} logs_key=${BERTH_LOGS_KEY:-} token=${BERTH_GITLAB_TOKEN:-}" >&2
+env= outcome=
+prev=
+for a in "$@"; do
+  case "$prev" in --env) env=$a ;; --outcome) outcome=$a ;; esac
+  prev=$a
+done
+case "$1" in
+  --version) echo "berth 0.0.0-stub" ;;
+  checkout)
+    if [ -n "${BERTH_DOTENV:-}" ]; then
+      for e in TEST PRODUCTION; do
+        echo "BERTH_${e}_COMMIT=c0ffee0000000000000000000000000000000000"
+        echo "BERTH_${e}_CODE=$PWD/codes"
+      done >> "$BERTH_DOTENV"
+    fi ;;
+  deploy)
+    if [ -n "${STUB_DEPLOY_FAILS:-}" ]; then
+      echo '{"ok":false,"failed_step":"wait until healthy"}' > "$outcome"
+      echo "error: slot blue did not become healthy" >&2
+      exit 5
+    fi
+    echo '{"ok":true}' > "$outcome"
+    echo "v1.0.0 is live in $env: http://$env.example/" ;;
+  report)
+    echo "berth-stub report: url=${BERTH_DEPLOY_URL:-} status=${BERTH_DEPLOY_STATUS:-} commit=${BERTH_TEST_COMMIT:-} outcome=$(cat "$3")" ;;
+esac
+"#;
+
+/// A management repository whose pipeline is the release component (as
+/// `include: local:`, which gitlab-ci-local interpolates), with the stub
+/// berth in `bin/`.
+fn gcl_repo() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("templates")).unwrap();
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(
+        components_dir().join("release.yml"),
+        root.join("templates/release.yml"),
+    )
+    .unwrap();
+    for file in ["release.yml", "app.yml"] {
+        std::fs::copy(
+            repo_root().join("mgmt-repo-skeleton").join(file),
+            root.join(file),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        root.join(".gitlab-ci.yml"),
+        "include:\n  - local: templates/release.yml\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("bin/berth"), STUB_BERTH).unwrap();
+    std::fs::set_permissions(
+        root.join("bin/berth"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+    dir
+}
+
+/// Runs the pipeline in shell mode through scripts/gitlab-ci-local; returns
+/// (success, combined output).
+fn gcl_run(repo: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let path = format!(
+        "{}:{}",
+        repo.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = std::process::Command::new(repo_root().join("scripts/gitlab-ci-local"))
+        .args([
+            "--shell-isolation",
+            "--force-shell-executor",
+            "--ignore-predefined-vars",
+            "CI_COMMIT_REF_PROTECTED,CI_PIPELINE_SOURCE",
+        ])
+        .args(args)
+        .current_dir(repo)
+        .env("PATH", path)
+        .output()
+        .expect("scripts/gitlab-ci-local runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_main_pipeline_passes_checkout_outputs_and_deploy_results_along() {
+    let repo = gcl_repo();
+    let (ok, out) = gcl_run(
+        repo.path(),
+        &[
+            "--variable",
+            "CI_COMMIT_REF_PROTECTED=true",
+            "--needs",
+            "report:test",
+        ],
+    );
+    assert!(ok, "{out}");
+    for job in ["checkout", "render", "deploy:test", "report:test"] {
+        assert!(
+            out.contains(&format!("PASS  {job}")),
+            "{job} did not pass:\n{out}"
+        );
+    }
+    // deploy got checkout's commit and code directory, and an outcome file.
+    assert!(
+        out.contains("berth-stub: deploy --app-dir . --env test --code ")
+            && out.contains(
+                "/codes --commit c0ffee0000000000000000000000000000000000 --outcome outcome-test.json"
+            ),
+        "{out}"
+    );
+    // report got the deploy's dotenv outputs and its outcome artifact.
+    assert!(
+        out.contains(
+            "berth-stub report: url=http://test.example/ status=success commit=c0ffee0000000000000000000000000000000000 outcome={\"ok\":true}"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("berth deploy test: done in "), "{out}");
+}
+
+#[test]
+fn a_failed_deploy_is_still_reported_and_fails_the_pipeline() {
+    let repo = gcl_repo();
+    let (ok, out) = gcl_run(
+        repo.path(),
+        &[
+            "--variable",
+            "CI_COMMIT_REF_PROTECTED=true",
+            "--variable",
+            "STUB_DEPLOY_FAILS=1",
+            "--needs",
+            "report:test",
+        ],
+    );
+    assert!(!ok, "the pipeline passed:\n{out}");
+    assert!(out.contains("FAIL  deploy:test"), "{out}");
+    assert!(
+        out.contains("berth deploy test: failed with exit code 5"),
+        "{out}"
+    );
+    assert!(out.contains("PASS  report:test"), "{out}");
+    assert!(
+        out.contains("berth-stub report: url= status=failed commit=c0ffee0000000000000000000000000000000000 outcome={\"ok\":false,\"failed_step\":\"wait until healthy\"}"),
+        "{out}"
+    );
+}
+
+#[test]
+fn merge_request_jobs_get_the_reporter_token_and_no_host_key() {
+    let repo = gcl_repo();
+    let (ok, out) = gcl_run(
+        repo.path(),
+        &[
+            "--variable",
+            "CI_PIPELINE_SOURCE=merge_request_event",
+            "--variable",
+            "CI_MERGE_REQUEST_IID=3",
+            "--variable",
+            "BERTH_SSH_KEY=/secret/deploy-key",
+            "--variable",
+            "BERTH_LOGS_KEY=logs-key",
+            "--variable",
+            "BERTH_GITLAB_TOKEN=deploy-token",
+            "--variable",
+            "BERTH_MR_TOKEN=mr-token",
+        ],
+    );
+    assert!(ok, "{out}");
+    for sub in ["check", "plan"] {
+        assert!(
+            out.contains(&format!(
+                "berth-stub: {sub} --app-dir . | ssh_key= logs_key= token=mr-token"
+            )),
+            "{sub}:\n{out}"
+        );
+    }
+    assert!(!out.contains("berth-stub: deploy"), "{out}");
+    assert!(!out.contains("berth-stub: checkout"), "{out}");
+}
