@@ -40,7 +40,9 @@ impl ExitStatus {
             ExitStatus::Failure => "unexpected failure inside berth or on a host",
             ExitStatus::Usage => "wrong command line",
             ExitStatus::InvalidInput => "invalid file or value; nothing was changed",
-            ExitStatus::NotAvailable => "subcommand not available yet in this version",
+            ExitStatus::NotAvailable => {
+                "a setting the job must provide is missing (a CI/CD variable)"
+            }
             ExitStatus::Stopped => "deploy or rollback stopped; the previous release still serves",
         }
     }

@@ -128,31 +128,49 @@ fn a_missing_file_is_named() {
 }
 
 #[test]
-fn subcommands_not_landed_yet_say_so_with_their_own_exit_code() {
-    let cases: &[&[&str]] = &[
-        &["check"],
-        &["plan"],
-        &["checkout"],
-        &["report"],
-        &["app", "create", "--id", "shop", "--owner", "jane"],
-        &["request", "--env", "test", "--ref", "v1.0.0"],
+fn gitlab_commands_outside_a_job_name_the_missing_variable_and_exit_4() {
+    let dir = crate::common::app_dir(crate::common::RELEASE_YML, crate::common::APP_YML);
+    let app_dir = dir.path().to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["check", "--app-dir", app_dir],
+            "CI_MERGE_REQUEST_IID is not set",
+        ),
+        (
+            &["plan", "--app-dir", app_dir],
+            "CI_MERGE_REQUEST_IID is not set",
+        ),
+        (
+            &["checkout", "--app-dir", app_dir],
+            "CI_PROJECT_PATH is not set",
+        ),
+        (&["report"], "CI_PROJECT_PATH is not set"),
+        (
+            &["app", "create", "--id", "shop", "--owner", "jane"],
+            "CI_API_V4_URL is not set",
+        ),
+        (
+            &[
+                "request",
+                "--app-dir",
+                app_dir,
+                "--project",
+                "deploy/shop",
+                "--env",
+                "test",
+                "--ref",
+                "v1.0.0",
+            ],
+            "CI_API_V4_URL is not set",
+        ),
     ];
-    for args in cases {
+    for (args, message) in cases {
         let run = Berth::new()
             .args(*args)
             .run()
             .expect_code(ExitStatus::NotAvailable.code());
-        let name = match args[0] {
-            "app" => "app create",
-            other => other,
-        };
-        assert!(
-            run.stderr().starts_with(&format!(
-                "error: `berth {name}` is not available yet in this version\n"
-            )),
-            "{args:?}: {}",
-            run.stderr()
-        );
+        assert!(run.stderr().contains(message), "{args:?}: {}", run.stderr());
+        assert!(run.stderr().contains("hint:"), "{args:?}: {}", run.stderr());
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::gitlab::{connect, management_project, usage, Outputs};
+use super::gitlab::{connect, management_project, missing, usage, Outputs};
 use super::CommandError;
 use crate::cli::EnvSelection;
 use crate::config::{AppDir, Problem, Problems};
@@ -22,7 +22,7 @@ pub fn run(args: &EnvSelection, env: &Env, reporter: &Reporter) -> Result<(), Co
     let app_dir = AppDir::load(dir)?;
     let project = management_project(None, env)?;
     let Some(sha) = env.commit_sha.as_deref() else {
-        return Err(usage(
+        return Err(missing(
             "CI_COMMIT_SHA is not set",
             "berth checkout runs in the main-branch pipeline after a release request is merged",
         ));

@@ -12,13 +12,13 @@ use super::CommandError;
 /// The GitLab client from `CI_API_V4_URL` and `BERTH_GITLAB_TOKEN`.
 pub(super) fn connect(env: &Env) -> Result<GitLab, CommandError> {
     let Some(api) = &env.gitlab_api else {
-        return Err(usage(
+        return Err(missing(
             "CI_API_V4_URL is not set",
             "GitLab sets it in every job; elsewhere set it to https://<gitlab>/api/v4",
         ));
     };
     let Some(token) = &env.gitlab_token else {
-        return Err(usage(
+        return Err(missing(
             "BERTH_GITLAB_TOKEN is not set",
             "set it as a masked CI/CD variable holding berth's access token (docs/gitlab.md)",
         ));
@@ -40,11 +40,19 @@ pub(super) fn management_project(flag: Option<&str>, env: &Env) -> Result<String
     flag.map(str::to_string)
         .or_else(|| env.project_path.clone())
         .ok_or_else(|| {
-            usage(
+            missing(
                 "which management project? CI_PROJECT_PATH is not set",
                 "run in a GitLab job, or pass --project GROUP/APP",
             )
         })
+}
+
+/// A CI/CD variable the job must provide is missing (exit code 4).
+pub(super) fn missing(message: &str, hint: &str) -> CommandError {
+    CommandError::NotAvailable {
+        message: message.to_string(),
+        hint: hint.to_string(),
+    }
 }
 
 pub(super) fn usage(message: &str, hint: &str) -> CommandError {

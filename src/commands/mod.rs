@@ -29,8 +29,9 @@ use crate::report::Reporter;
 pub enum CommandError {
     #[error("{0}")]
     Invalid(Problems),
-    #[error("`berth {command}` is not available yet in this version")]
-    NotAvailable { command: &'static str },
+    /// A setting the job must provide (a CI/CD variable) is missing.
+    #[error("{message}")]
+    NotAvailable { message: String, hint: String },
     #[error("{message}")]
     Usage { message: String, hint: String },
     #[error(transparent)]
@@ -73,11 +74,8 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
             reporter.problems(&problems);
             ExitStatus::InvalidInput
         }
-        Err(e @ CommandError::NotAvailable { .. }) => {
-            reporter.error(
-                &anyhow::anyhow!("{e}"),
-                Some("see the README's status table for what this version can do"),
-            );
+        Err(CommandError::NotAvailable { message, hint }) => {
+            reporter.error(&anyhow::anyhow!(message), Some(&hint));
             ExitStatus::NotAvailable
         }
         Err(CommandError::Usage { message, hint }) => {

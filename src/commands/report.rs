@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::deploy::Outcome;
-use super::gitlab::{connect, management_project, usage};
+use super::gitlab::{connect, management_project, missing};
 use super::CommandError;
 use crate::cli::ReportArgs;
 use crate::env::Env;
@@ -20,7 +20,7 @@ use crate::report::Reporter;
 pub fn run(args: &ReportArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
     let project = management_project(None, env)?;
     let Some(sha) = env.commit_sha.clone() else {
-        return Err(usage(
+        return Err(missing(
             "CI_COMMIT_SHA is not set",
             "berth report runs in the main-branch pipeline",
         ));

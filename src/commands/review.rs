@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use similar::TextDiff;
 
-use super::gitlab::{connect, management_project, usage, Outputs};
+use super::gitlab::{connect, management_project, missing, usage, Outputs};
 use super::{inventory_path, CommandError};
 use crate::cli::MergeRequestArgs;
 use crate::config::release::{ReleaseFile, RequestedRelease};
@@ -37,7 +37,7 @@ impl Review {
                 .as_deref()
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| {
-                    usage(
+                    missing(
                         "which merge request? CI_MERGE_REQUEST_IID is not set",
                         "run in a merge request pipeline, or pass --merge-request IID",
                     )
