@@ -343,7 +343,15 @@ class BerthApp:
             argv = ["/usr/bin/time", "-v"] + argv
         env = {"PATH": self.bench.wrapper_path, "HOME": os.environ.get("HOME", "/root")}
         start = time.monotonic()
-        result = run(argv, env=env)
+        result = run(argv, env=env, check=False)
+        if result.returncode == 1 and "the front already serves the new release" in result.stderr:
+            # berth's documented answer to a failure after the switch (exit
+            # 1): run the same command again. Counted, and in the JSON.
+            log(f"berth exited 1 after the switch; running it again: {result.stderr[-300:]}")
+            self.bench.berth_reruns.append(result.stderr[-1000:])
+            result = run(argv, env=env, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}\n{result.stderr[-3000:]}")
         elapsed = time.monotonic() - start
         rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
         self.last_steps = berth_steps(result.stderr, elapsed)
@@ -630,6 +638,7 @@ class Bench:
         os.chmod(os.path.join(bindir, "rsync"), 0o755)
         self.wrapper_path = bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")
         self.results = {}
+        self.berth_reruns = []
 
     def rig_inventory(self):
         r = self.rig
@@ -773,7 +782,6 @@ class Bench:
         seed_raw = SeedApp(self, "seedraw", opcache=False)
         self.front_reload()
         berth = BerthApp(self, "berth")
-        self.berth_app = berth
         codes = {}
 
         def code_for(k):
@@ -904,15 +912,17 @@ class Bench:
                 want = 2
             log(f"idle memory: {n} {setup} apps up in {time.monotonic() - t0:.0f}s; waiting until idle")
             php = [c for cs in containers.values() for c in cs if c["name"].endswith("_php_1")]
+            # Docker's health checks run processes in the containers and, on
+            # a busy machine, keep more workers alive for a while: idle here
+            # means 90 % of the php containers at most at `want`.
+            idle = lambda: sum(cgroup_pids(c["id"]) <= want for c in php) >= 0.9 * len(php)
             try:
-                wait_until(
-                    f"{setup} php containers idle",
-                    lambda: all(cgroup_pids(c["id"]) <= want for c in php),
-                    120, interval=1,
-                )
+                wait_until(f"{setup} php containers idle", idle, 180, interval=1)
+                reached = True
             except RuntimeError:
-                log(f"processes per php container: {[cgroup_pids(c['id']) for c in php]}")
-                raise
+                reached = False
+                log(f"{setup} not idle after 180s; measuring anyway")
+            pids = [cgroup_pids(c["id"]) for c in php]
             per_app = []
             parts = {"cgroup": [], "shim": [], "docker_proxy": []}
             for app in apps:
@@ -928,6 +938,8 @@ class Bench:
             out[setup] = {
                 "per_app_mib": summary(per_app),
                 "parts_per_app_mib": {part: summary(v) for part, v in parts.items()},
+                "idle_reached": reached,
+                "php_processes": summary(pids),
                 "containers_per_app": len(next(iter(containers.values()))),
                 "memavailable_drop_per_app_mib": (available_before - available_after) / n / 2**10,
                 "apps_per_24gib_extrapolated": int(24 * 1024 / median),
@@ -943,9 +955,12 @@ class Bench:
 
     def front_reload_many(self):
         a = self.args
-        with open(self.berth_app.vhost()) as f:
+        # A vhost as berth renders it, from an app of this phase's own.
+        app = BerthApp(self, "reload")
+        app.deploy("v1.0.0", make_plugin(os.path.join(self.work, "reload-code"), "v1.0.0", 0, 0))
+        with open(app.vhost()) as f:
             template = f.read()
-        release = self.berth_app.state()["active"]["release"]
+        release = app.state()["active"]["release"]
         prefix = os.path.join(self.work, "front")
         confd = os.path.join(prefix, "conf.d")
         os.makedirs(os.path.join(prefix, "logs"))
@@ -961,7 +976,7 @@ class Bench:
         conf = os.path.join(prefix, "nginx.conf")
         with open(conf, "w") as f:
             f.write(main)
-        berth_id = self.berth_app.id
+        berth_id = app.id
 
         def vhost(i, token):
             name = f"bench-{self.run_id}-v{i:04d}"
@@ -1396,6 +1411,10 @@ def main():
     p.add_argument("--parallel", type=int, default=4, help="deploys at once in measure 6")
     p.add_argument("--out", default=os.path.join(REPO, "bench", "results.json"))
     p.add_argument("--cleanup", metavar="RUN", help="only remove what run RUN left behind")
+    p.add_argument("--resume", metavar="PARTIAL",
+                   help="skip the phases a failed run kept in OUT.partial")
+    p.add_argument("--costs-only", action="store_true",
+                   help="only measure 8 (size, start time) of --berth, printed as JSON")
     args = p.parse_args()
     if args.cleanup:
         cleanup(args.cleanup)
@@ -1409,14 +1428,43 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = datetime.datetime.now(datetime.timezone.utc)
     bench = Bench(args)
+    if args.costs_only:
+        try:
+            print(json.dumps(bench.own_costs([]), indent=2))
+        finally:
+            cleanup(args.run)
+        return 0
     raw = {}
+    if args.resume:
+        with open(args.resume) as f:
+            raw = json.load(f)
+        log(f"resuming: {', '.join(raw) or 'nothing'} measured already")
+
+    reruns = raw.get("berth_reruns", [])
+
+    def keep():
+        # What was measured so far survives a failure in a later phase.
+        raw["berth_reruns"] = reruns + bench.berth_reruns
+        with open(args.out + ".partial", "w") as f:
+            json.dump(raw, f, indent=2)
+
     try:
         bench.start_host_fpm()
-        raw["loaded"] = bench.rounds_under_load()
-        raw["files"] = bench.one_file_redeploys()
-        raw["reload"] = bench.front_reload_many()
-        raw["costs"] = bench.own_costs(raw["loaded"]["release"]["berth"])
-        raw["memory"] = bench.idle_memory()
+        if "loaded" not in raw:
+            raw["loaded"] = bench.rounds_under_load()
+            keep()
+        if "files" not in raw:
+            raw["files"] = bench.one_file_redeploys()
+            keep()
+        if "reload" not in raw:
+            raw["reload"] = bench.front_reload_many()
+            keep()
+        if "costs" not in raw:
+            raw["costs"] = bench.own_costs(raw["loaded"]["release"]["berth"])
+            keep()
+        if "memory" not in raw:
+            raw["memory"] = bench.idle_memory()
+        raw["berth_reruns"] = reruns + bench.berth_reruns
     finally:
         bench.close()
         cleanup(args.run)
@@ -1430,11 +1478,15 @@ def main():
         "berth": {"path": bench.berth,
                   "version": run([bench.berth, "--version"], check=False).stdout.strip()},
         "measures": measures,
+        "berth_reruns": raw.get("berth_reruns", []),
+        "resumed": bool(args.resume),
         "targets": targets(measures),
     }
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
+    if os.path.exists(args.out + ".partial"):
+        os.remove(args.out + ".partial")
     print(table(measures))
     print()
     for t in result["targets"]:
