@@ -66,6 +66,9 @@ pub enum Command {
     /// Switch an environment back to its warm backup, or redeploy an older
     /// release.
     Rollback(RollbackArgs),
+    /// Restart an environment without downtime: the active release starts
+    /// afresh in the idle slot and takes over when healthy.
+    Restart(RestartArgs),
     /// Show what runs where: active and backup slots, releases, health.
     Status(StatusArgs),
     /// Read an app's logs: container output and the front nginx's logs.
@@ -215,6 +218,18 @@ pub struct RollbackArgs {
     /// health-checked path, instead of switching to the backup.
     #[arg(long, value_name = "TAG")]
     pub to: Option<String>,
+    /// Write the outcome as JSON here, for `berth report`.
+    #[arg(long, value_name = "FILE")]
+    pub outcome: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub target: EnvArgs,
+    /// Write the outcome as JSON here, for `berth report`.
+    #[arg(long, value_name = "FILE")]
+    pub outcome: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

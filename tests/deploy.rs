@@ -865,3 +865,81 @@ fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
         "{text}"
     );
 }
+
+#[test]
+fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_outputs() {
+    let app = RigApp::new("restart");
+    let v1 = app.code("v1.0.0", true);
+    let dotenv = app.dir.path().join("deploy.env");
+    app.request("v1.0.0");
+    let nothing = app.berth(&["restart"]).run().expect_code(2);
+    assert!(
+        nothing.stderr().contains("nothing runs in test yet"),
+        "{}",
+        nothing.stderr()
+    );
+    app.berth(&["deploy", "--health-timeout", "20"])
+        .args(["--code"])
+        .arg_path(&v1)
+        .env("BERTH_DOTENV", &dotenv)
+        .run()
+        .expect_code(0);
+    let outputs = std::fs::read_to_string(&dotenv).unwrap();
+    assert!(
+        outputs.contains(&format!("BERTH_DEPLOY_URL=http://{}:", app.domain)),
+        "{outputs}"
+    );
+    assert!(outputs.contains("BERTH_DEPLOY_SLOT=blue\n"), "{outputs}");
+
+    let load = Load::start(app.rig.front_port(), &app.domain, 4);
+    let outcome = app.dir.path().join("restart.json");
+    let run = app
+        .berth(&["restart", "--health-timeout", "20"])
+        .args(["--outcome"])
+        .arg_path(&outcome)
+        .run()
+        .expect_code(0);
+    let (ok, failed, torn, _) = load.finish();
+    assert!(ok > 20, "the load ran ({ok} requests)");
+    assert_eq!(
+        (failed, torn),
+        (0, 0),
+        "failed and torn requests during the restart"
+    );
+    assert!(
+        run.stdout().contains("v1.0.0 restarted in test (green)"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
+    let outcome: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
+    assert_eq!(outcome["action"], "restart");
+    assert_eq!(outcome["ok"], true);
+    assert_eq!(outcome["slot"], "green");
+
+    let json = app
+        .berth(&["--output", "json", "status"])
+        .run()
+        .expect_code(0)
+        .stdout();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let state = &json["environments"][0]["state"];
+    assert_eq!(state["active"]["slot"], "green");
+    assert_eq!(state["backup"]["slot"], "blue");
+    assert_eq!(state["history"][0]["action"], "restart");
+
+    // A rollback writes its outcome too: back to the blue containers.
+    let outcome = app.dir.path().join("rollback.json");
+    app.berth(&["rollback"])
+        .args(["--outcome"])
+        .arg_path(&outcome)
+        .run()
+        .expect_code(0);
+    let outcome: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
+    assert_eq!(
+        (outcome["action"].as_str(), outcome["slot"].as_str()),
+        (Some("rollback"), Some("blue"))
+    );
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
+use super::gitlab::Outputs;
 use super::target::{lock_env, now_utc, observe, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::DeployArgs;
@@ -61,18 +62,55 @@ pub fn run(
         }
     }
     let result = deploy_target(&target, &tag, commit, Some(&code), options, reporter);
-    if let Some(path) = &args.outcome {
-        let outcome = Outcome::of(&target, &tag, args.commit.as_deref(), &result);
+    if dry_run {
+        return result.map(|_| ());
+    }
+    finish(
+        &target,
+        "deploy",
+        tag.as_str(),
+        commit,
+        result,
+        args.outcome.as_deref(),
+        env,
+    )
+}
+
+/// Ends a deploy, rollback or restart: writes the outcome file for `berth
+/// report` (also on failure) and, on success, the job outputs
+/// `BERTH_DEPLOY_URL`, `BERTH_DEPLOY_ENV` and `BERTH_DEPLOY_SLOT`.
+pub(super) fn finish(
+    target: &EnvTarget,
+    action: &'static str,
+    tag: &str,
+    commit: Option<&str>,
+    result: Result<Option<Slot>, CommandError>,
+    outcome_file: Option<&Path>,
+    env: &Env,
+) -> Result<(), CommandError> {
+    if let Some(path) = outcome_file {
+        let outcome = Outcome::of(target, action, tag, commit, &result);
         let text = serde_json::to_string_pretty(&outcome).expect("an outcome serializes");
         std::fs::write(path, text)
-            .with_context(|| format!("write the deploy outcome to {}", path.display()))?;
+            .with_context(|| format!("write the {action} outcome to {}", path.display()))?;
     }
-    result.map(|_| ())
+    let slot = result?;
+    let mut outputs = Outputs::default();
+    outputs.set("BERTH_DEPLOY_ENV", target.env.as_str());
+    outputs.set("BERTH_DEPLOY_URL", target.url());
+    if let Some(slot) = slot {
+        outputs.set("BERTH_DEPLOY_SLOT", slot.name());
+    }
+    outputs.write(env.dotenv.as_deref())
 }
 
 /// What a deploy job leaves for `berth report` (`--outcome FILE`).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
+    /// `deploy`, `rollback` or `restart`; only deploys become release
+    /// records in `berth report` (a rollback records itself).
+    #[serde(default = "deploy_action")]
+    pub action: String,
     pub env: String,
     #[serde(rename = "ref")]
     pub tag: String,
@@ -91,10 +129,15 @@ pub struct Outcome {
     pub time: String,
 }
 
+fn deploy_action() -> String {
+    "deploy".to_string()
+}
+
 impl Outcome {
     fn of(
         target: &EnvTarget,
-        tag: &GitTag,
+        action: &str,
+        tag: &str,
         commit: Option<&str>,
         result: &Result<Option<Slot>, CommandError>,
     ) -> Outcome {
@@ -115,10 +158,14 @@ impl Outcome {
             }
         };
         Outcome {
+            action: action.to_string(),
             env: target.env.to_string(),
             tag: tag.to_string(),
             commit: commit.map(str::to_string),
-            release: Some(crate::plan::release::ReleaseId::new(tag, commit).to_string()),
+            release: tag
+                .parse::<GitTag>()
+                .ok()
+                .map(|tag| crate::plan::release::ReleaseId::new(&tag, commit).to_string()),
             host: target.host().name.to_string(),
             slot,
             url: target.url(),

@@ -10,6 +10,7 @@ mod logs;
 mod render;
 mod report;
 mod request;
+mod restart;
 mod review;
 mod rollback;
 mod status;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Checkout(args) => checkout::run(args, &env, &reporter),
         Command::Deploy(args) => deploy::run(args, global.dry_run, &env, &reporter),
         Command::Rollback(args) => rollback::run(args, global.dry_run, &env, &reporter),
+        Command::Restart(args) => restart::run(args, global.dry_run, &env, &reporter),
         Command::Status(args) => status::run(args, &env, &reporter),
         Command::Logs(args) => logs::run(args, &env, &reporter),
         Command::ServeLogs(args) => logs::serve_logs(args, &env, &reporter),

@@ -31,7 +31,7 @@ pub fn run(args: &ReportArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
     let merge_request = calls::merged_request_for(&gitlab, &project, &sha).map_err(failed)?;
     let mut notes = Vec::new();
     for outcome in &outcomes {
-        let record = if outcome.ok {
+        let record = if outcome.ok && outcome.action == "deploy" {
             Some(record_release(
                 &gitlab,
                 &project,
@@ -44,6 +44,7 @@ pub fn run(args: &ReportArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             None
         };
         notes.push(EnvOutcome {
+            action: outcome.action.clone(),
             env: outcome.env.clone(),
             tag: outcome.tag.clone(),
             commit: outcome.commit.clone().unwrap_or_default(),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::deploy::{deploy_target, Options};
+use super::deploy::{deploy_target, finish, Options};
 use super::gitlab::history_access;
 use super::report::{record_release, NewRecord};
 use super::target::{lock_env, now_utc, observe, EnvTarget};
@@ -37,11 +37,22 @@ pub fn run(
             health_timeout_secs: t.health_timeout,
             dry_run,
         };
-        let slot = deploy_target(&target, &tag, None, None, options, reporter)?;
-        if !dry_run {
-            record_rollback(env, &target, &tag, None, slot, reporter)?;
+        let result = deploy_target(&target, &tag, None, None, options, reporter);
+        if dry_run {
+            return result.map(|_| ());
         }
-        return Ok(());
+        if let Ok(slot) = &result {
+            record_rollback(env, &target, &tag, None, *slot, reporter)?;
+        }
+        return finish(
+            &target,
+            "rollback",
+            tag.as_str(),
+            None,
+            result,
+            args.outcome.as_deref(),
+            env,
+        );
     }
     let now = now_utc();
     let release = target.release(0, t.health_timeout, &now);
@@ -66,11 +77,16 @@ pub fn run(
             .await
             .map_err(CommandError::Stopped)?;
         Ok::<_, CommandError>(observed.state.backup)
-    })?;
-    // GitLab is called outside the async runtime: its client blocks.
-    let Some(backup) = backup else {
-        return Ok(());
+    });
+    let backup = match backup {
+        Ok(Some(backup)) => backup,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            let outcome = args.outcome.as_deref();
+            return finish(&target, "rollback", "previous", None, Err(e), outcome, env);
+        }
     };
+    // GitLab is called outside the async runtime: its client blocks.
     record_rollback(
         env,
         &target,
@@ -78,6 +94,16 @@ pub fn run(
         Some(backup.release.as_str()),
         Some(backup.slot),
         reporter,
+    )?;
+    let slot = Ok(Some(backup.slot));
+    finish(
+        &target,
+        "rollback",
+        backup.tag.as_str(),
+        None,
+        slot,
+        args.outcome.as_deref(),
+        env,
     )?;
     let url = target.url();
     reporter.result(

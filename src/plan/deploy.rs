@@ -317,6 +317,34 @@ pub fn deploy(
     release: &ReleaseId,
     observed: &Observed,
 ) -> Result<Plan, RenderError> {
+    start_in_idle_slot(r, tag, release, observed, "deploy")
+}
+
+/// Plans a restart without downtime: the active release starts afresh in
+/// the idle slot, is health-checked and takes over; the containers it
+/// replaces stay warm as the backup. `None` when nothing is active.
+pub fn restart(r: &Release, observed: &Observed) -> Option<Result<Plan, RenderError>> {
+    let active = observed.state.active.as_ref()?;
+    let fresh = Observed {
+        active_healthy: false,
+        ..observed.clone()
+    };
+    Some(start_in_idle_slot(
+        r,
+        &active.tag,
+        &active.release,
+        &fresh,
+        "restart",
+    ))
+}
+
+fn start_in_idle_slot(
+    r: &Release,
+    tag: &GitTag,
+    release: &ReleaseId,
+    observed: &Observed,
+    action: &str,
+) -> Result<Plan, RenderError> {
     let layout = r.layout();
     let release = release.clone();
     let state = &observed.state;
@@ -351,7 +379,7 @@ pub fn deploy(
         tag: tag.clone(),
         deployed_at: r.now.to_string(),
     };
-    steps.push(r.record(state, active, state.active.clone(), "deploy"));
+    steps.push(r.record(state, active, state.active.clone(), action));
     let dirs = prune(
         r,
         observed,

@@ -200,6 +200,8 @@ pub fn check_failed_note(problems: &[String]) -> String {
 /// One environment's outcome, for the report note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvOutcome {
+    /// `deploy`, `rollback` or `restart`.
+    pub action: String,
     pub env: String,
     pub tag: String,
     pub commit: String,
@@ -219,7 +221,11 @@ pub fn report_note(pipeline_url: Option<&str>, outcomes: &[EnvOutcome]) -> Strin
     note.push_str("| environment | ref | result | URL |\n| --- | --- | --- | --- |\n");
     for outcome in outcomes {
         let result = match &outcome.failed_step {
-            None => "released".to_string(),
+            None => match outcome.action.as_str() {
+                "rollback" => "rolled back".to_string(),
+                "restart" => "restarted".to_string(),
+                _ => "released".to_string(),
+            },
             Some(step) => format!("failed at {}", inline(step)),
         };
         let _ = writeln!(
@@ -421,6 +427,7 @@ mod tests {
         let problems: Vec<String> = PAYLOADS.iter().map(|p| p.to_string()).collect();
         assert_inert(&check_failed_note(&problems));
         let outcome = EnvOutcome {
+            action: "deploy".into(),
             env: "test".into(),
             tag: "v1.1.0".into(),
             commit: "c".repeat(40),
