@@ -284,6 +284,13 @@ fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
             .unwrap(),
         "[submodule \"codes\"]\n\tpath = codes\n\turl = ../../plugins/shop.git\n"
     );
+    let pipeline = fake
+        .file(ROOT_TOKEN, "deploy/shop", ".gitlab-ci.yml", "main")
+        .unwrap();
+    assert!(
+        pipeline.contains("component:"),
+        "the skeleton's thin include: {pipeline}"
+    );
     let clone = fake.dir.path().join("clone");
     git(
         fake.dir.path(),

@@ -43,6 +43,7 @@ const SKELETON_APP: &str = include_str!("../../mgmt-repo-skeleton/app.yml");
 const SKELETON_RELEASE: &str = include_str!("../../mgmt-repo-skeleton/release.yml");
 const SKELETON_README: &str = include_str!("../../mgmt-repo-skeleton/README.md");
 const SKELETON_CODEOWNERS: &str = include_str!("../../mgmt-repo-skeleton/CODEOWNERS");
+const SKELETON_PIPELINE: &str = include_str!("../../mgmt-repo-skeleton/.gitlab-ci.yml");
 
 /// The fleet repository's branch that holds the allocations.
 const FLEET_BRANCH: &str = "main";
@@ -657,6 +658,7 @@ fn push_first_commit(
         s.code
     );
     let entries = [
+        (".gitlab-ci.yml", Entry::File(SKELETON_PIPELINE.into())),
         (".gitmodules", Entry::File(gitmodules.into_bytes())),
         ("CODEOWNERS", Entry::File(SKELETON_CODEOWNERS.into())),
         ("README.md", Entry::File(SKELETON_README.into())),
