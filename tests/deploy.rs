@@ -890,6 +890,10 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
         "{outputs}"
     );
     assert!(outputs.contains("BERTH_DEPLOY_SLOT=blue\n"), "{outputs}");
+    assert!(
+        outputs.contains("BERTH_DEPLOY_RELEASE=v1.0.0\n"),
+        "{outputs}"
+    );
 
     let load = Load::start(app.rig.front_port(), &app.domain, 4);
     let outcome = app.dir.path().join("restart.json");

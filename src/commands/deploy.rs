@@ -78,7 +78,7 @@ pub fn run(
 
 /// Ends a deploy, rollback or restart: writes the outcome file for `berth
 /// report` (also on failure) and, on success, the job outputs
-/// `BERTH_DEPLOY_URL`, `BERTH_DEPLOY_ENV` and `BERTH_DEPLOY_SLOT`.
+/// `BERTH_DEPLOY_ENV`, `_URL`, `_REF`, `_RELEASE` and `_SLOT`.
 pub(super) fn finish(
     target: &EnvTarget,
     action: &'static str,
@@ -98,6 +98,11 @@ pub(super) fn finish(
     let mut outputs = Outputs::default();
     outputs.set("BERTH_DEPLOY_ENV", target.env.as_str());
     outputs.set("BERTH_DEPLOY_URL", target.url());
+    outputs.set("BERTH_DEPLOY_REF", tag);
+    if let Ok(parsed) = tag.parse::<GitTag>() {
+        let release = crate::plan::release::ReleaseId::new(&parsed, commit);
+        outputs.set("BERTH_DEPLOY_RELEASE", release.as_str());
+    }
     if let Some(slot) = slot {
         outputs.set("BERTH_DEPLOY_SLOT", slot.name());
     }
