@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """berth against the seed-style release, on the same rig in the same run.
 
-Started by bench/compare (which builds berth and starts the rig); see
-docs/benchmarks.md for what each measure means. Two setups share the rig:
+Started by bench/compare, which builds the static berth and starts the rig;
+docs/benchmarks.md says what each measure means. Two setups share the rig:
 
   baseline  the seed-style release: rsync straight into the directory the
             live containers mount, `docker-compose up -d` of one fixed
@@ -235,8 +235,7 @@ class Load:
 
 
 class Resources:
-    def __init__(self, run_id):
-        self.run_id = run_id
+    def __init__(self):
         self.ports = set()
         self.lock = threading.Lock()
         self.next_port = PORT_RANGE.start + (os.getpid() * 37) % len(PORT_RANGE)
@@ -618,7 +617,7 @@ class Bench:
         self.run_id = args.run
         self.rig = read_rig_env()
         self.berth = os.path.abspath(args.berth)
-        self.res = Resources(self.run_id)
+        self.res = Resources()
         self.front_port = int(self.rig["RIG_FRONT_LISTEN"].rsplit(":", 1)[1])
         self.host_name = platform.node()
         self.processes = []
@@ -637,7 +636,6 @@ class Bench:
             )
         os.chmod(os.path.join(bindir, "rsync"), 0o755)
         self.wrapper_path = bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")
-        self.results = {}
         self.berth_reruns = []
 
     def rig_inventory(self):
