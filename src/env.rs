@@ -29,6 +29,10 @@ pub struct Env {
     pub gitlab_api: Option<String>,
     /// `BERTH_GITLAB_TOKEN`: the access token berth calls GitLab with.
     pub gitlab_token: Option<Secret>,
+    /// `BERTH_MR_TOKEN`: the merge request jobs' Reporter-level token. In
+    /// the main pipeline `berth checkout` asks GitLab whose it is, to trust
+    /// the plan note that user wrote.
+    pub mr_token: Option<Secret>,
     /// `CI_JOB_TOKEN`: the running job's token, used where it suffices.
     pub job_token: Option<Secret>,
     /// `CI_PROJECT_PATH`: the management repository, e.g. `deploy/shop`.
@@ -60,6 +64,7 @@ impl Env {
                 .map(|v| v.to_string_lossy().into_owned()),
             gitlab_api: text("CI_API_V4_URL"),
             gitlab_token: text("BERTH_GITLAB_TOKEN").map(Secret::new),
+            mr_token: text("BERTH_MR_TOKEN").map(Secret::new),
             job_token: text("CI_JOB_TOKEN").map(Secret::new),
             project_path: text("CI_PROJECT_PATH"),
             merge_request_iid: text("CI_MERGE_REQUEST_IID"),

@@ -13,6 +13,7 @@ use crate::config::{AppDir, Problem, Problems};
 use crate::env::Env;
 use crate::exec::git;
 use crate::exec::gitlab::calls;
+use crate::exec::gitlab::{GitLab, Token};
 use crate::plan::note::{planned_refs, PLAN_MARKER};
 use crate::plan::release::ReleaseId;
 use crate::report::Reporter;
@@ -37,19 +38,37 @@ pub fn run(args: &EnvSelection, env: &Env, reporter: &Reporter) -> Result<(), Co
                 "releases happen only through merged release requests; open one with `berth request`",
             )
         })?;
-    let me = calls::current_user(&gitlab).map_err(failed)?;
-    let planned = calls::find_own_note(&gitlab, &project, merge_request.iid, &me, PLAN_MARKER)
-        .map_err(failed)?
-        .and_then(|(_, body)| planned_refs(&body))
-        .ok_or_else(|| {
-            usage(
-                &format!(
-                    "merge request !{} has no plan from berth",
-                    merge_request.iid
-                ),
-                "its pipeline must run `berth plan` before merging; nothing was released",
-            )
-        })?;
+    // The plan note is written by the merge request jobs, which call GitLab
+    // with the Reporter-level token (BERTH_MR_TOKEN): a note of that user,
+    // or of this job's own, is berth's. Anyone else's is not trusted.
+    let mut authors = vec![calls::current_user(&gitlab).map_err(failed)?];
+    if let (Some(api), Some(token)) = (&env.gitlab_api, &env.mr_token) {
+        let reviewer = GitLab::new(api, Token::Private(token.clone()))?;
+        let user = calls::current_user(&reviewer).map_err(failed)?;
+        if authors.iter().all(|a| a.id != user.id) {
+            authors.push(user);
+        }
+    }
+    let planned = calls::find_note_by(
+        &gitlab,
+        &project,
+        merge_request.iid,
+        &authors,
+        PLAN_MARKER,
+    )
+    .map_err(failed)?
+    .and_then(|(_, body)| planned_refs(&body))
+    .ok_or_else(|| {
+        let names: Vec<&str> = authors.iter().map(|a| a.username.as_str()).collect();
+        usage(
+            &format!(
+                "merge request !{} has no plan from berth (a note by {})",
+                merge_request.iid,
+                names.join(" or ")
+            ),
+            "its pipeline must run `berth plan` before merging, and this job needs BERTH_MR_TOKEN, the token plan ran with; nothing was released",
+        )
+    })?;
     let wanted: Vec<_> = app_dir
         .release
         .environments

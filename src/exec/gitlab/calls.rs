@@ -179,6 +179,18 @@ pub fn find_own_note(
     me: &User,
     marker: &str,
 ) -> CallResult<Option<(u64, String)>> {
+    find_note_by(gitlab, project, iid, std::slice::from_ref(me), marker)
+}
+
+/// The first note on the merge request that starts with `marker` and was
+/// written by one of `authors`.
+pub fn find_note_by(
+    gitlab: &GitLab,
+    project: &str,
+    iid: u64,
+    authors: &[User],
+    marker: &str,
+) -> CallResult<Option<(u64, String)>> {
     let endpoint = built(
         MergeRequestNotes::builder()
             .project(project)
@@ -188,7 +200,9 @@ pub fn find_own_note(
     let notes: Vec<NoteInfo> = gitlab.call_pages(&endpoint, 1000)?;
     Ok(notes
         .into_iter()
-        .find(|note| note.author.id == me.id && note.body.starts_with(marker))
+        .find(|note| {
+            authors.iter().any(|a| a.id == note.author.id) && note.body.starts_with(marker)
+        })
         .map(|note| (note.id, note.body)))
 }
 
