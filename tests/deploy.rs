@@ -56,7 +56,7 @@ pub struct RigApp {
 /// Docker's default address pools hold about 30 bridge networks and every
 /// slot has one. Tests share the rig; a test that needs many apps at once
 /// takes it alone.
-static RIG_NETWORKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+pub(crate) static RIG_NETWORKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 impl RigApp {
     pub fn new(name: &str) -> RigApp {

@@ -10,6 +10,7 @@ mod gitlab_app;
 mod gitlab_flow;
 mod isolation;
 mod logs;
+mod pipeline_e2e;
 mod pipelines;
 mod render;
 mod runtime;
