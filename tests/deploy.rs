@@ -947,3 +947,48 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
         (Some("rollback"), Some("blue"))
     );
 }
+
+#[test]
+fn unchanged_files_of_a_fresh_checkout_are_hard_linked_to_the_previous_release() {
+    use std::os::unix::fs::MetadataExt;
+    let app = RigApp::new("links");
+    let v1 = app.code("v1.0.0", true);
+    app.deploy("v1.0.0", &v1).expect_code(0);
+    // A fresh checkout: same contents, every file with a new mtime.
+    let v2 = app.code("v2.0.0", true);
+    let touched = std::process::Command::new("find")
+        .arg(&v2)
+        .args([
+            "-type",
+            "f",
+            "-exec",
+            "touch",
+            "-d",
+            "2030-01-01",
+            "{}",
+            "+",
+        ])
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    app.deploy("v2.0.0", &v2).expect_code(0);
+    let releases = Path::new(app.rig.get("RIG_BASE_DIR"))
+        .join(&app.id)
+        .join("test/releases");
+    let inode = |release: &str, file: &str| {
+        std::fs::metadata(releases.join(release).join("code").join(file))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(
+        inode("v1.0.0", "public/index.php"),
+        inode("v2.0.0", "public/index.php"),
+        "an unchanged file is linked"
+    );
+    assert_ne!(
+        inode("v1.0.0", "lib/version.php"),
+        inode("v2.0.0", "lib/version.php"),
+        "a changed file is not"
+    );
+    assert_eq!(app.served(), (200, "v2.0.0".into(), "v2.0.0".into()));
+}

@@ -232,9 +232,14 @@ impl Remote {
         let mut command = tokio::process::Command::new("rsync");
         // --checksum: with --link-dest, rsync's default size-and-mtime check
         // would hard-link a changed file of the same size and second from
-        // the previous release; compare contents instead.
+        // the previous release; compare contents instead. --no-times: a
+        // fresh checkout gives every file a new mtime, and rsync links a
+        // file only when its preserved attributes match too; not keeping
+        // mtimes lets an unchanged file be linked whatever its checkout
+        // time (bench/compare measure 5 found 20 MB copied per release).
         command.args([
             "-a",
+            "--no-times",
             "--checksum",
             "--delete",
             "--exclude=.git",
