@@ -181,14 +181,24 @@ fn follow_shows_a_line_written_after_it_started_and_ends_on_interrupt() {
 }
 
 /// An app's logs key, installed on the rig with its forced command.
-struct LogsKey {
-    key: std::path::PathBuf,
+pub(crate) struct LogsKey {
+    pub(crate) key: std::path::PathBuf,
     _dir: tempfile::TempDir,
     authorized: std::path::PathBuf,
+    line: String,
 }
+
+/// Tests add and remove their lines in the rig's one logs-keys file.
+static AUTHORIZED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl LogsKey {
     fn install(app: &RigApp) -> LogsKey {
+        LogsKey::install_for(&app.rig, &app.id)
+    }
+
+    /// A new key for app `id`, its line added to the rig's
+    /// `authorized_keys.berth-logs` (and removed again on drop).
+    pub(crate) fn install_for(rig: &crate::deploy::Rig, id: &str) -> LogsKey {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("logs_key");
         let made = std::process::Command::new("ssh-keygen")
@@ -197,22 +207,27 @@ impl LogsKey {
             .status()
             .unwrap();
         assert!(made.success());
-        // The host side is this berth binary, where the deploy user can run it.
-        let rig_dir = std::path::Path::new(app.rig.get("RIG"));
-        let bin = rig_dir.join(format!("bin/berth-{}", std::process::id()));
+        // The host side is this berth binary, where the deploy user can run
+        // it; a copy per app, so no test overwrites one that is running.
+        let rig_dir = std::path::Path::new(rig.get("RIG"));
+        let bin = rig_dir.join(format!("bin/berth-{}-{id}", std::process::id()));
         std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
         std::fs::copy(env!("CARGO_BIN_EXE_berth"), &bin).unwrap();
         let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
         let line = format!(
             "restrict,command=\"{} serve-logs --app {} --base-dir {} --log-dir {}/logs\" {}",
             bin.display(),
-            app.id,
-            app.rig.get("RIG_BASE_DIR"),
-            app.rig.get("RIG_FRONT_PREFIX"),
+            id,
+            rig.get("RIG_BASE_DIR"),
+            rig.get("RIG_FRONT_PREFIX"),
             public.trim()
         );
         let authorized = rig_dir.join("home/deploy/.ssh/authorized_keys.berth-logs");
-        std::fs::write(&authorized, format!("{line}\n")).unwrap();
+        let _guard = AUTHORIZED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut text = std::fs::read_to_string(&authorized).unwrap_or_default();
+        text.push_str(&line);
+        text.push('\n');
+        std::fs::write(&authorized, text).unwrap();
         let owned = std::process::Command::new("chown")
             .args(["deploy:deploy"])
             .arg(&authorized)
@@ -228,6 +243,7 @@ impl LogsKey {
             key,
             _dir: dir,
             authorized,
+            line,
         }
     }
 
@@ -275,8 +291,20 @@ impl LogsKey {
 }
 
 impl Drop for LogsKey {
+    /// Removes this key's line; the file goes when no line is left.
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.authorized);
+        let _guard = AUTHORIZED.lock().unwrap_or_else(|e| e.into_inner());
+        let text = std::fs::read_to_string(&self.authorized).unwrap_or_default();
+        let rest: String = text
+            .lines()
+            .filter(|l| *l != self.line)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if rest.is_empty() {
+            let _ = std::fs::remove_file(&self.authorized);
+        } else {
+            let _ = std::fs::write(&self.authorized, rest);
+        }
     }
 }
 

@@ -669,6 +669,55 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
         );
     });
 
+    // 7. The developer's logs job, from a pipeline they run on their own
+    //    branch with BERTH_LOGS set: the app's logs key (base64, as berth
+    //    app create stores it) reads the test environment's access log.
+    scenario("7 (the developer's logs job)", || {
+        use base64::Engine;
+        let key = crate::logs::LogsKey::install_for(&w.rig, &w.id);
+        let nonce = format!("e2e-logs-{}", std::process::id());
+        let (status, _) = http_request(
+            w.rig.front_port(),
+            &w.test_domain(),
+            "GET",
+            &format!("/?{nonce}"),
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        let mgmt = w.path("mgmt");
+        git(&mgmt, &["checkout", "-q", "-B", "dee/look", "origin/main"]);
+        let private = std::fs::read(&key.key).unwrap();
+        let run = w.gitlab_ci_local(
+            &[
+                ("CI_PIPELINE_SOURCE", "web".into()),
+                ("BERTH_LOGS", "1".into()),
+                ("BERTH_LOGS_ENV", "test".into()),
+                ("BERTH_LOGS_SOURCE", "access".into()),
+                (
+                    "BERTH_LOGS_KEY",
+                    base64::engine::general_purpose::STANDARD.encode(private),
+                ),
+                (
+                    "BERTH_LOGS_INVENTORY",
+                    w.path("inventory.yml").display().to_string(),
+                ),
+            ],
+            &[],
+        );
+        run.assert_passed(&["logs"]);
+        for job in ["check", "checkout", "deploy:test"] {
+            assert!(!run.passed(job), "{job} ran:\n{}", run.out);
+        }
+        assert!(
+            run.out
+                .lines()
+                .any(|l| l.contains(" access | ") && l.contains(&nonce)),
+            "the request's access line:\n{}",
+            run.out
+        );
+    });
+
     println!(
         "pipeline end-to-end scenarios: {:.1} s in all",
         started.elapsed().as_secs_f64()
