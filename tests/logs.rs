@@ -186,6 +186,7 @@ pub(crate) struct LogsKey {
     _dir: tempfile::TempDir,
     authorized: std::path::PathBuf,
     line: String,
+    bin: std::path::PathBuf,
 }
 
 /// Tests add and remove their lines in the rig's one logs-keys file.
@@ -244,6 +245,7 @@ impl LogsKey {
             _dir: dir,
             authorized,
             line,
+            bin,
         }
     }
 
@@ -291,8 +293,10 @@ impl LogsKey {
 }
 
 impl Drop for LogsKey {
-    /// Removes this key's line; the file goes when no line is left.
+    /// Removes this key's line (the file goes when no line is left) and
+    /// its copy of berth (200 MB in a debug build).
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.bin);
         let _guard = AUTHORIZED.lock().unwrap_or_else(|e| e.into_inner());
         let text = std::fs::read_to_string(&self.authorized).unwrap_or_default();
         let rest: String = text
