@@ -641,6 +641,18 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
         let _ = second;
     });
 
+    // 5b. The manual restart job: production keeps serving v1.0.0, from
+    //     fresh containers in the other slot.
+    scenario("5b (manual restart of production)", || {
+        let run = w.main_pipeline(&["--manual", "restart:production", "restart:production"]);
+        run.assert_passed(&["restart:production"]);
+        w.assert_serves(&w.production_domain(), "v1.0.0", "after restart:production");
+        assert!(
+            w.tag_message("deployed/production/4").is_none(),
+            "a restart writes no release record"
+        );
+    });
+
     // 6. A release whose health check fails: the pipeline is red, the
     //    report names the failing step, and v1.1.0 still serves test.
     scenario("6 (a release whose health check fails)", || {
