@@ -286,3 +286,31 @@ pub fn children(pid: u32) -> Vec<(u32, String)> {
     }
     out
 }
+
+/// Copies the example plugin into `dest` (created or refreshed) with its
+/// version markers saying `version`; unless `healthy`, its health endpoint
+/// answers 503.
+pub fn example_plugin(dest: &Path, version: &str, healthy: bool) {
+    std::fs::create_dir_all(dest).unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(repo_root().join("examples/plugin/."))
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    for file in ["lib/version.php", "lib/marker.php"] {
+        let path = dest.join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("v1.0.0", version);
+        std::fs::write(path, text).unwrap();
+    }
+    if !healthy {
+        std::fs::write(
+            dest.join("public/health.php"),
+            "<?php http_response_code(503); echo \"broken\\n\";\n",
+        )
+        .unwrap();
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use berth::exit::ExitStatus;
 
-use crate::common::{free_ports, http_request, repo_root, Berth, Run, APP_YML};
+use crate::common::{example_plugin, free_ports, http_request, repo_root, Berth, Run, APP_YML};
 
 /// The rig's settings from `$BERTH_RIG/rig.env`.
 pub struct Rig {
@@ -107,27 +107,7 @@ impl RigApp {
     /// is what its health endpoint answers.
     pub fn code(&self, version: &str, healthy: bool) -> PathBuf {
         let code = self.dir.path().join(format!("code-{version}"));
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(repo_root().join("examples/plugin"))
-            .arg(&code)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        for file in ["lib/version.php", "lib/marker.php"] {
-            let path = code.join(file);
-            let text = std::fs::read_to_string(&path)
-                .unwrap()
-                .replace("v1.0.0", version);
-            std::fs::write(path, text).unwrap();
-        }
-        if !healthy {
-            std::fs::write(
-                code.join("public/health.php"),
-                "<?php http_response_code(503); echo \"broken\\n\";\n",
-            )
-            .unwrap();
-        }
+        example_plugin(&code, version, healthy);
         code
     }
 

@@ -168,6 +168,11 @@ impl Instance {
             .run()
     }
 
+    /// `berth checkout` in the main pipeline of the merge commit `sha`.
+    fn checkout(&self, sha: &str) -> crate::common::Run {
+        self.main_job(sha, &["checkout", "--app-dir", self.mgmt.to_str().unwrap()])
+    }
+
     fn notes(&self, iid: u64) -> Vec<Value> {
         let notes = self.fake.ok(
             ROOT_TOKEN,
@@ -218,11 +223,7 @@ impl Instance {
         self.review("check", iid).expect_code(0);
         self.review("plan", iid).expect_code(0);
         let sha = self.merge(iid);
-        self.main_job(
-            &sha,
-            &["checkout", "--app-dir", self.mgmt.to_str().unwrap()],
-        )
-        .expect_code(0);
+        self.checkout(&sha).expect_code(0);
         let commit =
             String::from_utf8(git(&self.mgmt.join("codes"), &["rev-parse", "HEAD"])).unwrap();
         let outcome = self.outcome(tag, commit.trim(), None);
@@ -274,9 +275,7 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
 
     let sha = gl.merge(iid);
     gl.fake.clear_log();
-    let checkout = gl
-        .main_job(&sha, &["checkout", "--app-dir", gl.mgmt.to_str().unwrap()])
-        .expect_code(0);
+    let checkout = gl.checkout(&sha).expect_code(0);
     assert!(
         checkout.stderr().contains("checked out v1.1.0"),
         "{}",
@@ -381,9 +380,7 @@ fn a_tag_moved_after_approval_stops_the_release() {
     git(&gl.code, &["tag", "-f", "v1.1.0"]);
     git(&gl.code, &["push", "-q", "-f", "origin", "main", "v1.1.0"]);
     let sha = gl.merge(iid);
-    let run = gl
-        .main_job(&sha, &["checkout", "--app-dir", gl.mgmt.to_str().unwrap()])
-        .expect_code(3);
+    let run = gl.checkout(&sha).expect_code(3);
     assert!(
         run.stderr().contains("the tag was moved after approval"),
         "{}",

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::common::{free_ports, http_request, repo_root, APP_YML};
+use crate::common::{example_plugin, free_ports, http_request, repo_root, APP_YML};
 use crate::deploy::{Rig, RIG_NETWORKS};
 use crate::fake::{encoded, git, FakeGitLab, ROOT_TOKEN};
 
@@ -146,27 +146,7 @@ impl World {
     /// and pushes both; returns the commit.
     fn tag_release(&self, version: &str, healthy: bool) -> String {
         let code = self.path("code");
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(repo_root().join("examples/plugin/."))
-            .arg(&code)
-            .status()
-            .unwrap();
-        assert!(copied.success());
-        for file in ["lib/version.php", "lib/marker.php"] {
-            let path = code.join(file);
-            let text = std::fs::read_to_string(&path)
-                .unwrap()
-                .replace("v1.0.0", version);
-            std::fs::write(path, text).unwrap();
-        }
-        if !healthy {
-            std::fs::write(
-                code.join("public/health.php"),
-                "<?php http_response_code(503); echo \"broken\\n\";\n",
-            )
-            .unwrap();
-        }
+        example_plugin(&code, version, healthy);
         git(&code, &["add", "-A"]);
         git(
             &code,
