@@ -85,11 +85,13 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
             remote
                 .run("create the conf directory", &["mkdir", "-p", dir.as_str()])
                 .await?;
-            for file in files {
-                remote
-                    .write_file(&dir.join(&file.name), file.contents.as_bytes())
-                    .await?;
-            }
+            // One channel per file over the same SSH session, all at once.
+            let paths: Vec<_> = files.iter().map(|file| dir.join(&file.name)).collect();
+            let writes = paths
+                .iter()
+                .zip(files)
+                .map(|(path, file)| remote.write_file(path, file.contents.as_bytes()));
+            futures_util::future::try_join_all(writes).await?;
         }
         Step::ComposeUp {
             project,
