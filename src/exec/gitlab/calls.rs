@@ -217,10 +217,7 @@ pub fn upsert_note(
 ) -> CallResult<()> {
     let me = current_user(gitlab)?;
     match find_own_note(gitlab, project, iid, &me, marker)? {
-        Some((note, old)) if old == body => {
-            let _ = note;
-            Ok(())
-        }
+        Some((_, old)) if old == body => Ok(()),
         Some((note, _)) => gitlab.call_ignoring_body(&built(
             EditMergeRequestNote::builder()
                 .project(project)
