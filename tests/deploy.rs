@@ -833,9 +833,20 @@ fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
         "the commit comes from the first record: {message}"
     );
 
+    // The deploy job's GitLab deployment (a job with `environment:` makes it).
+    fake.ok(
+        ROOT_TOKEN,
+        "POST",
+        "/projects/deploy%2Fshop/deployments",
+        serde_json::json!({"environment": "test", "sha": sha, "ref": "main", "tag": false, "status": "success"}),
+    );
     let status = with_gitlab(app.berth(&["status"])).run().expect_code(0);
     let text = status.stdout();
     assert!(text.contains("history (GitLab):"), "{text}");
+    assert!(
+        text.contains(&format!("last GitLab deployment: #1 main ({})", &sha[..12])),
+        "{text}"
+    );
     assert!(
         text.contains("deployed/test/3 rollback v1.0.0 (v1.0.0-111111111111)"),
         "{text}"

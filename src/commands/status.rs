@@ -1,5 +1,7 @@
 //! `berth status`: what runs where, read from the host.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use serde_json::json;
@@ -28,14 +30,23 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             .collect(),
     };
     // The release history from GitLab, when this run can reach it.
-    let records = match history_access(env) {
+    let gitlab_view = match history_access(env) {
         Some(access) => {
             let (gitlab, project) = access?;
-            let records = calls::release_records(&gitlab, &project)
-                .map_err(|e| CommandError::Failed(anyhow::Error::new(e)))?;
-            Some(records)
+            let failed = |e| CommandError::Failed(anyhow::Error::new(e));
+            let records = calls::release_records(&gitlab, &project).map_err(failed)?;
+            let mut deployments = BTreeMap::new();
+            for name in &env_names {
+                let last = calls::last_deployment(&gitlab, &project, name).map_err(failed)?;
+                deployments.insert(name.clone(), last);
+            }
+            Some((records, deployments))
         }
         None => None,
+    };
+    let (records, deployments) = match gitlab_view {
+        Some((records, deployments)) => (Some(records), deployments),
+        None => (None, BTreeMap::new()),
     };
     let mut text = Vec::new();
     let mut report = Vec::new();
@@ -136,12 +147,25 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             } else {
                 lines.join("\n")
             };
+            let deployment = match deployments.get(name).and_then(Option::as_ref) {
+                Some(d) => format!(
+                    "#{} {} ({}) at {}",
+                    d.iid,
+                    d.reference,
+                    d.sha.chars().take(12).collect::<String>(),
+                    d.created_at.as_deref().unwrap_or("?")
+                ),
+                None => "none".to_string(),
+            };
             if let Some(last) = text.last_mut() {
-                last.push_str(&format!("\n  history (GitLab):\n{lines}"));
+                last.push_str(&format!(
+                    "\n  history (GitLab):\n{lines}\n  last GitLab deployment: {deployment}"
+                ));
             }
         }
         report.push(json!({
             "history": history,
+            "gitlab_deployment": deployments.get(name).cloned().flatten(),
             "env": target.env,
             "host": target.host().name,
             "url": target.url(),

@@ -302,3 +302,37 @@ pub fn commit_status(
     }
     gitlab.call_ignoring_body(&built(builder.build()))
 }
+
+/// A GitLab deployment, as the environment's page shows it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct DeploymentInfo {
+    pub iid: u64,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub sha: String,
+    pub status: String,
+    pub created_at: Option<String>,
+}
+
+/// The newest successful GitLab deployment of `environment`, if any.
+pub fn last_deployment(
+    gitlab: &GitLab,
+    project: &str,
+    environment: &str,
+) -> CallResult<Option<DeploymentInfo>> {
+    use gitlab::api::common::SortOrder;
+    use gitlab::api::projects::deployments::{
+        DeploymentOrderBy, DeploymentStatusFilter, Deployments,
+    };
+    let endpoint = built(
+        Deployments::builder()
+            .project(project)
+            .environment(environment)
+            .status(DeploymentStatusFilter::Success)
+            .order_by(DeploymentOrderBy::Id)
+            .sort(SortOrder::Descending)
+            .build(),
+    );
+    let deployments: Vec<DeploymentInfo> = gitlab.call(&endpoint)?;
+    Ok(deployments.into_iter().next())
+}
