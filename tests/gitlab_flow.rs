@@ -168,6 +168,18 @@ impl Instance {
             .run()
     }
 
+    /// The release record tag `name` of the management repo: status, body.
+    fn record(&self, name: &str) -> (u16, Value) {
+        let path = format!("/projects/{}/repository/tags/{}", enc(MGMT), enc(name));
+        self.fake.call(ROOT_TOKEN, "GET", &path, Value::Null)
+    }
+
+    /// The commit statuses of `sha` in the management repo.
+    fn statuses(&self, sha: &str) -> Value {
+        let path = format!("/projects/{}/repository/commits/{sha}/statuses", enc(MGMT));
+        self.fake.ok(ROOT_TOKEN, "GET", &path, Value::Null)
+    }
+
     /// `berth checkout` in the main pipeline of the merge commit `sha`.
     fn checkout(&self, sha: &str) -> crate::common::Run {
         self.main_job(sha, &["checkout", "--app-dir", self.mgmt.to_str().unwrap()])
@@ -304,24 +316,12 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     let report = gl.berth_note(iid, "<!-- berth:report -->");
     assert!(report.contains("released"), "{report}");
     assert!(report.contains("deployed/test/1"), "{report}");
-    let tag = gl.fake.ok(
-        ROOT_TOKEN,
-        "GET",
-        &format!(
-            "/projects/{}/repository/tags/deployed%2Ftest%2F1",
-            enc(MGMT)
-        ),
-        Value::Null,
-    );
+    let (status, tag) = gl.record("deployed/test/1");
+    assert_eq!(status, 200, "{tag}");
     let message = tag["message"].as_str().unwrap();
     assert!(message.contains(&format!("commit: {v110}")), "{message}");
     assert!(message.contains("ref: v1.1.0"), "{message}");
-    let statuses = gl.fake.ok(
-        ROOT_TOKEN,
-        "GET",
-        &format!("/projects/{}/repository/commits/{sha}/statuses", enc(MGMT)),
-        Value::Null,
-    );
+    let statuses = gl.statuses(&sha);
     assert_eq!(statuses[0]["name"], "berth/release");
     assert_eq!(statuses[0]["status"], "success");
 }
@@ -474,21 +474,8 @@ fn a_failed_deploy_is_reported_with_its_step_and_no_record() {
     );
     assert!(report.contains("PHP Fatal error: boom"), "{report}");
     assert!(report.contains("still serves"), "{report}");
-    let (status, _) = gl.fake.call(
-        ROOT_TOKEN,
-        "GET",
-        &format!(
-            "/projects/{}/repository/tags/deployed%2Ftest%2F1",
-            enc(MGMT)
-        ),
-        Value::Null,
-    );
+    let (status, _) = gl.record("deployed/test/1");
     assert_eq!(status, 404, "a failed release gets no record");
-    let statuses = gl.fake.ok(
-        ROOT_TOKEN,
-        "GET",
-        &format!("/projects/{}/repository/commits/{sha}/statuses", enc(MGMT)),
-        Value::Null,
-    );
+    let statuses = gl.statuses(&sha);
     assert_eq!(statuses[0]["status"], "failed");
 }
