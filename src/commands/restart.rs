@@ -6,14 +6,11 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::deploy::finish;
-use super::target::{lock_env, now_utc, observe, EnvTarget};
-use super::{runtime, CommandError};
+use super::target::{now_utc, switch_without_code, EnvTarget};
+use super::CommandError;
 use crate::cli::RestartArgs;
 use crate::env::Env;
-use crate::exec::apply::apply;
-use crate::exec::remote::Remote;
 use crate::plan::deploy;
-use crate::plan::release::Slot;
 use crate::report::Reporter;
 
 pub fn run(
@@ -26,36 +23,22 @@ pub fn run(
     let target = EnvTarget::load(&t.app_dir, &t.access, &t.env, &t.templates, env)?;
     let now = now_utc();
     let release = target.release(usize::MAX, t.health_timeout, &now);
-    let layout = target.layout();
-    let result = runtime()?.block_on(async {
-        let remote = Remote::connect(target.host(), &target.ssh_key).await?;
-        let lock = lock_env(&remote, &layout).await?;
-        let observed = observe(&remote, &target).await?;
-        let Some(active) = observed.state.active.clone() else {
-            return Err(CommandError::Usage {
-                message: format!("nothing runs in {} yet", target.env),
-                hint: "deploy a release first".into(),
-            });
-        };
-        let plan = deploy::restart(&release, &observed)
-            .expect("an active release was observed")
-            .context("render the release configuration")?;
-        if dry_run {
-            reporter.result(
-                &plan.to_string(),
-                &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }),
-            );
-            return Ok((active.tag, None));
-        }
-        apply(&remote, &plan, None, reporter)
-            .await
-            .map_err(CommandError::Stopped)?;
-        drop(lock);
-        let _ = remote.close().await;
-        Ok((active.tag, Some(active.slot.other())))
+    let observed = switch_without_code(&target, dry_run, reporter, |observed| {
+        let plan = deploy::restart(&release, observed).ok_or_else(|| CommandError::Usage {
+            message: format!("nothing runs in {} yet", target.env),
+            hint: "deploy a release first".into(),
+        })?;
+        Ok(plan.context("render the release configuration")?)
     });
-    let (tag, result): (String, Result<Option<Slot>, CommandError>) = match result {
-        Ok((tag, slot)) => (tag.to_string(), Ok(slot)),
+    // The restarted release moves to the slot that was idle.
+    let (tag, result) = match observed {
+        Ok(observed) => {
+            let active = observed.and_then(|o| o.state.active);
+            let tag = active
+                .as_ref()
+                .map_or("unknown".to_string(), |a| a.tag.to_string());
+            (tag, Ok(active.map(|a| a.slot.other())))
+        }
         Err(e) => ("unknown".to_string(), Err(e)),
     };
     if dry_run {

@@ -5,14 +5,12 @@ use serde_json::json;
 use super::deploy::{deploy_target, finish, Options};
 use super::gitlab::history_access;
 use super::report::{record_release, NewRecord};
-use super::target::{lock_env, now_utc, observe, EnvTarget};
-use super::{runtime, CommandError};
+use super::target::{now_utc, switch_without_code, EnvTarget};
+use super::CommandError;
 use crate::cli::RollbackArgs;
 use crate::config::values::{GitTag, ScalarValue};
 use crate::env::Env;
-use crate::exec::apply::apply;
 use crate::exec::gitlab::calls;
-use crate::exec::remote::Remote;
 use crate::plan::deploy;
 use crate::plan::release::Slot;
 use crate::report::Reporter;
@@ -56,28 +54,14 @@ pub fn run(
     }
     let now = now_utc();
     let release = target.release(0, t.health_timeout, &now);
-    let layout = target.layout();
-    let backup = runtime()?.block_on(async {
-        let remote = Remote::connect(target.host(), &target.ssh_key).await?;
-        let _lock = lock_env(&remote, &layout).await?;
-        let observed = observe(&remote, &target).await?;
-        let plan = deploy::rollback(&release, &observed).map_err(|e| CommandError::Usage {
+    let backup = switch_without_code(&target, dry_run, reporter, |observed| {
+        deploy::rollback(&release, observed).map_err(|e| CommandError::Usage {
             message: e.to_string(),
             hint: "a rollback switches to the previous release, which exists after a second deploy"
                 .into(),
-        })?;
-        if dry_run {
-            reporter.result(
-                &plan.to_string(),
-                &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }),
-            );
-            return Ok(None);
-        }
-        apply(&remote, &plan, None, reporter)
-            .await
-            .map_err(CommandError::Stopped)?;
-        Ok::<_, CommandError>(observed.state.backup)
-    });
+        })
+    })
+    .map(|observed| observed.and_then(|o| o.state.backup));
     let backup = match backup {
         Ok(Some(backup)) => backup,
         Ok(None) => return Ok(()),

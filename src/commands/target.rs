@@ -14,9 +14,10 @@ use crate::config::values::{EnvName, ScalarValue};
 use crate::config::{app_file_path, AppDir, Inventory};
 use crate::env::Env;
 use crate::exec::remote::{HostLock, Remote};
-use crate::plan::deploy::{HostState, Observed, Release};
+use crate::plan::deploy::{HostState, Observed, Plan, Release};
 use crate::plan::release::{HostLayout, ReleaseId};
 use crate::plan::render::Templates;
+use crate::report::Reporter;
 
 /// The loaded, checked configuration of one app environment.
 pub struct EnvTarget {
@@ -198,4 +199,36 @@ pub fn now_epoch() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A switch that needs no code: connects, takes the environment's lock,
+/// observes the host, plans with `plan`, then applies the plan, or only
+/// prints it on a dry run. Returns what was observed before the switch
+/// (`None` on a dry run).
+pub fn switch_without_code(
+    target: &EnvTarget,
+    dry_run: bool,
+    reporter: &Reporter,
+    plan: impl FnOnce(&Observed) -> Result<Plan, CommandError>,
+) -> Result<Option<Observed>, CommandError> {
+    let layout = target.layout();
+    super::runtime()?.block_on(async {
+        let remote = Remote::connect(target.host(), &target.ssh_key).await?;
+        let lock = lock_env(&remote, &layout).await?;
+        let observed = observe(&remote, target).await?;
+        let plan = plan(&observed)?;
+        if dry_run {
+            reporter.result(
+                &plan.to_string(),
+                &serde_json::json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }),
+            );
+            return Ok(None);
+        }
+        crate::exec::apply::apply(&remote, &plan, None, reporter)
+            .await
+            .map_err(CommandError::Stopped)?;
+        drop(lock);
+        let _ = remote.close().await;
+        Ok(Some(observed))
+    })
 }
