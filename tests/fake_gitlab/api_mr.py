@@ -19,7 +19,7 @@ import re
 
 from . import entities as E
 from . import errors
-from .api_core import authorize, find_project, require_user
+from .api_core import authorize, authorize_code, find_project, require_user
 from .api_ci import pipeline_entity
 from .gitrepo import GitError, now_iso
 from .routing import paginate, router
@@ -466,6 +466,36 @@ def mr_commits(ctx, id, iid):
     base, head, _ = _diff_base(p, mr)
     shas = p.repo.rev_list(f"{base}..{head}") if base and head else (p.repo.rev_list(head) if head else [])
     return [E.commit(ctx.state, p, c) for c in p.repo.commits(paginate(ctx, shas))]
+
+
+def diff_commit_shas(p, mr):
+    """The commits of the MR's (latest) diff: merge base..source head."""
+    base, head, _ = _diff_base(p, mr)
+    if not head:
+        return []
+    return p.repo.rev_list(f"{base}..{head}") if base else p.repo.rev_list(head)
+
+
+@router.add("GET", "/projects/:id/repository/commits/:sha/merge_requests")
+def commit_merge_requests(ctx, id, sha):
+    """MergeRequestsFinder(project_id:, commit_sha:, state:) -> MergeRequest.by_related_commit_sha:
+    MRs of this project whose latest diff contains the commit, or whose merge, squash or
+    merged commit it is (lib/api/commits.rb, app/finders/merge_requests_finder.rb,
+    app/models/merge_request.rb)."""
+    p = find_project(ctx, id)
+    authorize_code(ctx, p)            # the Commits API's before-filter: read code
+    _authorize_read(ctx, p)           # authorize! :read_merge_request
+    full = p.repo.commit_sha(sha) if not p.repo.is_empty() else None
+    if full is None:
+        raise errors.not_found("Commit")
+    state = ctx.params.str("state")
+    items = []
+    for mr in sorted(p.merge_requests.values(), key=lambda m: m["id"], reverse=True):
+        if state and state != "all" and mr["state"] != state:
+            continue
+        if full in (mr["merge_commit_sha"], mr["squash_commit_sha"]) or full in diff_commit_shas(p, mr):
+            items.append(mr)
+    return [mr_entity(ctx, p, m) for m in paginate(ctx, items)]
 
 
 @router.add("GET", "/projects/:id/merge_requests/:iid/pipelines")

@@ -568,6 +568,52 @@ class TestMergeRequests(FakeTestCase):
         self.assertNotIn("release/v1.1.0", [b.name for b in p.branches.list(get_all=True)])
 
 
+    def test_commit_merge_requests(self):
+        """GET /projects/:id/repository/commits/:sha/merge_requests: the project's MRs whose diff
+        contains the commit, or whose merge / squash commit it is (MergeRequestsFinder commit_sha)."""
+        p = self.make_project()
+        self.add_dev(p)
+        readme_sha = p.commits.get("main").id
+        c1 = p.commits.create({"branch": "feature", "start_branch": "main", "commit_message": "one",
+                               "actions": [{"action": "create", "file_path": "a", "content": "a"}]}).id
+        c2 = p.commits.create({"branch": "feature", "commit_message": "two",
+                               "actions": [{"action": "create", "file_path": "b", "content": "b"}]}).id
+        mr = p.mergerequests.create({"source_branch": "feature", "target_branch": "main", "title": "feature"})
+        dp = self.dev.projects.get(p.id)
+        for sha in (c1, c2):
+            got = dp.commits.get(sha, lazy=True).merge_requests()
+            self.assertEqual([(m["iid"], m["state"], m["sha"]) for m in got], [(mr.iid, "opened", c2)])
+        self.assertEqual(p.commits.get(readme_sha, lazy=True).merge_requests(), [])   # on main only
+        # the merge commit and, after a squash merge, the squash commit belong to their MR too
+        mr.merge()
+        merged = p.mergerequests.get(mr.iid)
+        for sha in (c1, merged.merge_commit_sha):
+            self.assertEqual([m["iid"] for m in p.commits.get(sha, lazy=True).merge_requests()], [mr.iid])
+        self.assertEqual(p.commits.get(c1, lazy=True).merge_requests(state="opened"), [])
+        s1 = p.commits.create({"branch": "squashy", "start_branch": "main", "commit_message": "s1",
+                               "actions": [{"action": "create", "file_path": "s", "content": "1"}]}).id
+        p.commits.create({"branch": "squashy", "commit_message": "s2",
+                          "actions": [{"action": "update", "file_path": "s", "content": "2"}]})
+        mr2 = p.mergerequests.create({"source_branch": "squashy", "target_branch": "main", "title": "squashy"})
+        status, _, body = raw_api("PUT", f"/projects/{p.id}/merge_requests/{mr2.iid}/merge", token="alice-token",
+                                  data={"squash": True})
+        self.assertEqual(status, 200, body)
+        self.assertIsNotNone(body["squash_commit_sha"])
+        for sha in (s1, body["squash_commit_sha"], body["merge_commit_sha"]):
+            self.assertEqual([m["iid"] for m in p.commits.get(sha, lazy=True).merge_requests()], [mr2.iid])
+        # errors: unknown commit 404; a guest of the private project 403; a stranger 404 (project)
+        status, _, body = raw_api("GET", f"/projects/{p.id}/repository/commits/{'0' * 40}/merge_requests")
+        self.assertEqual((status, body), (404, {"message": "404 Commit Not Found"}))
+        p.members.create({"user_id": self.ids["users"]["guest"], "access_level": 10})
+        status, _, body = raw_api("GET", f"/projects/{p.id}/repository/commits/{c1}/merge_requests",
+                                  token="guest-token")
+        self.assertEqual((status, body), (403, {"message": "403 Forbidden"}))
+        p.members.delete(self.ids["users"]["guest"])
+        status, _, body = raw_api("GET", f"/projects/{p.id}/repository/commits/{c1}/merge_requests",
+                                  token="guest-token")
+        self.assertEqual((status, body), (404, {"message": "404 Project Not Found"}))
+
+
 # ---------------------------------------------------------------------------------------------
 class TestEnvironmentsDeployments(FakeTestCase):
     def test_environments_deployments_protected_environments(self):
