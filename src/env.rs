@@ -29,10 +29,11 @@ pub struct Env {
     pub gitlab_api: Option<String>,
     /// `BERTH_GITLAB_TOKEN`: the access token berth calls GitLab with.
     pub gitlab_token: Option<Secret>,
-    /// `BERTH_MR_TOKEN`: the merge request jobs' Reporter-level token. In
-    /// the main pipeline `berth checkout` asks GitLab whose it is, to trust
-    /// the plan note that user wrote.
-    pub mr_token: Option<Secret>,
+    /// `BERTH_CODE_USER` and `BERTH_CODE_TOKEN`: the app's deploy token
+    /// (read_repository on its code repository only), for reading the code
+    /// over git. Without them berth uses `BERTH_GITLAB_TOKEN`.
+    pub code_user: Option<String>,
+    pub code_token: Option<Secret>,
     /// `CI_JOB_TOKEN`: the running job's token, used where it suffices.
     pub job_token: Option<Secret>,
     /// `CI_PROJECT_PATH`: the management repository, e.g. `deploy/shop`.
@@ -41,6 +42,9 @@ pub struct Env {
     pub merge_request_iid: Option<String>,
     /// `CI_COMMIT_SHA`: the commit the pipeline runs for.
     pub commit_sha: Option<String>,
+    /// `CI_COMMIT_BEFORE_SHA`: the branch's previous tip in a push
+    /// pipeline (all zeros when there is none).
+    pub commit_before_sha: Option<String>,
     /// `CI_PIPELINE_URL`: recorded in release records and notes.
     pub pipeline_url: Option<String>,
     /// `CI_PIPELINE_ID`.
@@ -64,11 +68,13 @@ impl Env {
                 .map(|v| v.to_string_lossy().into_owned()),
             gitlab_api: text("CI_API_V4_URL"),
             gitlab_token: text("BERTH_GITLAB_TOKEN").map(Secret::new),
-            mr_token: text("BERTH_MR_TOKEN").map(Secret::new),
+            code_user: text("BERTH_CODE_USER"),
+            code_token: text("BERTH_CODE_TOKEN").map(Secret::new),
             job_token: text("CI_JOB_TOKEN").map(Secret::new),
             project_path: text("CI_PROJECT_PATH"),
             merge_request_iid: text("CI_MERGE_REQUEST_IID"),
             commit_sha: text("CI_COMMIT_SHA"),
+            commit_before_sha: text("CI_COMMIT_BEFORE_SHA"),
             pipeline_url: text("CI_PIPELINE_URL"),
             pipeline_id: text("CI_PIPELINE_ID"),
             dotenv: var("BERTH_DOTENV").map(PathBuf::from),

@@ -2,6 +2,7 @@
 //! observes, plans, executes and reports through the layers below.
 
 mod app_create;
+mod approval;
 mod checkout;
 mod demo;
 mod deploy;
@@ -54,9 +55,9 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(args, &env, &reporter),
         Command::Render(args) => render::run(args, global.dry_run, &env, &reporter),
-        Command::Check(args) => review::check(args, &env, &reporter),
-        Command::Plan(args) => review::plan(args, &env, &reporter),
-        Command::Checkout(args) => checkout::run(args, &env, &reporter),
+        Command::Check(args) => review::check(args, global.dry_run, &env, &reporter),
+        Command::Plan(args) => review::plan(args, global.dry_run, &env, &reporter),
+        Command::Checkout(args) => checkout::run(args, global.dry_run, &env, &reporter),
         Command::Deploy(args) => deploy::run(args, global.dry_run, &env, &reporter),
         Command::Rollback(args) => rollback::run(args, global.dry_run, &env, &reporter),
         Command::Restart(args) => restart::run(args, global.dry_run, &env, &reporter),

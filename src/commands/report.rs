@@ -13,7 +13,7 @@ use super::CommandError;
 use crate::cli::ReportArgs;
 use crate::env::Env;
 use crate::exec::gitlab::{calls, GitLab, GitLabError};
-use crate::plan::history::{self, ReleaseRecord};
+use crate::plan::history::ReleaseRecord;
 use crate::plan::note::{report_note, EnvOutcome};
 use crate::report::Reporter;
 
@@ -157,8 +157,8 @@ pub(super) fn record_release(
 ) -> Result<String, CommandError> {
     let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
     for _ in 0..5 {
-        let records = calls::release_records(gitlab, project).map_err(failed)?;
-        if let Some(existing) = records.iter().find(|r| {
+        let history = calls::release_history(gitlab, project).map_err(failed)?;
+        if let Some(existing) = history.records.iter().find(|r| {
             r.env == new.env
                 && r.tag == new.tag
                 && r.pipeline == env.pipeline_url
@@ -166,12 +166,17 @@ pub(super) fn record_release(
         }) {
             return Ok(existing.tag_name());
         }
-        let names: Vec<String> = records.iter().map(ReleaseRecord::tag_name).collect();
+        let number = history.next_number(&new.env).map_err(|why| {
+            CommandError::Failed(anyhow::anyhow!("number the release record: {why}"))
+        })?;
         let record = ReleaseRecord {
             env: new.env.clone(),
-            number: history::next_number(names.iter().map(String::as_str), &new.env),
+            number,
             tag: new.tag.clone(),
-            commit: new.commit.clone().unwrap_or_else(|| "unknown".into()),
+            commit: new
+                .commit
+                .clone()
+                .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit())),
             release: new.release.clone(),
             host: new.host.clone(),
             slot: new.slot.clone().unwrap_or_else(|| "unknown".into()),

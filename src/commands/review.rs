@@ -1,35 +1,50 @@
 //! `berth check` and `berth plan`: the merge request pipeline of a release
-//! request. Both run without deploy secrets; both keep berth's one note on
-//! the merge request up to date.
+//! request. Both judge exactly the pipeline's commit (`CI_COMMIT_SHA`, which
+//! must be the merge request's head), read `release.yml` and `app.yml` from
+//! that commit with git, and reach the code repository over git; both keep
+//! berth's one note on the merge request up to date. They run without
+//! deploy secrets.
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 use similar::TextDiff;
 
-use super::gitlab::{connect, management_project, missing, usage, Outputs};
+use super::approval::{
+    app_dir_at, is_commit_id, local_repo, pipeline_commit, release_at, CodeRemote,
+};
+use super::gitlab::{connect, management_project, missing, Outputs};
 use super::{inventory_path, CommandError};
 use crate::cli::MergeRequestArgs;
-use crate::config::release::{ReleaseFile, RequestedRelease};
-use crate::config::{AppDir, Inventory, Problem, Problems};
+use crate::config::release::RequestedRelease;
+use crate::config::values::{CommitId, GitTag};
+use crate::config::{AppDir, Inventory, Problems};
 use crate::env::Env;
+use crate::exec::git::{self, FileDelta, LocalRepo};
 use crate::exec::gitlab::calls::{self, MergeRequestInfo};
 use crate::exec::gitlab::GitLab;
 use crate::plan::history;
 use crate::plan::note::{self, Change, CommitLine, EnvPlan, FileChange, PlannedRef, PLAN_MARKER};
 use crate::plan::release::{ReleaseId, Slot};
 use crate::plan::render::{Target, Templates};
+use crate::plan::review::{
+    change_problems, changed_environments, head_problem, pinned_commit_problem,
+};
 use crate::report::Reporter;
 
-/// What both commands start from.
+/// What both commands observe: the merge request as GitLab sees it, and
+/// the pipeline's own commit and the request's base, read with git.
 struct Review {
     gitlab: GitLab,
     project: String,
     merge_request: MergeRequestInfo,
+    repo: LocalRepo,
+    /// `CI_COMMIT_SHA`: the one commit this pipeline judges.
+    head: String,
 }
 
 impl Review {
-    fn open(args: &MergeRequestArgs, env: &Env) -> Result<Review, CommandError> {
+    fn open(args: &MergeRequestArgs, env: &Env, command: &str) -> Result<Review, CommandError> {
         let iid = match args.merge_request {
             Some(iid) => iid,
             None => env
@@ -43,7 +58,9 @@ impl Review {
                     )
                 })?,
         };
+        let head = pipeline_commit(env, command)?;
         let project = management_project(None, env)?;
+        let repo = local_repo(&args.app_dir.app_dir)?;
         let gitlab = connect(env)?;
         let merge_request =
             calls::merge_request(&gitlab, &project, iid).map_err(anyhow::Error::new)?;
@@ -51,32 +68,50 @@ impl Review {
             gitlab,
             project,
             merge_request,
+            repo,
+            head,
         })
     }
 
-    /// The environments whose ref this request changes: those that differ
-    /// from release.yml on the target branch (all of them when it is absent).
-    fn changed<'a>(
-        &self,
-        requested: &'a ReleaseFile,
-    ) -> Result<Vec<&'a RequestedRelease>, CommandError> {
-        let target = calls::file_at(
-            &self.gitlab,
-            &self.project,
-            crate::config::release::FILE_NAME,
-            &self.merge_request.target_branch,
-        )
-        .map_err(anyhow::Error::new)?;
-        let target =
-            target.and_then(|text| ReleaseFile::parse("release.yml (target branch)", &text).ok());
-        Ok(requested
-            .environments
-            .iter()
-            .filter(|r| target.as_ref().and_then(|t| t.get(&r.env)).map(|t| &t.tag) != Some(&r.tag))
-            .collect())
+    /// Stops when the merge request's head is not this pipeline's commit:
+    /// the verdict would be about something else than what can be merged.
+    fn require_current_head(&self) -> Result<(), CommandError> {
+        match head_problem(
+            &self.head,
+            self.merge_request.sha.as_deref(),
+            self.merge_request.iid,
+        ) {
+            Some(problem) => Err(CommandError::Invalid(Problems(vec![problem]))),
+            None => Ok(()),
+        }
     }
 
-    fn note(&self, body: &str) -> Result<(), CommandError> {
+    /// The commit the request's diff starts from (GitLab's diff base).
+    fn base(&self) -> Result<String, CommandError> {
+        self.merge_request
+            .diff_refs
+            .as_ref()
+            .and_then(|refs| refs.base_sha.clone())
+            .filter(|sha| is_commit_id(sha))
+            .ok_or_else(|| {
+                CommandError::Failed(anyhow::anyhow!(
+                    "GitLab gave no diff base for merge request !{}; re-run the job when the merge request's diff is ready",
+                    self.merge_request.iid
+                ))
+            })
+    }
+
+    /// Keeps berth's one note on the merge request (unless `--dry-run`,
+    /// which prints what it would write).
+    fn note(&self, body: &str, dry_run: bool, reporter: &Reporter) -> Result<(), CommandError> {
+        if dry_run {
+            reporter.info(&format!(
+                "dry run: would keep berth's note on merge request !{} ({} lines); nothing was written",
+                self.merge_request.iid,
+                body.lines().count()
+            ));
+            return Ok(());
+        }
         calls::upsert_note(
             &self.gitlab,
             &self.project,
@@ -88,109 +123,147 @@ impl Review {
     }
 }
 
-pub fn check(args: &MergeRequestArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
-    let review = Review::open(args, env)?;
+pub fn check(
+    args: &MergeRequestArgs,
+    dry_run: bool,
+    env: &Env,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    let review = Review::open(args, env, "check")?;
+    review.require_current_head()?;
     let iid = review.merge_request.iid;
-    let mut problems = Vec::new();
-    let diffs = calls::merge_request_diffs(&review.gitlab, &review.project, iid)
-        .map_err(anyhow::Error::new)?;
-    let mut outside: Vec<&str> = diffs
-        .iter()
-        .flat_map(|d| [d.old_path.as_str(), d.new_path.as_str()])
-        .filter(|path| *path != crate::config::release::FILE_NAME)
-        .collect();
-    outside.sort_unstable();
-    outside.dedup();
-    for path in outside {
-        problems.push(Problem {
-            file: path.to_string(),
-            line: None,
-            column: None,
-            key: String::new(),
-            message:
-                "this merge request changes it, but a release request may change only release.yml"
-                    .into(),
-            hint: "move other changes to a separate merge request for the platform team".into(),
-        });
-    }
+    let base = review.base()?;
+    let changes = review
+        .repo
+        .changes(&base, &review.head)
+        .map_err(|e| CommandError::Failed(e.context("compare the request with its base")))?;
+    let mut problems = change_problems(&changes);
     let mut requested = Vec::new();
-    match AppDir::load(&args.app_dir.app_dir) {
+    match app_dir_at(&review.repo, &review.head)? {
         Err(invalid) => problems.extend(invalid.0),
         Ok(app_dir) => {
-            for release in review.changed(&app_dir.release)? {
-                let code = app_dir.app.code_repo.as_str();
-                match calls::tag_commit(&review.gitlab, code, release.tag.as_str()).map_err(anyhow::Error::new)? {
-                    Some(commit) => requested.push((release.env.to_string(), release.tag.to_string(), commit)),
-                    None => problems.push(Problem {
-                        file: crate::config::release::FILE_NAME.into(),
-                        line: Some(release.mark.line),
-                        column: Some(release.mark.column),
-                        key: format!("environments.{}.ref", release.env),
-                        message: format!("{} is not a tag of the code repository {code}", release.tag),
-                        hint: format!("tag the commit in {code} and push the tag (git push origin TAG), then re-run"),
-                    }),
+            let before = release_at(&review.repo, &base)?;
+            let code = app_dir.app.code_repo.as_str();
+            let remote = CodeRemote::new(&review.gitlab, env, code);
+            for release in changed_environments(before.as_ref(), &app_dir.release) {
+                let now = git::remote_tag_commit(&remote.url, remote.auth, &release.tag)
+                    .map_err(CommandError::Failed)?;
+                match pinned_commit_problem(release, code, now.as_deref()) {
+                    Some(problem) => problems.push(problem),
+                    None => requested.push((
+                        release.env.to_string(),
+                        release.tag.to_string(),
+                        now.unwrap_or_default(),
+                    )),
                 }
             }
         }
     }
     if !problems.is_empty() {
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        review.note(&note::check_failed_note(&lines))?;
+        review.note(&note::check_failed_note(&lines), dry_run, reporter)?;
         return Err(CommandError::Invalid(Problems(problems)));
     }
     let mut outputs = Outputs::default();
     outputs.set("BERTH_MERGE_REQUEST", iid.to_string());
-    outputs.write(env.dotenv.as_deref())?;
+    if !dry_run {
+        outputs.write(env.dotenv.as_deref())?;
+    }
     let summary: Vec<String> = requested
         .iter()
-        .map(|(env, tag, _)| format!("{env} → {tag}"))
+        .map(|(env, tag, commit)| format!("{env} → {tag} at {commit}"))
         .collect();
     reporter.result(
         &format!(
-            "check passed: !{iid} changes only release.yml; {}",
+            "check passed: !{iid} at {} changes only release.yml; {}",
+            review.head,
             if summary.is_empty() { "no environment changes".to_string() } else { summary.join(", ") }
         ),
-        &json!({"ok": true, "merge_request": iid, "requested": requested.iter().map(|(e, t, c)| json!({"env": e, "ref": t, "commit": c})).collect::<Vec<_>>()}),
+        &json!({"ok": true, "merge_request": iid, "commit": review.head, "requested": requested.iter().map(|(e, t, c)| json!({"env": e, "ref": t, "commit": c})).collect::<Vec<_>>()}),
     );
     Ok(())
 }
 
-pub fn plan(args: &MergeRequestArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
-    let app_dir = AppDir::load(&args.app_dir.app_dir)?;
+pub fn plan(
+    args: &MergeRequestArgs,
+    dry_run: bool,
+    env: &Env,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
     let inventory = match inventory_path(&args.inventory.inventory, env) {
         Some(path) => Some(Inventory::load(&path)?),
         None => None,
     };
-    let review = Review::open(args, env)?;
-    let records =
-        calls::release_records(&review.gitlab, &review.project).map_err(anyhow::Error::new)?;
-    let live = history::latest(records);
+    let review = Review::open(args, env, "plan")?;
+    review.require_current_head()?;
+    let base = review.base()?;
+    let app_dir = app_dir_at(&review.repo, &review.head)??;
+    let before = release_at(&review.repo, &base)?;
+    let history =
+        calls::release_history(&review.gitlab, &review.project).map_err(anyhow::Error::new)?;
+    let live = history::latest(&history.records);
     let code = app_dir.app.code_repo.as_str();
+    let remote = CodeRemote::new(&review.gitlab, env, code);
+    let changed = changed_environments(before.as_ref(), &app_dir.release);
+
+    // Everything the comparisons need, in one fetch of the code repository.
+    let live_tags: Vec<GitTag> = changed
+        .iter()
+        .filter_map(|r| live.get(r.env.as_str()))
+        .filter_map(|record| record.tag.parse().ok())
+        .collect();
+    let live_commits: Vec<CommitId> = changed
+        .iter()
+        .filter_map(|r| live.get(r.env.as_str()))
+        .filter_map(|record| record.commit.as_deref()?.parse().ok())
+        .collect();
+    let tags: Vec<&GitTag> = changed.iter().map(|r| &r.tag).chain(&live_tags).collect();
+    let fetched = git::fetch_for_compare(
+        &remote.url,
+        remote.auth,
+        &tags,
+        &live_commits.iter().collect::<Vec<_>>(),
+    )
+    .map_err(CommandError::Failed)?;
+
     let mut plans = Vec::new();
-    for release in review.changed(&app_dir.release)? {
-        let tag = release.tag.as_str();
-        let Some(commit) =
-            calls::tag_commit(&review.gitlab, code, tag).map_err(anyhow::Error::new)?
-        else {
-            return Err(usage(
-                &format!("{tag} is not a tag of the code repository {code}"),
-                "berth check reports this too; push the tag, then re-run the pipeline",
-            ));
-        };
+    for release in changed {
+        let mut warnings = Vec::new();
+        let now = git::remote_tag_commit(&remote.url, remote.auth, &release.tag)
+            .map_err(CommandError::Failed)?;
+        if let Some(problem) = pinned_commit_problem(release, code, now.as_deref()) {
+            warnings.push(problem.message);
+        }
         let requested = PlannedRef {
-            tag: tag.to_string(),
-            commit,
+            tag: release.tag.to_string(),
+            commit: release
+                .commit
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "not pinned".to_string()),
         };
-        let live_ref = live.get(release.env.as_str()).map(|r| PlannedRef {
+        let live_record = live.get(release.env.as_str());
+        let live_ref = live_record.map(|r| PlannedRef {
             tag: r.tag.clone(),
-            commit: r.commit.clone(),
+            commit: r.commit.clone().unwrap_or_else(|| "unknown".to_string()),
         });
-        let (commits, total_commits, files, total_files) = match &live_ref {
-            Some(live_ref) if live_ref.commit != requested.commit => {
-                let comparison =
-                    calls::compare(&review.gitlab, code, &live_ref.commit, &requested.commit)
-                        .map_err(anyhow::Error::new)?;
-                summarize(comparison)
+        let live_commit: Option<CommitId> =
+            live_record.and_then(|r| r.commit.as_deref()?.parse().ok());
+        let (commits, total_commits, files, total_files) = match (&live_commit, &release.commit) {
+            (Some(from), Some(to)) if from != to => {
+                match fetched.compare(from, to).map_err(CommandError::Failed)? {
+                    Some(comparison) => summarize(comparison),
+                    None => {
+                        warnings.push(format!(
+                            "the live commit {from} or the requested commit {to} is not in the code repository, so the commits between them cannot be listed"
+                        ));
+                        (Vec::new(), 0, Vec::new(), 0)
+                    }
+                }
+            }
+            (None, Some(_)) if live_record.is_some() => {
+                warnings.push("the live release's commit is not recorded, so the commits between them cannot be listed".to_string());
+                (Vec::new(), 0, Vec::new(), 0)
             }
             _ => (Vec::new(), 0, Vec::new(), 0),
         };
@@ -207,20 +280,25 @@ pub fn plan(args: &MergeRequestArgs, env: &Env, reporter: &Reporter) -> Result<(
             files,
             total_files,
             config_diff,
+            warnings,
         });
     }
-    review.note(&note::plan_note(review.merge_request.iid, &plans))?;
+    let body = note::plan_note(review.merge_request.iid, &plans, &history.ignored);
+    review.note(&body, dry_run, reporter)?;
     let mut outputs = Outputs::default();
     outputs.set("BERTH_MERGE_REQUEST", review.merge_request.iid.to_string());
-    outputs.write(env.dotenv.as_deref())?;
+    if !dry_run {
+        outputs.write(env.dotenv.as_deref())?;
+    }
     let lines: Vec<String> = plans
         .iter()
         .map(|p| {
             format!(
-                "{}: {} → {} ({} commits, {} files)",
+                "{}: {} → {} at {} ({} commits, {} files)",
                 p.env,
                 p.live.as_ref().map(|l| l.tag.as_str()).unwrap_or("nothing"),
                 p.requested.tag,
+                p.requested.commit,
                 p.total_commits,
                 p.total_files
             )
@@ -232,49 +310,46 @@ pub fn plan(args: &MergeRequestArgs, env: &Env, reporter: &Reporter) -> Result<(
         .collect();
     reporter.result(
         &format!(
-            "plan posted on !{}\n{}",
+            "plan {} on !{}\n{}",
+            if dry_run { "made (not posted: dry run)" } else { "posted" },
             review.merge_request.iid,
             lines.join("\n")
         ),
-        &json!({"merge_request": review.merge_request.iid, "planned": planned}),
+        &json!({"merge_request": review.merge_request.iid, "commit": review.head, "planned": planned, "ignored_records": history.ignored}),
     );
     Ok(())
 }
 
 type Summary = (Vec<CommitLine>, usize, Vec<FileChange>, usize);
 
-fn summarize(comparison: calls::Comparison) -> Summary {
+fn summarize(comparison: git::Comparison) -> Summary {
     let total_commits = comparison.commits.len();
     let commits = comparison
         .commits
         .iter()
-        .rev()
         .take(note::MAX_COMMITS)
         .map(|c| CommitLine {
-            short_id: c.short_id.clone(),
+            short_id: c.id.chars().take(8).collect(),
             title: c.title.clone(),
-            author: c.author_name.clone(),
+            author: c.author.clone(),
         })
         .collect();
-    let total_files = comparison.diffs.len();
+    let total_files = comparison.files.len();
     let files = comparison
-        .diffs
+        .files
         .iter()
         .take(note::MAX_FILES)
         .map(|d| {
-            let change = if d.new_file {
-                Change::Added
-            } else if d.deleted_file {
-                Change::Deleted
-            } else if d.renamed_file {
-                Change::Renamed
-            } else {
-                Change::Modified
+            let change = match d.change {
+                FileDelta::Added => Change::Added,
+                FileDelta::Deleted => Change::Deleted,
+                FileDelta::Renamed => Change::Renamed,
+                FileDelta::Modified => Change::Modified,
             };
             FileChange {
                 change,
                 path: d.new_path.clone(),
-                old_path: d.renamed_file.then(|| d.old_path.clone()),
+                old_path: (d.change == FileDelta::Renamed).then(|| d.old_path.clone()),
             }
         })
         .collect();

@@ -112,9 +112,10 @@ fn record_rollback(
         return Ok(());
     };
     let (gitlab, project) = access?;
-    let records = calls::release_records(&gitlab, &project)
+    let history = calls::release_history(&gitlab, &project)
         .map_err(|e| CommandError::Failed(anyhow::Error::new(e)))?;
-    let earlier = records
+    let earlier = history
+        .records
         .iter()
         .filter(|r| r.env == target.env.as_str())
         .filter(|r| match release {
@@ -125,7 +126,7 @@ fn record_rollback(
     let new = NewRecord {
         env: target.env.to_string(),
         tag: tag.to_string(),
-        commit: earlier.map(|r| r.commit.clone()),
+        commit: earlier.and_then(|r| r.commit.clone()),
         release: release
             .map(str::to_string)
             .or_else(|| earlier.map(|r| r.release.clone()))

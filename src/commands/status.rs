@@ -34,7 +34,9 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
         Some(access) => {
             let (gitlab, project) = access?;
             let failed = |e| CommandError::Failed(anyhow::Error::new(e));
-            let records = calls::release_records(&gitlab, &project).map_err(failed)?;
+            let records = calls::release_history(&gitlab, &project)
+                .map_err(failed)?
+                .records;
             let mut deployments = BTreeMap::new();
             for name in &env_names {
                 let last = calls::last_deployment(&gitlab, &project, name).map_err(failed)?;

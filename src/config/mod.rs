@@ -57,14 +57,25 @@ impl AppDir {
     pub fn load(dir: &Path) -> Result<AppDir, Problems> {
         let release_path = dir.join(release::FILE_NAME);
         let app_path = dir.join(app::FILE_NAME);
-        let release = read_text(&release_path)
-            .and_then(|text| ReleaseFile::parse(&release_path.display().to_string(), &text));
-        let app = read_text(&app_path)
-            .and_then(|text| AppFile::parse(&app_path.display().to_string(), &text));
+        AppDir::parse(
+            (
+                &release_path.display().to_string(),
+                read_text(&release_path),
+            ),
+            (&app_path.display().to_string(), read_text(&app_path)),
+        )
+    }
+
+    /// Parses the two files from their texts (read from a directory or
+    /// from a commit), each named as errors should name it.
+    pub fn parse(
+        (release_file, release_text): (&str, Result<String, Problems>),
+        (app_file, app_text): (&str, Result<String, Problems>),
+    ) -> Result<AppDir, Problems> {
+        let release = release_text.and_then(|text| ReleaseFile::parse(release_file, &text));
+        let app = app_text.and_then(|text| AppFile::parse(app_file, &text));
         match (release, app) {
-            (Ok(release), Ok(app)) => {
-                AppDir::from_parts(release, app, &release_path.display().to_string())
-            }
+            (Ok(release), Ok(app)) => AppDir::from_parts(release, app, release_file),
             (release, app) => Err(Problems::merge(
                 [release.err(), app.err()].into_iter().flatten(),
             )),

@@ -245,6 +245,34 @@ impl ScalarValue for GitTag {
 }
 
 string_newtype!(
+    /// A git commit id: exactly 40 lowercase hexadecimal digits (SHA-1), the
+    /// form GitLab's API and `git rev-parse` print. Abbreviations are
+    /// refused: an approval must name one commit and only one.
+    CommitId
+);
+impl ScalarValue for CommitId {
+    const EXPECTED: &'static str = "a commit id";
+    const KIND: ScalarKind = ScalarKind::String;
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        let hint = "give the full 40-character commit id, e.g. the output of git rev-parse 'v1.4.0^{commit}'";
+        if text.len() != 40
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(ValueError::new(
+                format!(
+                    "commit {} is not 40 lowercase hexadecimal digits",
+                    quoted(text)
+                ),
+                hint,
+            ));
+        }
+        Ok(CommitId(text.to_string()))
+    }
+}
+
+string_newtype!(
     /// A DNS name a vhost answers to (RFC 1123, lowercase ASCII, no trailing dot).
     DomainName
 );

@@ -16,8 +16,10 @@ use std::sync::{Mutex, Once};
 use anyhow::{Context, Result};
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
 
-use crate::config::values::GitTag;
+use crate::config::values::{CommitId, GitTag};
 use crate::exec::gitlab::Token;
+use crate::plan::review::{FileAt, TreeChange};
+use crate::secret::Secret;
 
 /// A tag resolved to the commit it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,14 +28,298 @@ pub struct ResolvedTag {
     pub commit: String,
 }
 
-/// Fetches `tag` from `url` into the repository at `dir` (created when
-/// missing) and checks its commit out, detached, discarding local changes.
-pub fn checkout_tag(dir: &Path, url: &str, token: &Token, tag: &GitTag) -> Result<ResolvedTag> {
+/// Who berth is to a git remote over HTTP.
+#[derive(Debug, Clone, Copy)]
+pub enum GitAuth<'a> {
+    /// A GitLab access token or the job token.
+    Token(&'a Token),
+    /// A user name and password, e.g. a deploy token
+    /// (`BERTH_CODE_USER` / `BERTH_CODE_TOKEN`).
+    Basic { user: &'a str, secret: &'a Secret },
+}
+
+/// Runs `work` with `auth` as the `Authorization` of every git request it
+/// makes, and forgets it afterwards.
+fn authorized<T>(auth: GitAuth<'_>, work: impl FnOnce() -> Result<T>) -> Result<T> {
     register_transport();
-    *AUTHORIZATION.lock().unwrap_or_else(|e| e.into_inner()) = Some(basic_auth(token));
-    let result = fetch_and_checkout(dir, url, tag);
+    *AUTHORIZATION.lock().unwrap_or_else(|e| e.into_inner()) = Some(basic_auth(auth));
+    let result = work();
     *AUTHORIZATION.lock().unwrap_or_else(|e| e.into_inner()) = None;
     result
+}
+
+/// Fetches `tag` from `url` into the repository at `dir` (created when
+/// missing) and checks its commit out, detached, discarding local changes.
+/// The caller compares the commit with the approved one.
+pub fn checkout_tag(dir: &Path, url: &str, auth: GitAuth<'_>, tag: &GitTag) -> Result<ResolvedTag> {
+    authorized(auth, || fetch_and_checkout(dir, url, tag))
+}
+
+/// The commit `tag` names on the remote at `url` (peeled through an
+/// annotated tag), or `None` when there is no such tag. Only the ref
+/// advertisement is read; nothing is downloaded.
+pub fn remote_tag_commit(url: &str, auth: GitAuth<'_>, tag: &GitTag) -> Result<Option<String>> {
+    authorized(auth, || {
+        let scratch = tempfile::tempdir().context("create a scratch directory")?;
+        let repo =
+            git2::Repository::init_bare(scratch.path()).context("create a scratch repository")?;
+        let mut remote = repo.remote_anonymous(url)?;
+        remote
+            .connect(git2::Direction::Fetch)
+            .map_err(|e| anyhow::anyhow!("list the tags of {url}: {}", e.message()))?;
+        let name = format!("refs/tags/{}", tag.as_str());
+        let peeled = format!("{name}^{{}}");
+        let heads = remote
+            .list()
+            .map_err(|e| anyhow::anyhow!("list the tags of {url}: {}", e.message()))?;
+        let direct = heads.iter().find(|h| h.name() == name).map(|h| h.oid());
+        let through = heads.iter().find(|h| h.name() == peeled).map(|h| h.oid());
+        Ok(through.or(direct).map(|oid| oid.to_string()))
+    })
+}
+
+/// A code repository fetched into a scratch directory, to compare two
+/// releases without GitLab's API.
+pub struct Fetched {
+    repo: git2::Repository,
+    _dir: tempfile::TempDir,
+}
+
+/// Fetches `tags` (and, when they are not reachable from those, the
+/// `extra` commits by id) from `url` into a scratch bare repository.
+/// Tags that do not exist and commits the server will not give are left
+/// out; the comparison says what is missing.
+pub fn fetch_for_compare(
+    url: &str,
+    auth: GitAuth<'_>,
+    tags: &[&GitTag],
+    extra: &[&CommitId],
+) -> Result<Fetched> {
+    authorized(auth, || {
+        let dir = tempfile::tempdir().context("create a scratch directory")?;
+        let repo =
+            git2::Repository::init_bare(dir.path()).context("create a scratch repository")?;
+        {
+            let mut remote = repo.remote_anonymous(url)?;
+            let mut options = git2::FetchOptions::new();
+            options.download_tags(git2::AutotagOption::None);
+            remote
+                .connect(git2::Direction::Fetch)
+                .map_err(|e| anyhow::anyhow!("list the tags of {url}: {}", e.message()))?;
+            let advertised: Vec<String> = remote
+                .list()
+                .map_err(|e| anyhow::anyhow!("list the tags of {url}: {}", e.message()))?
+                .iter()
+                .map(|h| h.name().to_string())
+                .collect();
+            remote.disconnect()?;
+            let refspecs: Vec<String> = tags
+                .iter()
+                .map(|t| format!("refs/tags/{}", t.as_str()))
+                .filter(|name| advertised.contains(name))
+                .map(|name| format!("+{name}:{name}"))
+                .collect();
+            if !refspecs.is_empty() {
+                remote
+                    .fetch(&refspecs, Some(&mut options), None)
+                    .map_err(|e| anyhow::anyhow!("fetch from {url}: {}", e.message()))?;
+            }
+            for commit in extra {
+                let present = git2::Oid::from_str(commit.as_str())
+                    .ok()
+                    .and_then(|oid| repo.find_commit(oid).ok())
+                    .is_some();
+                if !present {
+                    // A server that refuses a want by id is not an error:
+                    // the commit is then reported as unavailable.
+                    let _ = remote.fetch(&[commit.as_str()], Some(&mut options), None);
+                }
+            }
+        }
+        Ok(Fetched { repo, _dir: dir })
+    })
+}
+
+impl Fetched {
+    /// The commits in `to` but not in `from`, newest first, and the files
+    /// changed from their merge base to `to` (GitLab's compare), or `None`
+    /// when either commit is not in the fetched repository.
+    pub fn compare(&self, from: &CommitId, to: &CommitId) -> Result<Option<Comparison>> {
+        let repo = &self.repo;
+        let find = |id: &CommitId| {
+            git2::Oid::from_str(id.as_str())
+                .ok()
+                .and_then(|oid| repo.find_commit(oid).ok())
+        };
+        let (Some(old), Some(new)) = (find(from), find(to)) else {
+            return Ok(None);
+        };
+        let mut walk = repo.revwalk()?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
+        walk.push(new.id())?;
+        walk.hide(old.id())?;
+        let mut commits = Vec::new();
+        for oid in walk {
+            let commit = repo.find_commit(oid?)?;
+            commits.push(CommitSummary {
+                id: commit.id().to_string(),
+                title: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default())
+                    .into_owned(),
+                author: String::from_utf8_lossy(commit.author().name_bytes()).into_owned(),
+            });
+        }
+        let base = repo
+            .merge_base(old.id(), new.id())
+            .ok()
+            .and_then(|oid| repo.find_commit(oid).ok());
+        let base_tree = match &base {
+            Some(commit) => Some(commit.tree()?),
+            None => None,
+        };
+        let mut diff = repo.diff_tree_to_tree(base_tree.as_ref(), Some(&new.tree()?), None)?;
+        diff.find_similar(None)?;
+        let files = diff
+            .deltas()
+            .map(|delta| {
+                let path = |file: git2::DiffFile<'_>| {
+                    file.path()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
+                let change = match delta.status() {
+                    git2::Delta::Added => FileDelta::Added,
+                    git2::Delta::Deleted => FileDelta::Deleted,
+                    git2::Delta::Renamed => FileDelta::Renamed,
+                    _ => FileDelta::Modified,
+                };
+                ChangedPath {
+                    change,
+                    old_path: path(delta.old_file()),
+                    new_path: path(delta.new_file()),
+                }
+            })
+            .collect();
+        Ok(Some(Comparison { commits, files }))
+    }
+}
+
+/// One commit between two releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    pub id: String,
+    pub title: String,
+    pub author: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileDelta {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedPath {
+    pub change: FileDelta,
+    pub old_path: String,
+    pub new_path: String,
+}
+
+/// Commits and files between two releases of the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    pub commits: Vec<CommitSummary>,
+    pub files: Vec<ChangedPath>,
+}
+
+/// The management repository checked out for this job, read as git
+/// objects rather than through the work tree: what a commit holds, not
+/// what a symlink or a leftover file in the directory says.
+pub struct LocalRepo {
+    repo: git2::Repository,
+}
+
+impl LocalRepo {
+    pub fn open(dir: &Path) -> Result<LocalRepo> {
+        let repo = git2::Repository::open(dir).with_context(|| {
+            format!(
+                "{} is not a git checkout of the management repository",
+                dir.display()
+            )
+        })?;
+        Ok(LocalRepo { repo })
+    }
+
+    fn commit(&self, id: &str) -> Result<git2::Commit<'_>> {
+        let oid = git2::Oid::from_str(id).with_context(|| format!("{id:?} is not a commit id"))?;
+        self.repo.find_commit(oid).with_context(|| {
+            format!(
+                "commit {id} is not in this checkout (a shallow clone? the job needs GIT_DEPTH: 0)"
+            )
+        })
+    }
+
+    /// The first parent of `id`, if it has one.
+    pub fn first_parent(&self, id: &str) -> Result<Option<String>> {
+        let commit = self.commit(id)?;
+        Ok(commit.parent_ids().next().map(|oid| oid.to_string()))
+    }
+
+    /// Every path whose entry differs between the trees of `base` and
+    /// `head` (renames are not paired: a rename is a deletion and an
+    /// addition), with the git file modes on both sides.
+    pub fn changes(&self, base: &str, head: &str) -> Result<Vec<TreeChange>> {
+        let base_tree = self.commit(base)?.tree()?;
+        let head_tree = self.commit(head)?.tree()?;
+        let mut options = git2::DiffOptions::new();
+        options.include_typechange(true).ignore_submodules(false);
+        let diff =
+            self.repo
+                .diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut options))?;
+        Ok(diff
+            .deltas()
+            .map(|delta| {
+                let side = |file: git2::DiffFile<'_>| {
+                    let mode: u32 = i32::from(file.mode()) as u32;
+                    (mode != 0).then_some(mode)
+                };
+                let path = delta
+                    .new_file()
+                    .path()
+                    .or_else(|| delta.old_file().path())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                TreeChange {
+                    path,
+                    old_mode: side(delta.old_file()),
+                    new_mode: side(delta.new_file()),
+                }
+            })
+            .collect())
+    }
+
+    /// The file at `path` in commit `id`: its mode and, for a regular file
+    /// no larger than `max_bytes`, its bytes.
+    pub fn file(&self, id: &str, path: &str, max_bytes: usize) -> Result<FileAt> {
+        let tree = self.commit(id)?.tree()?;
+        let Ok(entry) = tree.get_path(Path::new(path)) else {
+            return Ok(FileAt::Missing);
+        };
+        let mode = entry.filemode() as u32;
+        if mode != 0o100644 && mode != 0o100755 {
+            return Ok(FileAt::NotRegular { mode });
+        }
+        let (size, _) = self.repo.odb()?.read_header(entry.id())?;
+        if size > max_bytes {
+            return Ok(FileAt::TooLarge { size });
+        }
+        let blob = self.repo.find_blob(entry.id())?;
+        Ok(FileAt::Regular {
+            mode,
+            bytes: blob.content().to_vec(),
+        })
+    }
 }
 
 fn fetch_and_checkout(dir: &Path, url: &str, tag: &GitTag) -> Result<ResolvedTag> {
@@ -92,11 +378,9 @@ pub fn push_root_commit(
     message: &str,
     author: (&str, &str),
 ) -> Result<String> {
-    register_transport();
-    *AUTHORIZATION.lock().unwrap_or_else(|e| e.into_inner()) = Some(basic_auth(token));
-    let result = build_and_push(url, branch, entries, message, author);
-    *AUTHORIZATION.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    result
+    authorized(GitAuth::Token(token), || {
+        build_and_push(url, branch, entries, message, author)
+    })
 }
 
 fn build_and_push(
@@ -154,11 +438,12 @@ fn build_and_push(
 /// transports through a global registry, so the header is passed this way.
 static AUTHORIZATION: Mutex<Option<String>> = Mutex::new(None);
 
-fn basic_auth(token: &Token) -> String {
+fn basic_auth(auth: GitAuth<'_>) -> String {
     use base64::Engine;
-    let (user, secret) = match token {
-        Token::Private(secret) => ("oauth2", secret.expose()),
-        Token::Job(secret) => ("gitlab-ci-token", secret.expose()),
+    let (user, secret) = match auth {
+        GitAuth::Token(Token::Private(secret)) => ("oauth2", secret.expose()),
+        GitAuth::Token(Token::Job(secret)) => ("gitlab-ci-token", secret.expose()),
+        GitAuth::Basic { user, secret } => (user, secret.expose()),
     };
     format!(
         "Basic {}",

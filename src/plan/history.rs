@@ -4,17 +4,23 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::values::{quoted, CommitId, EnvName, GitTag, HostName};
+
 /// Tags of release records start with this.
 pub const TAG_PREFIX: &str = "deployed/";
 
-/// One release of one environment, as recorded.
+/// One release of one environment, as recorded. Every field was validated
+/// when the record was read back: a record is developer-reachable data
+/// (a tag of the management repository), never trusted as written.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReleaseRecord {
     pub env: String,
     pub number: u64,
     #[serde(rename = "ref")]
     pub tag: String,
-    pub commit: String,
+    /// The full commit id; `None` when the release's commit was not known
+    /// (a rollback to a release that has no earlier record).
+    pub commit: Option<String>,
     pub release: String,
     pub host: String,
     pub slot: String,
@@ -38,6 +44,11 @@ const FIELDS: &[&str] = &[
     "action",
 ];
 
+/// Record numbers stay below this, far from `u64::MAX`, so that the next
+/// number can never wrap (a forged `deployed/test/18446744073709551615`
+/// is refused, not followed by `deployed/test/0`).
+pub const MAX_NUMBER: u64 = 1_000_000_000;
+
 impl ReleaseRecord {
     pub fn tag_name(&self) -> String {
         format!("{TAG_PREFIX}{}/{}", self.env, self.number)
@@ -53,7 +64,7 @@ impl ReleaseRecord {
         let values = [
             Some(&self.env),
             Some(&self.tag),
-            Some(&self.commit),
+            self.commit.as_ref(),
             Some(&self.release),
             Some(&self.host),
             Some(&self.slot),
@@ -71,64 +82,191 @@ impl ReleaseRecord {
         text
     }
 
-    /// Reads a record back from its tag name and message.
-    pub fn parse(tag_name: &str, message: &str) -> Option<ReleaseRecord> {
-        let (env, number) = parse_tag_name(tag_name)?;
-        let fields: BTreeMap<&str, &str> = message
-            .lines()
-            .filter_map(|line| line.split_once(": "))
-            .filter(|(key, _)| FIELDS.contains(key))
-            .collect();
-        let get = |key: &str| fields.get(key).map(|v| v.trim().to_string());
-        if get("env")? != env {
-            return None;
+    /// Reads a record back from its tag name and message, validating every
+    /// field; the error says what is wrong.
+    pub fn parse(tag_name: &str, message: &str) -> Result<ReleaseRecord, String> {
+        let (env, number) = parse_tag_name(tag_name)
+            .ok_or("the tag name is not deployed/<environment>/<number>")?;
+        let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
+        for (key, value) in message.lines().filter_map(|line| line.split_once(": ")) {
+            if FIELDS.contains(&key) && fields.insert(key, value.trim()).is_some() {
+                return Err(format!("{key} is given twice"));
+            }
         }
-        Some(ReleaseRecord {
+        let get = |key: &str| fields.get(key).map(|v| v.to_string());
+        let need = |key: &str| get(key).ok_or(format!("{key} is missing"));
+        let valid = |key: &str, value: &str, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{key} {} is not valid", quoted(value)))
+            }
+        };
+        let record_env = need("env")?;
+        if record_env != env {
+            return Err(format!(
+                "env {} differs from the tag name's {env}",
+                quoted(&record_env)
+            ));
+        }
+        let tag = need("ref")?;
+        valid("ref", &tag, tag.parse::<GitTag>().is_ok())?;
+        let commit = get("commit");
+        if let Some(commit) = &commit {
+            valid("commit", commit, commit.parse::<CommitId>().is_ok())?;
+        }
+        let release = need("release")?;
+        valid("release", &release, release.parse::<GitTag>().is_ok())?;
+        let host = need("host")?;
+        valid("host", &host, host.parse::<HostName>().is_ok())?;
+        let slot = need("slot")?;
+        valid(
+            "slot",
+            &slot,
+            matches!(slot.as_str(), "blue" | "green" | "unknown"),
+        )?;
+        let time = need("time")?;
+        valid("time", &time, is_timestamp(&time))?;
+        let pipeline = get("pipeline");
+        if let Some(url) = &pipeline {
+            valid("pipeline", url, is_plain_url(url))?;
+        }
+        let merge_request = match get("merge_request") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..MAX_NUMBER).contains(n))
+                    .ok_or(format!("merge_request {} is not valid", quoted(&text)))?,
+            ),
+        };
+        let action = get("action").unwrap_or_else(|| "deploy".to_string());
+        valid(
+            "action",
+            &action,
+            matches!(action.as_str(), "deploy" | "rollback"),
+        )?;
+        Ok(ReleaseRecord {
             env,
             number,
-            tag: get("ref")?,
-            commit: get("commit")?,
-            release: get("release")?,
-            host: get("host")?,
-            slot: get("slot")?,
-            time: get("time")?,
-            pipeline: get("pipeline"),
-            merge_request: get("merge_request").and_then(|v| v.parse().ok()),
-            action: get("action").unwrap_or_else(|| "deploy".to_string()),
+            tag,
+            commit,
+            release,
+            host,
+            slot,
+            time,
+            pipeline,
+            merge_request,
+            action,
         })
     }
 }
 
-/// `deployed/<env>/<n>` → (env, n).
+/// `2026-11-22T10:00:00Z` and the like: digits, `-`, `:`, `T`, `Z`, `.`, `+`.
+fn is_timestamp(text: &str) -> bool {
+    (10..=40).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"-:TZ.+".contains(&b))
+}
+
+/// An http(s) URL without spaces, quotes, angle brackets or controls.
+fn is_plain_url(text: &str) -> bool {
+    (text.starts_with("https://") || text.starts_with("http://"))
+        && text.len() <= 500
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"'<>`\\".contains(&b))
+}
+
+/// `deployed/<env>/<n>` → (env, n), for a valid environment name and a
+/// plain decimal number below [`MAX_NUMBER`].
 pub fn parse_tag_name(tag_name: &str) -> Option<(String, u64)> {
     let rest = tag_name.strip_prefix(TAG_PREFIX)?;
     let (env, number) = rest.rsplit_once('/')?;
-    if env.is_empty() || env.contains('/') {
+    env.parse::<EnvName>().ok()?;
+    let plain = !number.is_empty()
+        && number.len() <= 10
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && !(number.len() > 1 && number.starts_with('0'));
+    let number: u64 = if plain {
+        number.parse().ok()?
+    } else {
         return None;
-    }
-    Some((env.to_string(), number.parse().ok()?))
+    };
+    (number < MAX_NUMBER).then(|| (env.to_string(), number))
 }
 
-/// The number the next record of `env` gets, given the existing tag names.
-pub fn next_number<'a>(tag_names: impl IntoIterator<Item = &'a str>, env: &str) -> u64 {
-    tag_names
-        .into_iter()
-        .filter_map(parse_tag_name)
-        .filter(|(e, _)| e == env)
-        .map(|(_, n)| n)
-        .max()
-        .unwrap_or(0)
-        + 1
+/// A tag of the management repository under `deployed/`, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordTag {
+    pub name: String,
+    pub message: String,
+    /// Whether a protected-tag rule covers it, i.e. only berth's
+    /// Maintainer-level identity (or an admin) could have created it.
+    pub protected: bool,
+}
+
+/// A `deployed/*` tag berth does not believe, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IgnoredRecord {
+    pub tag: String,
+    pub why: String,
+}
+
+/// The release history read from the listed tags: the records berth
+/// believes, and every other `deployed/*` tag with the reason it is not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub records: Vec<ReleaseRecord>,
+    pub ignored: Vec<IgnoredRecord>,
+}
+
+impl History {
+    pub fn read(tags: impl IntoIterator<Item = RecordTag>) -> History {
+        let mut history = History::default();
+        for tag in tags {
+            let verdict = if !tag.protected {
+                Err("not protected, so anyone with Developer access could have made it".to_string())
+            } else {
+                ReleaseRecord::parse(&tag.name, &tag.message)
+            };
+            match verdict {
+                Ok(record) => history.records.push(record),
+                Err(why) => history.ignored.push(IgnoredRecord { tag: tag.name, why }),
+            }
+        }
+        history
+    }
+
+    /// The number the next record of `env` gets: one more than the
+    /// highest believed record, or an error when that would pass
+    /// [`MAX_NUMBER`].
+    pub fn next_number(&self, env: &str) -> Result<u64, String> {
+        let highest = self
+            .records
+            .iter()
+            .filter(|r| r.env == env)
+            .map(|r| r.number)
+            .max()
+            .unwrap_or(0);
+        highest
+            .checked_add(1)
+            .filter(|n| *n < MAX_NUMBER)
+            .ok_or(format!("the release records of {env} reached {MAX_NUMBER}"))
+    }
 }
 
 /// The newest record per environment.
-pub fn latest(records: impl IntoIterator<Item = ReleaseRecord>) -> BTreeMap<String, ReleaseRecord> {
+pub fn latest<'a>(
+    records: impl IntoIterator<Item = &'a ReleaseRecord>,
+) -> BTreeMap<String, ReleaseRecord> {
     let mut newest: BTreeMap<String, ReleaseRecord> = BTreeMap::new();
     for record in records {
         match newest.get(&record.env) {
             Some(current) if current.number >= record.number => {}
             _ => {
-                newest.insert(record.env.clone(), record);
+                newest.insert(record.env.clone(), record.clone());
             }
         }
     }
@@ -144,8 +282,8 @@ mod tests {
             env: env.into(),
             number,
             tag: "v1.2.0".into(),
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            release: "v1.2.0".into(),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            release: "v1.2.0-0123456789ab".into(),
             host: "web-1".into(),
             slot: "green".into(),
             time: "2026-11-22T10:00:00Z".into(),
@@ -155,36 +293,110 @@ mod tests {
         }
     }
 
+    fn protected(record: &ReleaseRecord) -> RecordTag {
+        RecordTag {
+            name: record.tag_name(),
+            message: record.message(),
+            protected: true,
+        }
+    }
+
     #[test]
     fn a_record_reads_back_from_its_tag() {
         let original = record("production", 12);
         assert_eq!(original.tag_name(), "deployed/production/12");
         let parsed = ReleaseRecord::parse(&original.tag_name(), &original.message());
-        assert_eq!(parsed, Some(original));
+        assert_eq!(parsed, Ok(original));
         assert_eq!(
             ReleaseRecord::parse("deployed/test/1", &record("production", 1).message()),
-            None
+            Err("env \"production\" differs from the tag name's test".to_string())
         );
     }
 
     #[test]
-    fn numbers_count_per_environment_numerically() {
-        let names = [
-            "deployed/test/9",
-            "deployed/test/10",
-            "deployed/production/3",
-            "v1.0.0",
-            "deployed/test/x",
-        ];
-        assert_eq!(next_number(names, "test"), 11);
-        assert_eq!(next_number(names, "production"), 4);
-        assert_eq!(next_number(names, "staging"), 1);
-        let newest = latest([
-            record("test", 10),
-            record("test", 9),
-            record("production", 3),
+    fn forged_or_broken_records_are_ignored_with_the_reason() {
+        let good = record("test", 3);
+        let bad_commit = good.message().replace(
+            "commit: 0123456789abcdef0123456789abcdef01234567",
+            "commit: x",
+        );
+        let history = History::read([
+            protected(&good),
+            RecordTag {
+                name: "deployed/test/99".into(),
+                message: record("test", 99).message(),
+                protected: false,
+            },
+            RecordTag {
+                name: "deployed/test/4".into(),
+                message: bad_commit.replace("test/3", "test/4"),
+                protected: true,
+            },
+            RecordTag {
+                name: "deployed/test/18446744073709551615".into(),
+                message: record("test", 5).message(),
+                protected: true,
+            },
+            RecordTag {
+                name: "deployed/test/6".into(),
+                message: format!(
+                    "{}commit: 89abcdef0123456789abcdef0123456789abcdef\n",
+                    record("test", 6).message()
+                ),
+                protected: true,
+            },
         ]);
+        assert_eq!(history.records, [good]);
+        let why: Vec<(&str, &str)> = history
+            .ignored
+            .iter()
+            .map(|i| (i.tag.as_str(), i.why.as_str()))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                (
+                    "deployed/test/99",
+                    "not protected, so anyone with Developer access could have made it"
+                ),
+                ("deployed/test/4", "commit \"x\" is not valid"),
+                (
+                    "deployed/test/18446744073709551615",
+                    "the tag name is not deployed/<environment>/<number>"
+                ),
+                ("deployed/test/6", "commit is given twice"),
+            ]
+        );
+        assert_eq!(history.next_number("test"), Ok(4));
+        assert_eq!(history.next_number("production"), Ok(1));
+    }
+
+    #[test]
+    fn numbers_count_per_environment_numerically_and_never_wrap() {
+        let history = History::read([
+            protected(&record("test", 9)),
+            protected(&record("test", 10)),
+            protected(&record("production", 3)),
+        ]);
+        assert_eq!(history.next_number("test"), Ok(11));
+        assert_eq!(history.next_number("production"), Ok(4));
+        assert_eq!(history.next_number("staging"), Ok(1));
+        let newest = latest(&history.records);
         assert_eq!(newest["test"].number, 10);
         assert_eq!(newest["production"].number, 3);
+        for name in [
+            "deployed/test/x",
+            "deployed/test/007",
+            "deployed/test/",
+            "deployed/Test/1",
+            "deployed/test/1000000000",
+        ] {
+            assert_eq!(parse_tag_name(name), None, "{name}");
+        }
+        let full = History::read([protected(&record("test", MAX_NUMBER - 1))]);
+        assert_eq!(
+            full.next_number("test"),
+            Err("the release records of test reached 1000000000".to_string())
+        );
     }
 }

@@ -8,3 +8,4 @@ pub mod logs;
 pub mod note;
 pub mod release;
 pub mod render;
+pub mod review;

@@ -7,13 +7,12 @@
 //! the start of a line: every line berth writes starts with berth's own
 //! text, so no line can be a GitLab quick action (`/merge`, `/approve`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use crate::plan::history::IgnoredRecord;
 
 /// The first line of berth's one living note on a release merge request.
 pub const PLAN_MARKER: &str = "<!-- berth:plan -->";
-/// Precedes the JSON the main pipeline reads back: tag → commit per env.
-const DATA_PREFIX: &str = "<!-- berth:plan-data ";
 /// The first line of a report note.
 pub const REPORT_MARKER: &str = "<!-- berth:report -->";
 
@@ -37,6 +36,10 @@ pub struct EnvPlan {
     pub total_files: usize,
     /// The unified diff of the rendered configuration, live → requested.
     pub config_diff: String,
+    /// What the reviewer must know before merging: the tag names another
+    /// commit than release.yml pins, the live commit is not in the code
+    /// repository any more, …; berth's own words, no untrusted text.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,17 +71,11 @@ pub struct FileChange {
 }
 
 /// The plan note: per environment, live and requested refs, commits, files
-/// and configuration diff, plus the data `berth checkout` verifies against.
-pub fn plan_note(merge_request: u64, plans: &[EnvPlan]) -> String {
+/// and configuration diff, and the `deployed/*` tags berth did not believe.
+/// It is for people: no berth command reads it back.
+pub fn plan_note(merge_request: u64, plans: &[EnvPlan], ignored: &[IgnoredRecord]) -> String {
     let mut note = String::new();
     let _ = writeln!(note, "{PLAN_MARKER}");
-    let data: BTreeMap<&str, &PlannedRef> = plans
-        .iter()
-        .map(|p| (p.env.as_str(), &p.requested))
-        .collect();
-    let json = serde_json::to_string(&data).unwrap_or_default();
-    // Env names, tags and hex ids cannot contain `-->` (validated values).
-    let _ = writeln!(note, "{DATA_PREFIX}{json} -->");
     let _ = writeln!(note, "### berth plan for !{merge_request}");
     note.push('\n');
     if plans.is_empty() {
@@ -87,8 +84,26 @@ pub fn plan_note(merge_request: u64, plans: &[EnvPlan]) -> String {
     for plan in plans {
         env_section(&mut note, plan);
     }
-    note.push_str("---\nMerging this merge request releases the requested refs; ");
-    note.push_str("berth checks that each tag still names the commit shown here.\n");
+    if !ignored.is_empty() {
+        let _ = writeln!(
+            note,
+            "**Release records ignored** ({}): berth does not believe these `deployed/*` tags, so the live release above does not come from them.\n",
+            ignored.len()
+        );
+        for record in ignored {
+            let _ = writeln!(
+                note,
+                "- tag {}: {}",
+                inline(&record.tag),
+                inline(&record.why)
+            );
+        }
+        note.push('\n');
+    }
+    note.push_str(
+        "---\nMerging this merge request releases exactly the commits that release.yml pins; ",
+    );
+    note.push_str("berth refuses to release a tag that no longer names its pinned commit.\n");
     note
 }
 
@@ -114,6 +129,9 @@ fn env_section(note: &mut String, plan: &EnvPlan) {
         short(&plan.requested.commit)
     );
     note.push('\n');
+    for warning in &plan.warnings {
+        let _ = writeln!(note, "**Warning**: {}\n", inline(warning));
+    }
 
     let _ = writeln!(note, "**Commits** ({}):", plan.total_commits);
     note.push('\n');
@@ -259,16 +277,6 @@ pub fn report_note(pipeline_url: Option<&str>, outcomes: &[EnvOutcome]) -> Strin
     note
 }
 
-/// Reads the refs a plan note showed, if `body` is a plan note.
-pub fn planned_refs(body: &str) -> Option<BTreeMap<String, PlannedRef>> {
-    if !body.starts_with(PLAN_MARKER) {
-        return None;
-    }
-    let line = body.lines().find_map(|l| l.strip_prefix(DATA_PREFIX))?;
-    let json = line.strip_suffix(" -->")?;
-    serde_json::from_str(json).ok()
-}
-
 /// Untrusted text made safe for one line of Markdown: control characters
 /// become spaces, HTML becomes entities, Markdown punctuation is escaped,
 /// `@` cannot mention anyone, and long text is cut.
@@ -375,6 +383,7 @@ mod tests {
                 .collect(),
             total_files: PAYLOADS.len(),
             config_diff: "-a\n+```\n/merge\n".into(),
+            warnings: vec!["tag v1.1.0 names another commit".into()],
         }
     }
 
@@ -406,7 +415,7 @@ mod tests {
 
     #[test]
     fn the_plan_note_keeps_hostile_text_inert() {
-        let note = plan_note(7, &[hostile_plan()]);
+        let note = plan_note(7, &[hostile_plan()], &[]);
         assert_inert(&note);
         assert!(note.starts_with(PLAN_MARKER));
         assert_eq!(
@@ -443,15 +452,17 @@ mod tests {
     }
 
     #[test]
-    fn the_planned_refs_read_back_from_the_note() {
-        let plan = hostile_plan();
-        let note = plan_note(7, std::slice::from_ref(&plan));
-        let refs = planned_refs(&note).expect("a plan note");
-        assert_eq!(refs["test"], plan.requested);
-        assert_eq!(
-            planned_refs("some developer's note\n<!-- berth:plan-data {} -->"),
-            None
-        );
+    fn ignored_records_are_listed_inertly() {
+        let ignored: Vec<IgnoredRecord> = PAYLOADS
+            .iter()
+            .map(|p| IgnoredRecord {
+                tag: p.to_string(),
+                why: "not protected".into(),
+            })
+            .collect();
+        let note = plan_note(7, &[], &ignored);
+        assert_inert(&note);
+        assert!(note.contains(&format!("**Release records ignored** ({})", PAYLOADS.len())));
     }
 
     #[test]

@@ -4,9 +4,7 @@
 use gitlab::api::projects::merge_requests::notes::{
     CreateMergeRequestNote, EditMergeRequestNote, MergeRequestNotes,
 };
-use gitlab::api::projects::merge_requests::{
-    MergeRequest, MergeRequestDiffs, MergeRequestState, MergeRequests,
-};
+use gitlab::api::projects::merge_requests::{MergeRequest, MergeRequestDiffs};
 use gitlab::api::projects::repository::commits::{
     CommitStatusState, CompareCommits, CreateCommitStatus,
 };
@@ -16,7 +14,7 @@ use gitlab::api::users::CurrentUser;
 use serde::Deserialize;
 
 use super::{GitLab, GitLabError};
-use crate::plan::history::{ReleaseRecord, TAG_PREFIX};
+use crate::plan::history::{History, RecordTag, ReleaseRecord, TAG_PREFIX};
 
 pub type CallResult<T> = Result<T, GitLabError>;
 
@@ -46,6 +44,14 @@ pub struct MergeRequestInfo {
     pub merge_commit_sha: Option<String>,
     pub squash_commit_sha: Option<String>,
     pub web_url: Option<String>,
+    pub diff_refs: Option<DiffRefs>,
+}
+
+/// The commits a merge request's current diff is between.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DiffRefs {
+    pub base_sha: Option<String>,
+    pub head_sha: Option<String>,
 }
 
 pub fn merge_request(gitlab: &GitLab, project: &str, iid: u64) -> CallResult<MergeRequestInfo> {
@@ -57,24 +63,30 @@ pub fn merge_request(gitlab: &GitLab, project: &str, iid: u64) -> CallResult<Mer
     ))
 }
 
-/// The merged merge request whose merge produced `sha`, among the latest.
+/// The merged merge request whose merge produced `sha` (its merge or
+/// squash commit, or its head when it was merged fast-forward), asked of
+/// GitLab by commit: `GET /projects/:id/repository/commits/:sha/merge_requests`.
 pub fn merged_request_for(
     gitlab: &GitLab,
     project: &str,
     sha: &str,
 ) -> CallResult<Option<MergeRequestInfo>> {
     let endpoint = built(
-        MergeRequests::builder()
+        gitlab::api::projects::repository::commits::MergeRequests::builder()
             .project(project)
-            .state(MergeRequestState::Merged)
-            .order_by(gitlab::api::projects::merge_requests::MergeRequestOrderBy::UpdatedAt)
+            .sha(sha)
             .build(),
     );
-    let requests: Vec<MergeRequestInfo> = gitlab.call_pages(&endpoint, 20)?;
+    let requests: Vec<MergeRequestInfo> = match gitlab.call_pages(&endpoint, 100) {
+        Ok(requests) => requests,
+        Err(e) if e.is(404) => Vec::new(),
+        Err(e) => return Err(e),
+    };
     Ok(requests.into_iter().find(|mr| {
-        [&mr.merge_commit_sha, &mr.squash_commit_sha, &mr.sha]
-            .iter()
-            .any(|candidate| candidate.as_deref() == Some(sha))
+        mr.state == "merged"
+            && [&mr.merge_commit_sha, &mr.squash_commit_sha, &mr.sha]
+                .iter()
+                .any(|candidate| candidate.as_deref() == Some(sha))
     }))
 }
 
@@ -126,6 +138,8 @@ struct TagInfo {
     name: String,
     message: Option<String>,
     commit: CommitInfo,
+    #[serde(default)]
+    protected: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,8 +254,10 @@ pub fn add_note(gitlab: &GitLab, project: &str, iid: u64, body: &str) -> CallRes
     ))
 }
 
-/// Every release record in the management repository.
-pub fn release_records(gitlab: &GitLab, project: &str) -> CallResult<Vec<ReleaseRecord>> {
+/// Every `deployed/*` tag of the management repository, with its message
+/// and whether it is protected; `history::History::read` decides which
+/// to believe.
+pub fn release_record_tags(gitlab: &GitLab, project: &str) -> CallResult<Vec<RecordTag>> {
     let search = format!("^{TAG_PREFIX}");
     let endpoint = built(
         Tags::builder()
@@ -251,9 +267,19 @@ pub fn release_records(gitlab: &GitLab, project: &str) -> CallResult<Vec<Release
     );
     let tags: Vec<TagInfo> = gitlab.call_pages(&endpoint, 10_000)?;
     Ok(tags
-        .iter()
-        .filter_map(|tag| ReleaseRecord::parse(&tag.name, tag.message.as_deref().unwrap_or("")))
+        .into_iter()
+        .filter(|tag| tag.name.starts_with(TAG_PREFIX))
+        .map(|tag| RecordTag {
+            name: tag.name,
+            message: tag.message.unwrap_or_default(),
+            protected: tag.protected,
+        })
         .collect())
+}
+
+/// The release history: the records berth believes and the tags it does not.
+pub fn release_history(gitlab: &GitLab, project: &str) -> CallResult<History> {
+    Ok(History::read(release_record_tags(gitlab, project)?))
 }
 
 /// Writes a release record as an annotated tag on `commit`.
