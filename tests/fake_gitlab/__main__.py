@@ -15,7 +15,7 @@ import threading
 import time
 
 from .server import FakeGitLab
-from .state import State
+from .state import SeedError, State
 
 
 def watch_parent(pid, stop):
@@ -61,7 +61,11 @@ def main(argv=None):
     if args.seed:
         with open(args.seed) as f:
             seed = json.load(f)
-    state = State(args.data, seed)
+    try:
+        state = State(args.data, seed)
+    except SeedError as e:
+        print(f"fake GitLab: seed refused: {e}", file=sys.stderr, flush=True)
+        return 2
     server = FakeGitLab((args.host, args.port), state, verbose=args.verbose)
     url = state.base_url
 

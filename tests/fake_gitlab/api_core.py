@@ -13,11 +13,12 @@ from . import entities as E
 from . import errors
 from .gitrepo import now_iso
 from .routing import keyset_paginate, paginate, router
-from .state import DEVELOPER, GUEST, MAINTAINER, OWNER, REPORTER, Token
+from .state import DEVELOPER, GUEST, MAINTAINER, OWNER, REPORTER
 
 ACCESS_LEVELS = {0, 5, 10, 15, 20, 30, 40, 50}
 VISIBILITIES = ("private", "internal", "public")
 PATH_RE = re.compile(r"\A[a-zA-Z0-9_.][a-zA-Z0-9_.-]*\Z")
+BOT_ELSEWHERE = "project bots cannot be added to other groups / projects"
 PATH_ERROR = "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'"
 
 
@@ -154,11 +155,11 @@ def create_pat(ctx, user_id):
     ctx.params.require("name", "scopes")
     import secrets
     value = "glpat-" + secrets.token_urlsafe(15)
-    tok = Token(value, u.id, ctx.params.list("scopes"), "personal", ctx.params.str("name"))
-    ctx.state.tokens[value] = tok
-    tid = ctx.state.next_id("pat")
-    return 201, {"id": tid, "name": tok.name, "revoked": False, "created_at": now_iso(), "scopes": tok.scopes,
-                 "user_id": u.id, "active": True, "expires_at": ctx.params.str("expires_at"), "token": value}
+    tok = ctx.state.add_token(value, u, ctx.params.list("scopes"), "personal", ctx.params.str("name"),
+                              ctx.params.str("expires_at"))
+    return 201, {"id": tok.id, "name": tok.name, "revoked": False, "created_at": tok.created_at,
+                 "scopes": tok.scopes, "user_id": u.id, "active": True, "expires_at": tok.expires_at,
+                 "token": value}
 
 
 # -- groups and namespaces -------------------------------------------------------------
@@ -528,15 +529,26 @@ def _member_add(kind):
             u = users[0]
             if u.id in members:
                 raise errors.conflict("Member already exists")
+            problems = {}
             inherited, source = _inherited(ctx, kind, target, u)
             if inherited and not u.admin and access < inherited:
                 desc = {10: "Guest", 20: "Reporter", 30: "Developer", 40: "Maintainer", 50: "Owner"}[inherited]
-                raise errors.validation({"access_level": [
-                    f"should be greater than or equal to {desc} inherited membership from group {source.name}"]})
+                problems["access_level"] = [
+                    f"should be greater than or equal to {desc} inherited membership from group {source.name}"]
+            if st.bot_elsewhere(u, target) is not None:   # Member: user_id uniqueness for project bots
+                problems["user_id"] = [BOT_ELSEWHERE]
+            if problems:
+                raise errors.validation(problems)
             members[u.id] = access
             return 201, E.member(st, u, access)
+        failed = {}
         for u in users:
+            if u.id not in members and st.bot_elsewhere(u, target) is not None:
+                failed[u.username] = "User " + BOT_ELSEWHERE
+                continue
             members.setdefault(u.id, access)
+        if failed:   # Members::CreateService's result for several users (shape unverified)
+            return 201, {"status": "error", "message": failed}
         return 201, {"status": "success"}
     return handler
 

@@ -25,6 +25,7 @@ import traceback
 from urllib.parse import parse_qs
 
 from .gitrepo import now_iso
+from .state import SeedError
 
 
 def _json(handler, status, body):
@@ -110,6 +111,8 @@ def handle(handler, method, raw_path, query, body):
                                                       "repo": p.repo.path} for p in st.projects.values()},
                     "settings": st.settings})
         return _json(handler, 404, {"error": f"no control endpoint {method} {raw_path}"})
+    except SeedError as e:
+        return _json(handler, 400, {"error": str(e)})
     except (ValueError, KeyError, TypeError) as e:
         traceback.print_exc()
         return _json(handler, 400, {"error": f"{type(e).__name__}: {e}"})

@@ -24,7 +24,7 @@ import os
 import re
 import subprocess
 
-from .gitrepo import git_env
+from .gitrepo import git_env, now_iso
 from .state import DEVELOPER, Auth
 
 GIT_PATH = re.compile(r"^/(?P<repo>[^?]+?)\.git(?P<rest>/.*)$")
@@ -105,8 +105,14 @@ def _credentials(headers):
     return user, password
 
 
-def _authenticate(state, creds):
-    """Auth for a git client, or None if the credentials are wrong."""
+def _authenticate(state, creds, project):
+    """Auth for a git client, or None if the credentials are wrong.
+
+    As ``Gitlab::Auth.find_for_git_client``: a job token (user ``gitlab-ci-token``), then a
+    personal/project/group access token (any user name), then a deploy token, which counts
+    only with its own user name and only for its own project (``deploy_token_check``:
+    ``return if project && !token.has_access_to?(project)``), else the credentials fail.
+    """
     if creds is None:
         return Auth()
     login, password = creds
@@ -116,9 +122,17 @@ def _authenticate(state, creds):
             return None
         return Auth(state.users[job.user_id], "job", password, ("read_repository",), job)
     tok = state.tokens.get(password)
-    if tok is None or tok.revoked or state.users[tok.user_id].state != "active":
+    if tok is not None:
+        if not tok.active() or state.users[tok.user_id].state != "active":
+            return None
+        tok.last_used_at = now_iso()
+        return Auth(state.users[tok.user_id], "oauth" if login == "oauth2" else "private", password,
+                    tuple(tok.scopes), token_obj=tok)
+    from .api_tokens import deploy_token_for_git
+    deploy = deploy_token_for_git(state, login, password, project)
+    if deploy is None:
         return None
-    return Auth(state.users[tok.user_id], "oauth" if login == "oauth2" else "private", password, tuple(tok.scopes))
+    return Auth(None, "deploy", password, tuple(deploy.scopes), deploy_token=deploy)
 
 
 def _reply(handler, status, text, headers=None):
@@ -133,23 +147,31 @@ def serve(handler, method, raw_path, query, body, entry):
     write = rest == "/git-receive-pack" or (rest == "/info/refs" and "service=git-receive-pack" in query)
     challenge = {"WWW-Authenticate": 'Basic realm="GitLab"'}
     with state.lock:
-        auth = _authenticate(state, _credentials(handler.headers))
+        p = state.project_by_ref(m.group("repo"))
+        auth = _authenticate(state, _credentials(handler.headers), p)
         if auth is None:
             return _reply(handler, 401, DENIED, challenge)
         entry.update(token=auth.token, token_kind=auth.kind and f"basic-{auth.kind}",
-                     user=auth.user.username if auth.user else None)
-        p = state.project_by_ref(m.group("repo"))
+                     user=auth.user.username if auth.user else (auth.deploy_token.username
+                                                                if auth.deploy_token else None))
+        if auth.deploy_token is not None:
+            # Gitlab::GitAccess#check_authentication_abilities!: a deploy token's abilities come
+            # from its scopes (read_repository -> download_code); it never has push_code.
+            if write:
+                return _reply(handler, 403, "You are not allowed to upload code.\n")
+            if "read_repository" not in auth.scopes:
+                return _reply(handler, 403, "You are not allowed to download code.\n")
         if p is not None and auth.kind == "job" and auth.job.project_id not in p.job_token_allowlist:
             p = None   # job token scope: the job's project is not on this project's allowlist
-        visible = p is not None and state.visible(auth, p)
-        if auth.user is None and (write or not visible):
+        visible = p is not None and (auth.deploy_token is not None or state.visible(auth, p))
+        if auth.user is None and auth.deploy_token is None and (write or not visible):
             return _reply(handler, 401, "HTTP Basic: Access denied\n", challenge)
         if not visible:
             return _reply(handler, 404, NOT_FOUND)
         scopes = set(auth.scopes)
         if auth.kind in ("private", "oauth") and not scopes & {"api", "read_repository", "write_repository"}:
             return _reply(handler, 403, "You are not allowed to download code from this project.\n")
-        if not state.can_read_code(auth, p):
+        if auth.deploy_token is None and not state.can_read_code(auth, p):
             return _reply(handler, 403, "You are not allowed to download code from this project.\n")
         level = state.project_level(auth.user, p)
         if write:

@@ -27,9 +27,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
-from . import api_ci, api_core, api_mr, api_repo, control, errors, githttp  # noqa: F401 (route registration)
+from . import api_ci, api_core, api_mr, api_repo, api_tokens, control, errors, githttp  # noqa: F401 (route registration)
 from .routing import router
 from .params import Params, parse_body, parse_form
+from .gitrepo import now_iso
 from .state import Auth
 
 
@@ -309,9 +310,10 @@ def authenticate(state, headers, qparams, route):
     if value:
         kind = "private" if pat else "oauth"
         tok = state.tokens.get(value)
-        if tok is None or tok.revoked or state.users[tok.user_id].state != "active":
+        if tok is None or not tok.active() or state.users[tok.user_id].state != "active":
             return Auth(kind=kind, token=value, invalid=True)
-        return Auth(state.users[tok.user_id], kind, value, tuple(tok.scopes))
+        tok.last_used_at = now_iso()
+        return Auth(state.users[tok.user_id], kind, value, tuple(tok.scopes), token_obj=tok)
     if job_token:
         if not route.job_token:
             # GitLab ignores the job token where it is not allowed: anonymous call
@@ -323,9 +325,14 @@ def authenticate(state, headers, qparams, route):
     return Auth()
 
 
+SELF_ROTATE = re.compile(r"^/(projects|groups)/[^/]+/access_tokens/self/rotate$")
+
+
 def check_scope(auth, method, api_path):
     if auth.kind not in ("private", "oauth") or "api" in auth.scopes:
         return
+    if method == "POST" and "self_rotate" in auth.scopes and SELF_ROTATE.match(api_path):
+        return   # API::ResourceAccessTokens::SelfRotation: allow_access_with_scope :self_rotate
     if method in ("GET", "HEAD") and "read_api" in auth.scopes:
         return
     if api_path == "/user" and method == "GET" and "read_user" in auth.scopes:

@@ -21,6 +21,7 @@ import re
 import shutil
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Optional
 
 from .gitrepo import Repo, now_iso
@@ -46,6 +47,7 @@ class User:
     bot: bool = False
     state: str = "active"
     created_at: str = field(default_factory=now_iso)
+    bot_project_id: Optional[int] = None   # the project whose access token made this bot
 
 
 @dataclass
@@ -56,6 +58,37 @@ class Token:
     kind: str = "personal"   # personal | project | group | oauth
     name: str = "token"
     revoked: bool = False
+    id: int = 0
+    expires_at: Optional[str] = None      # YYYY-MM-DD; the token stops working on that day
+    description: Optional[str] = None
+    created_at: str = field(default_factory=now_iso)
+    last_used_at: Optional[str] = None
+
+    def expired(self):
+        return self.expires_at is not None and self.expires_at <= today()
+
+    def active(self):
+        return not self.revoked and not self.expired()
+
+
+@dataclass
+class DeployToken:
+    """A project deploy token: git over HTTP only (its username + token), no REST API."""
+    id: int
+    project_id: int
+    name: str
+    username: str
+    token: str
+    scopes: list
+    expires_at: Optional[str] = None      # ISO timestamp or None (never expires)
+    revoked: bool = False
+    created_at: str = field(default_factory=now_iso)
+
+    def expired(self):
+        return self.expires_at is not None and self.expires_at <= now_iso()
+
+    def active(self):
+        return not self.revoked and not self.expired()
 
 
 @dataclass
@@ -134,6 +167,16 @@ class Auth:
     scopes: tuple = ()
     job: Optional[Job] = None
     invalid: bool = False             # a token was sent but is unknown/revoked/expired
+    token_obj: Optional[Token] = None     # the access token used (PRIVATE-TOKEN / Bearer / git)
+    deploy_token: Optional[DeployToken] = None
+
+
+class SeedError(ValueError):
+    """A seed the fake refuses as GitLab would refuse the same state (answered 400, no traceback)."""
+
+
+def today():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
 
 
 def wildcard_match(pattern, name):
@@ -159,6 +202,7 @@ class State:
             self.settings = {"default_branch_protection": 2, "default_branch": "main"}
             self.counters = {}
             self.users, self.tokens, self.jobs = {}, {}, {}
+            self.deploy_tokens = {}   # id -> DeployToken
             self.namespaces, self.projects = {}, {}
             self.quick_actions = []
             self.apply_seed(self.initial_seed)
@@ -372,6 +416,29 @@ class State:
     def set_member(self, target, user, level):
         target.members[user.id] = level
 
+    def memberships(self, user):
+        """Every project and group with ``user`` as a direct member."""
+        return [p for p in self.projects.values() if user.id in p.members] + \
+            [n for n in self.namespaces.values() if n.kind == "group" and user.id in n.members]
+
+    def source_name(self, target):
+        return self.project_path(target) if isinstance(target, Project) else self.full_path(target)
+
+    def bot_elsewhere(self, user, target):
+        """A token bot is a member of one project or group only (app/models/member.rb:
+        ``validates :user_id, uniqueness: {message: "project bots cannot be added to other
+        groups / projects"}, if: :project_bot?``); the other membership, if any."""
+        if not user.bot:
+            return None
+        return next((m for m in self.memberships(user) if m is not target), None)
+
+    def add_token(self, value, user, scopes, kind="personal", name="token", expires_at=None,
+                  description=None):
+        tok = Token(value, user.id, list(scopes), kind, name, id=self.next_id("token"),
+                    expires_at=expires_at, description=description)
+        self.tokens[value] = tok
+        return tok
+
     # -- seeding -----------------------------------------------------------------
     def apply_seed(self, seed):
         """Apply a seed document (see docs/fake-gitlab.md); returns what was created."""
@@ -386,8 +453,8 @@ class State:
                 user = self.user_by_name(t["user"])
                 if user is None:
                     raise ValueError(f"token for unknown user {t['user']!r}")
-                self.tokens[t["token"]] = Token(t["token"], user.id, list(t.get("scopes") or ["api"]),
-                                                t.get("kind", "personal"), t.get("name", "token"))
+                self.add_token(t["token"], user, t.get("scopes") or ["api"], t.get("kind", "personal"),
+                               t.get("name", "token"), t.get("expires_at"))
                 out["tokens"].append(t["token"])
             for g in seed.get("groups") or []:
                 full = g["path"]
@@ -397,7 +464,7 @@ class State:
                 if ns is None:
                     ns = self.add_group(g.get("name", leaf), leaf, parent, g.get("visibility", "private"))
                 for uname, level in (g.get("members") or {}).items():
-                    self.set_member(ns, self.user_by_name(uname), int(level))
+                    self._seed_member(ns, uname, level)
                 out["groups"][full] = ns.id
             for pr in seed.get("projects") or []:
                 full = pr["path"]
@@ -411,12 +478,25 @@ class State:
                                             initialize_with_readme=pr.get("initialize_with_readme", False),
                                             default_branch=pr.get("default_branch"))
                 for uname, level in (pr.get("members") or {}).items():
-                    self.set_member(p, self.user_by_name(uname), int(level))
+                    self._seed_member(p, uname, level)
                 out["projects"][full] = p.id
             for j in seed.get("jobs") or []:
                 job = self.add_job(j)
                 out["jobs"][job.token] = job.id
         return out
+
+    def _seed_member(self, target, username, level):
+        user = self.user_by_name(username)
+        if user is None:
+            raise ValueError(f"member {username!r} is not a user of the seed")
+        other = self.bot_elsewhere(user, target)
+        if other is not None:
+            # the same refusal as POST .../members: a bot belongs to one project or group
+            raise SeedError(f"{username!r} is a bot (\"bot\": true) and already a member of "
+                             f"{self.source_name(other)!r}: project bots cannot be added to other "
+                             f"groups / projects (as on GitLab; use a non-bot user, e.g. a "
+                             f"service account, to be a member of several)")
+        self.set_member(target, user, int(level))
 
     def add_job(self, spec):
         user = self.user_by_name(spec["user"])

@@ -700,6 +700,133 @@ class TestJobToken(FakeTestCase):
 
 
 # ---------------------------------------------------------------------------------------------
+def in_days(n):
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() + n * 86400))
+
+
+class TestAccessTokens(FakeTestCase):
+    def test_project_access_tokens(self):
+        """POST/GET/DELETE /projects/:id/access_tokens[/:token_id][/rotate]: one bot user per
+        token, member of the project with the token's role; the token works for REST and git."""
+        p = self.make_project()
+        dev_id, guest_id = self.ids["users"]["dev"], self.ids["users"]["guest"]
+        p.members.create({"user_id": dev_id, "access_level": 40})       # a Maintainer
+        p.members.create({"user_id": guest_id, "access_level": 30})     # a Developer
+        dp = self.dev.projects.get(p.id)
+        expires = in_days(30)
+        tok = dp.access_tokens.create({"name": "berth", "scopes": ["api"], "expires_at": expires,
+                                       "description": "releases"})
+        self.assertEqual((tok.name, tok.scopes, tok.access_level, tok.expires_at, tok.active, tok.revoked,
+                          tok.description, tok.resource_type, tok.resource_id),
+                         ("berth", ["api"], 40, expires, True, False, "releases", "project", p.id))
+        self.assertTrue(tok.token.startswith("glpat-"))
+        bot = gl(tok.token)
+        bot.auth()
+        self.assertRegex(bot.user.username, rf"^project_{p.id}_bot_[0-9a-f]{{32}}$")
+        self.assertEqual((bot.user.id, bot.user.bot, bot.user.name), (tok.user_id, True, "berth"))
+        members = {m.username: m.access_level for m in p.members.list(get_all=True)}
+        self.assertEqual(members[bot.user.username], 40)
+        # the token acts with the bot's role and its scopes, on the API and over git
+        bp = bot.projects.get(p.id)
+        bp.protectedtags.create({"name": "deployed/*", "create_access_level": 40})   # Maintainer
+        bp.tags.create({"tag_name": "deployed/prod/1", "ref": "main"})
+        work = os.path.join(self.work, "clone")
+        git("clone", "-q", auth_url("plugins/app", user="anything", token=tok.token), work)
+        git("commit", "-q", "--allow-empty", "-m", "by the bot", cwd=work)
+        git("push", "-q", "origin", "HEAD:refs/heads/bot-branch", cwd=work)
+        self.assertEqual(p.branches.get("bot-branch").commit["title"], "by the bot")
+        ro = dp.access_tokens.create({"name": "reader", "scopes": ["read_repository"], "access_level": 20})
+        self.assertEqual((ro.access_level, ro.expires_at), (20, in_days(365)))   # the default lifetime
+        git("clone", "-q", auth_url("plugins/app", user="x", token=ro.token), os.path.join(self.work, "ro"))
+        status, _, body = raw_api("GET", f"/projects/{p.id}", token=ro.token)
+        self.assertEqual((status, body["error"]), (403, "insufficient_scope"))
+        # refusals: a token's bot cannot create tokens; a Developer neither; no role above one's own
+        for token in (tok.token, "guest-token"):
+            status, _, body = raw_api("POST", f"/projects/{p.id}/access_tokens", token=token,
+                                      data={"name": "x", "scopes": ["api"]})
+            self.assertEqual((status, body), (400, {"message": "400 Bad request - User does not have permission "
+                                                               "to create project access token"}))
+        status, _, body = raw_api("POST", f"/projects/{p.id}/access_tokens", token="dev-token",
+                                  data={"name": "x", "scopes": ["api"], "access_level": 50})
+        self.assertEqual((status, body), (400, {"message": "400 Bad request - Access level of the token contains "
+                                                           "permissions not held by the creating user"}))
+        status, _, body = raw_api("POST", f"/projects/{p.id}/access_tokens", token="dev-token",
+                                  data={"name": "x", "scopes": ["sudo"]})
+        self.assertEqual((status, body), (400, {"error": "scopes does not have a valid value"}))
+        status, _, body = raw_api("GET", f"/projects/{p.id}/access_tokens", token="guest-token")
+        self.assertEqual((status, body), (401, {"message": "401 Unauthorized"}))
+        # list and get: never the token value
+        self.assertEqual([t.name for t in dp.access_tokens.list(get_all=True)], ["berth", "reader"])
+        status, _, body = raw_api("GET", f"/projects/{p.id}/access_tokens/{tok.id}", token="dev-token")
+        self.assertEqual((status, body["id"], body["access_level"], "token" in body), (200, tok.id, 40, False))
+        status, _, body = raw_api("GET", f"/projects/{p.id}/access_tokens/999", token="dev-token")
+        self.assertEqual((status, body),
+                         (404, {"message": "404 Could not find project access token with token_id: 999 Not Found"}))
+        # rotate: 200, a new token (new id, one week), the old one is revoked at once
+        status, _, new = raw_api("POST", f"/projects/{p.id}/access_tokens/{tok.id}/rotate", token="dev-token")
+        self.assertEqual((status, new["name"], new["expires_at"], new["revoked"]), (200, "berth", in_days(7), False))
+        self.assertNotEqual((new["id"], new["token"]), (tok.id, tok.token))
+        status, _, body = raw_api("GET", "/user", token=tok.token)
+        self.assertEqual((status, body), (401, {"message": "401 Unauthorized"}))
+        self.assertEqual(raw_api("GET", "/user", token=new["token"])[2]["id"], tok.user_id)
+        old = [t for t in dp.access_tokens.list(get_all=True) if t.id == tok.id][0]
+        self.assertEqual((old.revoked, old.active), (True, False))
+        status, _, body = raw_api("POST", f"/projects/{p.id}/access_tokens/{tok.id}/rotate", token="dev-token")
+        self.assertEqual((status, body), (400, {"message": "400 Bad request - Token already revoked"}))
+        status, _, body = raw_api("POST", f"/projects/{p.id}/access_tokens/{new['id']}/rotate", token="guest-token")
+        self.assertEqual((status, body), (401, {"message": "401 Unauthorized"}))
+        status, _, body = raw_api("POST", f"/projects/{p.id}/access_tokens/self/rotate", token="dev-token")
+        self.assertEqual((status, body), (405, {"message": "405 Method Not Allowed"}))
+        status, _, mine = raw_api("POST", f"/projects/{p.id}/access_tokens/self/rotate", token=new["token"],
+                                  data={"expires_at": in_days(10)})
+        self.assertEqual((status, mine["user_id"], mine["expires_at"]), (200, tok.user_id, in_days(10)))
+        # revoke: only Maintainers (400 otherwise); the token and its bot are gone
+        status, _, body = raw_api("DELETE", f"/projects/{p.id}/access_tokens/{mine['id']}", token="guest-token")
+        self.assertEqual((status, body), (400, {"message": "400 Bad request - Gus Guest cannot delete berth"}))
+        dp.access_tokens.delete(mine["id"])
+        status, _, body = raw_api("GET", "/user", token=mine["token"])
+        self.assertEqual((status, body), (401, {"message": "401 Unauthorized"}))
+        bad = git("ls-remote", auth_url("plugins/app", user="x", token=mine["token"]), check=False)
+        self.assertIn("Authentication failed", bad.stderr)
+        self.assertNotIn(bot.user.username, [m.username for m in p.members.list(get_all=True)])
+        self.assertEqual([t.name for t in dp.access_tokens.list(get_all=True)], ["reader"])
+        status, _, body = raw_api("DELETE", f"/projects/{p.id}/access_tokens/{mine['id']}", token="dev-token")
+        self.assertEqual((status, body),
+                         (404, {"message": f"404 Could not find project access token with token_id: {mine['id']} "
+                                           f"Not Found"}))
+
+    def test_bots_are_members_of_one_project_or_group_only(self):
+        """Member: validates :user_id, uniqueness (project bots) -> 400 on POST members."""
+        p = self.make_project()
+        other = self.make_project(path="other", namespace="deploy")
+        tok = p.access_tokens.create({"name": "bot", "scopes": ["api"], "access_level": 30})
+        want = (400, {"message": {"user_id": ["project bots cannot be added to other groups / projects"]}})
+        for path in (f"/projects/{other.id}/members", f"/groups/{self.ids['groups']['deploy']}/members"):
+            status, _, body = raw_api("POST", path, token="alice-token",
+                                      data={"user_id": tok.user_id, "access_level": 30})
+            self.assertEqual((status, body), want, path)
+        with self.assertRaises(glexc.GitlabCreateError) as cm:
+            other.members.create({"user_id": tok.user_id, "access_level": 30})
+        self.assertEqual((cm.exception.response_code, cm.exception.error_message), (400, want[1]["message"]))
+        # its own project: an existing member, as for anyone
+        status, _, body = raw_api("POST", f"/projects/{p.id}/members", token="alice-token",
+                                  data={"user_id": tok.user_id, "access_level": 30})
+        self.assertEqual((status, body), (409, {"message": "Member already exists"}))
+        p.members.update(tok.user_id, {"access_level": 20})                # editing it is fine
+        self.assertEqual(p.members.get(tok.user_id).access_level, 20)
+        # a seed user marked "bot": one membership; a second one is refused like the API does
+        control("POST", "/seed", {"users": [{"username": "b1", "bot": True}],
+                                  "groups": [{"path": "plugins", "members": {"b1": 20}}]})
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            control("POST", "/seed", {"groups": [{"path": "deploy", "members": {"b1": 40}}]})
+        self.assertEqual(cm.exception.code, 400)
+        self.assertIn("project bots cannot be added to other groups / projects", json.loads(cm.exception.read())["error"])
+        status, _, body = raw_api("POST", f"/projects/{other.id}/members", token="alice-token",
+                                  data={"username": "b1", "access_level": 30})
+        self.assertEqual((status, body), want)
+
+
+# ---------------------------------------------------------------------------------------------
 class TestGitSmartHTTP(FakeTestCase):
     def test_clone_fetch_push_and_auth(self):
         p = self.make_project()
