@@ -198,14 +198,10 @@ def revoke_access_token(ctx, id, token_id):
     bot = st.users[tok.user_id]
     if not _can_read_tokens(st, ctx.auth.user, p):   # destroy_resource_access_tokens
         raise errors.bad_request_helper(f"{ctx.auth.user.name} cannot delete {bot.name}")
-    # ResourceAccessTokens::RevokeService: revoke, then the bot user is deleted (with its
-    # membership and every token of it); the fake blocks it instead, keeping its notes' author.
-    for t in st.tokens.values():
-        if t.user_id == bot.id:
-            t.revoked = True
-    for target in st.memberships(bot):
-        target.members.pop(bot.id, None)
-    bot.state = "blocked"
+    # ResourceAccessTokens::RevokeService: revoke.  Since GitLab 17.9 the bot user and its
+    # membership are retained after the revocation (issue 462217, "Bot users for projects"), so
+    # the token stays listed as inactive; before, the bot user was deleted at once.
+    tok.revoked = True
     return 204, None
 
 

@@ -2,8 +2,10 @@
 
 URLs are ``/<namespace path>/<project path>.git/...`` as on GitLab.  HTTP
 basic auth carries a token as the password: a personal/project/group access
-token with any user name (``oauth2`` is customary), or a job token with the
-user name ``gitlab-ci-token``.  Rules (as GitLab answers git clients):
+token with any user name (``oauth2`` is customary), a job token with the
+user name ``gitlab-ci-token``, or a deploy token with its own user name (for
+its own project only; fetch with ``read_repository``, never push).  Rules (as
+GitLab answers git clients):
 
 - no credentials on a non-public repository, or a push without credentials,
   or wrong credentials: 401 with ``WWW-Authenticate: Basic realm="GitLab"``;

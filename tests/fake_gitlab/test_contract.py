@@ -780,7 +780,7 @@ class TestAccessTokens(FakeTestCase):
         status, _, mine = raw_api("POST", f"/projects/{p.id}/access_tokens/self/rotate", token=new["token"],
                                   data={"expires_at": in_days(10)})
         self.assertEqual((status, mine["user_id"], mine["expires_at"]), (200, tok.user_id, in_days(10)))
-        # revoke: only Maintainers (400 otherwise); the token and its bot are gone
+        # revoke: only Maintainers (400 otherwise); the token dies, its bot stays (GitLab 17.9+)
         status, _, body = raw_api("DELETE", f"/projects/{p.id}/access_tokens/{mine['id']}", token="guest-token")
         self.assertEqual((status, body), (400, {"message": "400 Bad request - Gus Guest cannot delete berth"}))
         dp.access_tokens.delete(mine["id"])
@@ -788,12 +788,10 @@ class TestAccessTokens(FakeTestCase):
         self.assertEqual((status, body), (401, {"message": "401 Unauthorized"}))
         bad = git("ls-remote", auth_url("plugins/app", user="x", token=mine["token"]), check=False)
         self.assertIn("Authentication failed", bad.stderr)
-        self.assertNotIn(bot.user.username, [m.username for m in p.members.list(get_all=True)])
-        self.assertEqual([t.name for t in dp.access_tokens.list(get_all=True)], ["reader"])
-        status, _, body = raw_api("DELETE", f"/projects/{p.id}/access_tokens/{mine['id']}", token="dev-token")
-        self.assertEqual((status, body),
-                         (404, {"message": f"404 Could not find project access token with token_id: {mine['id']} "
-                                           f"Not Found"}))
+        self.assertEqual([t.name for t in dp.access_tokens.list(state="active", get_all=True)], ["reader"])
+        status, _, body = raw_api("GET", f"/projects/{p.id}/access_tokens/{mine['id']}", token="dev-token")
+        self.assertEqual((status, body["revoked"], body["active"]), (200, True, False))
+        self.assertIn(bot.user.username, [m.username for m in p.members.list(get_all=True)])
 
     def test_bots_are_members_of_one_project_or_group_only(self):
         """Member: validates :user_id, uniqueness (project bots) -> 400 on POST members."""
@@ -824,6 +822,75 @@ class TestAccessTokens(FakeTestCase):
         status, _, body = raw_api("POST", f"/projects/{other.id}/members", token="alice-token",
                                   data={"username": "b1", "access_level": 30})
         self.assertEqual((status, body), want)
+
+
+    def test_deploy_tokens(self):
+        """Project deploy tokens: Maintainers manage them; they fetch that project's repository over
+        HTTP with their own user name, and nothing else (no push, no other project, no REST API)."""
+        p = self.make_project()
+        other = self.make_project(path="other")
+        self.add_dev(p)
+        dt = p.deploytokens.create({"name": "berth fetch", "scopes": ["read_repository"]})
+        self.assertEqual((dt.name, dt.username, dt.scopes, dt.expires_at, dt.revoked, dt.expired),
+                         ("berth fetch", f"gitlab+deploy-token-{dt.id}", ["read_repository"], None, False, False))
+        self.assertTrue(dt.token.startswith("gldt-"))
+        named = p.deploytokens.create({"name": "named", "scopes": ["read_repository"], "username": "berth-fetch",
+                                       "expires_at": "2099-01-31"})
+        self.assertEqual((named.username, named.expires_at), ("berth-fetch", "2099-01-31T00:00:00.000Z"))
+        registry = p.deploytokens.create({"name": "registry", "scopes": ["read_registry"]})
+        listed = p.deploytokens.list(get_all=True)
+        self.assertEqual([(d.id, "token" in d.attributes) for d in listed],
+                         [(dt.id, False), (named.id, False), (registry.id, False)])
+        self.assertEqual(p.deploytokens.get(dt.id).username, dt.username)
+        # refusals on the API
+        status, _, body = raw_api("POST", f"/projects/{p.id}/deploy_tokens", token="alice-token",
+                                  data={"name": "x", "scopes": ["read_repository"], "username": "no spaces"})
+        self.assertEqual((status, body),
+                         (400, {"message": "Username can contain only letters, digits, '_', '-', '+', and '.'"}))
+        status, _, body = raw_api("POST", f"/projects/{p.id}/deploy_tokens", token="alice-token",
+                                  data={"name": "x", "scopes": ["write_repository"]})
+        self.assertEqual((status, body), (400, {"error": "scopes does not have a valid value"}))
+        for method, path in (("POST", f"/projects/{p.id}/deploy_tokens"), ("GET", f"/projects/{p.id}/deploy_tokens")):
+            status, _, body = raw_api(method, path, token="dev-token",
+                                      data={"name": "x", "scopes": ["read_repository"]} if method == "POST" else None)
+            self.assertEqual((status, body), (403, {"message": "403 Forbidden"}), method)
+        status, _, body = raw_api("GET", f"/projects/{p.id}", token=dt.token)     # not an API token
+        self.assertEqual((status, body), (401, {"message": "401 Unauthorized"}))
+        # git: fetch/clone this project with the token's user name
+        p.tags.create({"tag_name": "v1.0.0", "ref": "main"})
+        clone = os.path.join(self.work, "clone")
+        git("clone", "-q", auth_url("plugins/app", user=dt.username, token=dt.token), clone)
+        self.assertIn("refs/tags/v1.0.0", git("ls-remote", "--tags", "origin", cwd=clone).stdout)
+        git("ls-remote", auth_url("plugins/app", user="berth-fetch", token=named.token))
+
+        def info_refs(path, user, token, service="git-upload-pack"):
+            req = urllib.request.Request(f"{SERVER.url}/{path}.git/info/refs?service={service}", headers={
+                "Authorization": "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status, resp.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        self.assertEqual(info_refs("plugins/app", dt.username, dt.token, "git-receive-pack"),
+                         (403, "You are not allowed to upload code.\n"))
+        self.assertEqual(info_refs("plugins/app", registry.username, registry.token),
+                         (403, "You are not allowed to download code.\n"))
+        denied = info_refs("plugins/other", dt.username, dt.token)               # another project
+        self.assertEqual(denied[0], 401)
+        self.assertTrue(denied[1].startswith("HTTP Basic: Access denied."), denied)
+        self.assertEqual(info_refs("plugins/app", "oauth2", dt.token)[0], 401)   # not its user name
+        git("commit", "-q", "--allow-empty", "-m", "x", cwd=clone)
+        push = git("push", "origin", "HEAD:refs/heads/nope", cwd=clone, check=False)
+        self.assertNotEqual(push.returncode, 0)
+        self.assertIn("403", push.stderr)
+        # deleted: gone for git too
+        p.deploytokens.delete(dt.id)
+        self.assertEqual(info_refs("plugins/app", dt.username, dt.token)[0], 401)
+        status, _, body = raw_api("DELETE", f"/projects/{p.id}/deploy_tokens/{dt.id}", token="alice-token")
+        self.assertEqual((status, body), (404, {"message": "404 Not found"}))
+        status, _, body = raw_api("GET", f"/projects/{other.id}/deploy_tokens/{named.id}", token="alice-token")
+        self.assertEqual((status, body), (404, {"message": "404 Not found"}))
 
 
 # ---------------------------------------------------------------------------------------------
