@@ -699,34 +699,60 @@ def _status_entity(ctx, s):
 
 @router.add("POST", "/projects/:id/statuses/:sha")
 def create_status(ctx, id, sha):
+    """Ci::CreateCommitStatusService (gitlab-permissions.md section 6)."""
     st = ctx.state
     p = find_project(ctx, id)
-    authorize(ctx, p, DEVELOPER)
+    authorize(ctx, p, DEVELOPER)                          # authorize! :create_commit_status
     ctx.params.require("state")
     state = ctx.params.values("state", STATUS_STATES)
+    pipeline_id = ctx.params.int("pipeline_id")
     full = p.repo.commit_sha(sha) if not p.repo.is_empty() else None
     if full is None or not full.startswith(sha.lower()):
         raise errors.not_found("Commit")
-    ref = ctx.params.str("ref")
-    if not ref:
+    # first_matching_pipeline: the newest pipeline of the sha (of the last 100, or the one
+    # pipeline_id names), of the given ref if any -- whatever its source
+    given_ref = ctx.params.str("ref")
+    cands = sorted((pl for pl in p.pipelines.values() if pl["sha"] == full), key=lambda pl: pl["id"],
+                   reverse=True)
+    if pipeline_id is None:
+        cands = cands[:100]
+    if given_ref:
+        cands = [pl for pl in cands if pl["ref"] == given_ref]
+    if pipeline_id is not None:
+        cands = [pl for pl in cands if pl["id"] == pipeline_id]
+    matching = cands[0] if cands else None
+    ref = given_ref or (matching["ref"] if matching else None)
+    if not ref:   # repository.branch_names_contains(sha).first
         out = p.repo.text("for-each-ref", "--contains", full, "--format=%(refname:lstrip=2)", "refs/heads")
-        ref = (out.split() or [p.default_branch])[0]
-    name = ctx.params.str("name") or ctx.params.str("context") or "default"
-    pipeline = next((pl for pl in p.pipelines.values() if pl["sha"] == full and pl["ref"] == ref
-                     and pl["source"] == "external"), None)
-    if ctx.params.int("pipeline_id"):
-        pipeline = p.pipelines.get(ctx.params.int("pipeline_id")) or pipeline
-    if pipeline is None:
+        ref = (out.split() or [None])[0]
+    if not ref:
+        raise errors.not_found("References for commit")
+    if pipeline_id is not None and matching is None:
+        raise errors.not_found("Pipeline for pipeline_id, sha and ref")
+    if matching is None:
         from .api_ci import new_pipeline
         pipeline = new_pipeline(ctx, p, ref, full, "external", status="pending")
-    status = next((s for s in reversed(p.statuses) if s["sha"] == full and s["ref"] == ref and s["name"] == name
+    else:
+        pipeline = matching
+    # Ci::PipelinePolicy: update_pipeline is prevented on a protected ref the caller may not
+    # push or merge to (a tag: may not create)
+    user = ctx.auth.user
+    allowed = st.can_create_tag(user, p, pipeline["ref"]) if pipeline.get("tag") else (
+        st.can_push_branch(user, p, pipeline["ref"]) or st.can_merge_branch(user, p, pipeline["ref"]))
+    if not allowed:
+        raise errors.forbidden()
+    name = ctx.params.str("name") or ctx.params.str("context") or "default"
+    # find_or_build_external_commit_status: a running or pending status of this pipeline, ref,
+    # name and user is updated; otherwise a new one
+    status = next((s for s in reversed(p.statuses) if s["pipeline_id"] == pipeline["id"] and s["ref"] == ref
+                   and s["name"] == name and s["author_id"] == user.id
                    and s["status"] in ("pending", "running")), None)
     if status is None:
         now = now_iso()
         status = {"id": st.next_id("job"), "sha": full, "ref": ref, "status": "created", "name": name,
                   "target_url": None, "description": None, "created_at": now, "updated_at": now,
                   "started_at": None, "finished_at": None, "allow_failure": False, "coverage": None,
-                  "pipeline_id": pipeline["id"], "author_id": ctx.auth.user.id}
+                  "pipeline_id": pipeline["id"], "author_id": user.id}
         fresh = True
     else:
         fresh = False

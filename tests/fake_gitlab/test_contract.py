@@ -442,6 +442,47 @@ class TestRepository(FakeTestCase):
         status, _, body = raw_api("POST", f"/projects/{p.id}/statuses/{'0' * 40}", data={"state": "success"})
         self.assertEqual((status, body), (404, {"message": "404 Commit Not Found"}))
 
+    def test_commit_status_pipeline_choice_and_refusals(self):
+        """Ci::CreateCommitStatusService: the newest pipeline of the sha (filtered by ref /
+        pipeline_id), else a new external one; update_pipeline on protected refs; 404 texts."""
+        p = self.make_project()
+        self.add_dev(p)
+        dp = self.dev.projects.get(p.id)
+        main_sha = p.commits.get("main").id
+        # a Developer may not set a status on protected main (update_pipeline is prevented)
+        status, _, body = raw_api("POST", f"/projects/{p.id}/statuses/{main_sha}", token="dev-token",
+                                  data={"state": "success", "ref": "main", "name": "berth/release"})
+        self.assertEqual((status, body), (403, {"message": "403 Forbidden"}))
+        feat = dp.commits.create({"branch": "feature", "start_branch": "main", "commit_message": "f",
+                                  "actions": [{"action": "create", "file_path": "f", "content": "f"}]}).id
+        # no pipeline yet: a new external one, on the first branch that contains the sha
+        s1 = dp.commits.get(feat, lazy=True).statuses.create({"state": "running", "name": "berth/plan"})
+        ext = p.pipelines.get(s1.pipeline_id)
+        self.assertEqual((s1.ref, ext.ref, ext.source, ext.sha), ("feature", "feature", "external", feat))
+        # an existing pipeline of the sha (any source) is used when it is the newest, and gives the ref
+        api_pl = p.pipelines.create({"ref": "feature"})
+        s2 = dp.commits.get(feat, lazy=True).statuses.create({"state": "success", "name": "berth/other"})
+        self.assertEqual((s2.pipeline_id, s2.ref), (api_pl.id, "feature"))
+        s3 = dp.commits.get(feat, lazy=True).statuses.create({"state": "success", "name": "berth/plan",
+                                                              "pipeline_id": ext.id})
+        self.assertEqual(s3.pipeline_id, ext.id)
+        # the same name by another user is another status, not an update of the first
+        mine = p.commits.get(feat, lazy=True).statuses.create({"state": "running", "name": "berth/x",
+                                                               "ref": "feature"})
+        theirs = dp.commits.get(feat, lazy=True).statuses.create({"state": "success", "name": "berth/x",
+                                                                  "ref": "feature"})
+        self.assertNotEqual(mine.id, theirs.id)
+        # 404 texts of the service
+        status, _, body = raw_api("POST", f"/projects/{p.id}/statuses/{feat}", token="dev-token",
+                                  data={"state": "success", "pipeline_id": 99999})
+        self.assertEqual((status, body), (404, {"message": "404 Pipeline for pipeline_id, sha and ref Not Found"}))
+        lost = p.commits.create({"branch": "tmp", "start_branch": "main", "commit_message": "lost",
+                                 "actions": [{"action": "create", "file_path": "t", "content": "t"}]}).id
+        p.branches.delete("tmp")
+        status, _, body = raw_api("POST", f"/projects/{p.id}/statuses/{lost}", token="dev-token",
+                                  data={"state": "success"})
+        self.assertEqual((status, body), (404, {"message": "404 References for commit Not Found"}))
+
     def test_form_encoded_rack_bodies_like_the_rust_crate(self):
         p = self.make_project()
         form = ("branch=main&commit_message=two+files"
