@@ -197,11 +197,16 @@ def note_entity(ctx, p, mr, n):
 
 # -- quick actions ------------------------------------------------------------------------------
 def extract_commands(body):
-    """(remaining text, [(command, args)]) following GitLab's extractor rules."""
+    """(remaining text, [(command, args)]) following GitLab's extractor rules.
+
+    As ``Gitlab::QuickActions::Extractor#perform_regex``: ``\\r`` is deleted first and the
+    remaining text is ``rstrip``-ed -- for every note, commands or not, since
+    ``Notes::CreateService``/``UpdateService`` store the extractor's content.
+    """
     kept, commands = [], []
     fence = None
     quote = False
-    for line in body.split("\n"):
+    for line in body.replace("\r", "").split("\n"):
         stripped = line.strip()
         if fence:
             kept.append(line)
@@ -221,12 +226,12 @@ def extract_commands(body):
             quote = True
             kept.append(line)
             continue
-        m = COMMAND_LINE.match(line.rstrip("\r"))
+        m = COMMAND_LINE.match(line)
         if m and m.group(1) in KNOWN_COMMANDS:
             commands.append((m.group(1), (m.group(2) or "").strip()))
             continue
         kept.append(line)
-    return "\n".join(kept).strip(), commands
+    return "\n".join(kept).rstrip(), commands
 
 
 def _labels(arg):
@@ -700,7 +705,7 @@ def create_note(ctx, id, iid):
     changes, summary = run_commands(ctx, p, mr, commands) if commands else ({}, [])
     if commands and not text:
         return 202, {"commands_changes": changes, "summary": summary}
-    note = _add_note(ctx, p, mr, text if commands else body, internal=bool(ctx.params.bool("internal", False)))
+    note = _add_note(ctx, p, mr, text, internal=bool(ctx.params.bool("internal", False)))
     return 201, note_entity(ctx, p, mr, note)
 
 
@@ -728,7 +733,7 @@ def update_note(ctx, id, iid, note_id):
             del mr["notes"][note["id"]]
             note = dict(note, body="")
             return 200, note_entity(ctx, p, mr, note)
-    note["body"] = text if commands else body
+    note["body"] = text
     note["updated_at"] = now_iso()
     return 200, note_entity(ctx, p, mr, note)
 

@@ -609,6 +609,28 @@ class TestMergeRequests(FakeTestCase):
         self.assertNotIn("release/v1.1.0", [b.name for b in p.branches.list(get_all=True)])
 
 
+    def test_note_bodies_are_stored_as_gitlab_parses_them(self):
+        """Notes::Create/UpdateService store the quick-action extractor's content: \\r deleted,
+        trailing whitespace stripped (leading kept); commands only -> 202, nothing saved."""
+        p = self.make_project()
+        p.commits.create({"branch": "b", "start_branch": "main", "commit_message": "b",
+                          "actions": [{"action": "create", "file_path": "b", "content": "b"}]})
+        mr = p.mergerequests.create({"source_branch": "b", "target_branch": "main", "title": "b"})
+        n = mr.notes.create({"body": "  <!-- berth:plan -->\r\nline two \t\r\n\n"})
+        self.assertEqual(n.body, "  <!-- berth:plan -->\nline two")
+        self.assertEqual(mr.notes.get(n.id).body, "  <!-- berth:plan -->\nline two")
+        status, _, body = raw_api("PUT", f"/projects/{p.id}/merge_requests/{mr.iid}/notes/{n.id}",
+                                  data={"body": "edited\r\n\r\n   "})
+        self.assertEqual((status, body["body"]), (200, "edited"))
+        fenced = mr.notes.create({"body": "```\n/merge\n```\n"})
+        self.assertEqual(fenced.body, "```\n/merge\n```")
+        status, _, body = raw_api("POST", f"/projects/{p.id}/merge_requests/{mr.iid}/notes",
+                                  data={"body": "/label ~deployed\r\n"})
+        self.assertEqual((status, body["summary"]), (202, ["Added ~deployed label(s)."]))
+        self.assertEqual([x.body for x in mr.notes.list(get_all=True, sort="asc") if not x.system],
+                         ["edited", "```\n/merge\n```"])
+        self.assertEqual([q["command"] for q in control("GET", "/quick_actions")], ["label"])
+
     def test_commit_merge_requests(self):
         """GET /projects/:id/repository/commits/:sha/merge_requests: the project's MRs whose diff
         contains the commit, or whose merge / squash commit it is (MergeRequestsFinder commit_sha)."""
