@@ -37,6 +37,9 @@ KNOWN_COMMANDS = {
     "iteration", "health_status", "page", "promote", "checkin_reminder", "board_move", "create_merge_request",
     "tag", "severity", "add_contacts", "remove_contacts", "unassign_all", "status", "q", "zoom", "remove_zoom",
 }
+# app/models/merge_request.rb validate_branches; lib/api/helpers/merge_requests_helpers.rb
+# UNPROCESSABLE_ERROR_KEYS = [:project_access, :branch_conflict, :validate_fork, :base] -> 422
+SAME_BRANCH = "You can't use same project/branch for source and target"
 COMMAND_LINE = re.compile(r"^/([a-z_]+)(?:[ \t]+(.*))?$")
 
 
@@ -308,8 +311,8 @@ def create_mr(ctx, id):
     ctx.params.require("source_branch", "target_branch", "title")
     src, tgt = ctx.params.str("source_branch"), ctx.params.str("target_branch")
     description = ctx.params.str("description")
-    if src == tgt:
-        raise errors.conflict(["You can't use same project/branch for source and target"])
+    if src == tgt:   # MergeRequest#validate_branches :branch_conflict -> unprocessable_entity!
+        raise errors.unprocessable([SAME_BRANCH])
     problems = {}
     if p.repo.branch_sha(src) is None:
         problems["source_branch"] = ["does not exist"]
@@ -411,7 +414,7 @@ def update_mr(ctx, id, iid):
         if p.repo.branch_sha(tgt) is None:
             raise errors.validation({"target_branch": ["does not exist"]})
         if tgt == mr["source_branch"]:
-            raise errors.conflict(["You can't use same project/branch for source and target"])
+            raise errors.unprocessable([SAME_BRANCH])
         mr["target_branch"] = tgt
     if "title" in ctx.params:
         mr["title"] = ctx.params.str("title")

@@ -559,6 +559,13 @@ class TestMergeRequests(FakeTestCase):
         with self.assertRaises(glexc.GitlabCreateError) as cm:
             dp.mergerequests.create({"source_branch": "nope", "target_branch": "main", "title": "x"})
         self.assertEqual(cm.exception.error_message, {"source_branch": ["does not exist"]})
+        # same branch as source and target: 422 with an array (branch_conflict), not 409
+        status, _, body = raw_api("POST", f"/projects/{p.id}/merge_requests", token="dev-token",
+                                  data={"source_branch": "main", "target_branch": "main", "title": "x"})
+        self.assertEqual((status, body), (422, {"message": ["You can't use same project/branch for source and target"]}))
+        status, _, body = raw_api("PUT", f"/projects/{p.id}/merge_requests/1", token="dev-token",
+                                  data={"target_branch": "release/v1.1.0"})
+        self.assertEqual((status, body), (422, {"message": ["You can't use same project/branch for source and target"]}))
         got = p.mergerequests.get(1)
         self.assertEqual(got.sha, p.branches.get("release/v1.1.0").commit["id"])
         self.assertEqual(got.diff_refs["start_sha"], p.branches.get("main").commit["id"])
