@@ -407,6 +407,30 @@ class TestRepository(FakeTestCase):
         dp.tags.create({"tag_name": "v2.0.0", "ref": "main"})
         self.assertTrue(p.tags.get("deployed/prod/1").protected)
 
+    def test_protected_tags_refuse_developers_by_api_and_git(self):
+        """Tags carry `protected`; a Developer's protected tag is refused by POST .../tags (400, the
+        pre-receive text via Tags::CreateService) and by git push (lib/gitlab/checks/tag_check.rb)."""
+        p = self.make_project()
+        self.add_dev(p)
+        p.protectedtags.create({"name": "deployed/*", "create_access_level": 40})
+        p.tags.create({"tag_name": "deployed/test/1", "ref": "main", "message": "env: test"})
+        p.tags.create({"tag_name": "v1.0.0", "ref": "main"})
+        self.assertEqual({t.name: t.protected for t in p.tags.list(get_all=True)},
+                         {"deployed/test/1": True, "v1.0.0": False})
+        self.assertEqual((p.tags.get("deployed/test/1").protected, p.tags.get("v1.0.0").protected), (True, False))
+        status, _, body = raw_api("POST", f"/projects/{p.id}/repository/tags", token="dev-token",
+                                  data={"tag_name": "deployed/test/2", "ref": "main", "message": "forged"})
+        self.assertEqual((status, body), (400, {"message": "You are not allowed to create this tag as it is protected."}))
+        work = os.path.join(self.work, "dev")
+        git("clone", "-q", auth_url("plugins/app", token="dev-token"), work)
+        git("tag", "deployed/test/3", cwd=work)
+        push = git("push", "origin", "deployed/test/3", cwd=work, check=False)
+        self.assertNotEqual(push.returncode, 0)
+        self.assertIn("GitLab: You are not allowed to create this tag as it is protected.", push.stderr)
+        git("tag", "v1.1.0", cwd=work)
+        git("push", "-q", "origin", "v1.1.0", cwd=work)                   # unprotected: fine
+        self.assertEqual(sorted(t.name for t in p.tags.list(get_all=True)), ["deployed/test/1", "v1.0.0", "v1.1.0"])
+
     def test_protected_branches_and_statuses(self):
         p = self.make_project()
         self.add_dev(p)
