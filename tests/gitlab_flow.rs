@@ -1,46 +1,81 @@
-//! The release flow against the fake GitLab: `check` and `plan` on a
-//! release request, the merge, `checkout` and `report`, with the error
-//! paths the issue names (a request touching `.gitlab-ci.yml`, a tag moved
-//! after approval, hostile commit messages and file names, a 429 storm).
+//! The release flow against the fake GitLab, with the token model of
+//! `docs/gitlab.md`: per-app project access tokens on the management
+//! repository (Reporter for merge request jobs, Maintainer for the main
+//! pipeline), a read-only deploy token of the code repository, and
+//! `deployed/*` protected. The honest flow goes from request to report;
+//! each attack of issue 11 fails for the developer with a clear message.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use crate::common::exit::{INVALID, SUCCESS};
 use crate::common::APP_YML;
 use crate::fake::{git, FakeGitLab, ROOT_TOKEN};
 
-const BOT: &str = "bot-token";
 const DEV: &str = "dev-token";
 const MGMT: &str = "deploy/shop";
 const CODE: &str = "plugins/shop";
+const OTHER_CODE: &str = "plugins/other";
+const PROTECTED: &str = "You are not allowed to create this tag as it is protected.";
 
-/// A fake GitLab with the code and management repos of app `shop`.
+/// A fake GitLab with app `shop` onboarded as `berth app create` does it.
 struct Instance {
     fake: FakeGitLab,
     code: PathBuf,
     mgmt: PathBuf,
+    /// The Maintainer project access token of the management repository
+    /// (protected variable `BERTH_GITLAB_TOKEN` of the main pipeline).
+    main_token: String,
+    /// The Reporter project access token (`BERTH_MR_TOKEN`).
+    mr_token: String,
+    /// The code repository's read-only deploy token.
+    code_user: String,
+    code_token: String,
 }
 
 fn instance() -> Instance {
     let fake = FakeGitLab::start(json!({
-        "users": [
-            {"username": "dev", "name": "Dee Veloper", "email": "dev@example.com"},
-            {"username": "berth-bot", "name": "berth", "email": "bot@example.com", "bot": true},
-        ],
-        "tokens": [
-            {"token": DEV, "user": "dev", "scopes": ["api"]},
-            {"token": BOT, "user": "berth-bot", "scopes": ["api"]},
-        ],
+        "users": [{"username": "dev", "name": "Dee Veloper", "email": "dev@example.com"}],
+        "tokens": [{"token": DEV, "user": "dev", "scopes": ["api"]}],
         "groups": [
-            {"path": "plugins", "name": "Plugins", "members": {"berth-bot": 20}},
-            {"path": "deploy", "name": "Deploy", "members": {"berth-bot": 40}},
+            {"path": "plugins", "name": "Plugins"},
+            {"path": "deploy", "name": "Deploy"},
         ],
         "projects": [
             {"path": CODE, "members": {"dev": 40}},
+            {"path": OTHER_CODE, "initialize_with_readme": true},
             {"path": MGMT, "members": {"dev": 30}},
         ],
     }));
+    // What app create sets up, with the onboarding admin's personal token.
+    let protect = fake.ok(
+        ROOT_TOKEN,
+        "POST",
+        &format!("/projects/{}/protected_tags", enc(MGMT)),
+        json!({"name": "deployed/*", "create_access_level": 40}),
+    );
+    assert_eq!(protect["name"], "deployed/*");
+    let token = |name: &str, level: u64| {
+        let created = fake.ok(
+            ROOT_TOKEN,
+            "POST",
+            &format!("/projects/{}/access_tokens", enc(MGMT)),
+            json!({"name": name, "scopes": ["api"], "access_level": level, "expires_at": "2027-11-30"}),
+        );
+        created["token"].as_str().unwrap().to_string()
+    };
+    let main_token = token("berth-main", 40);
+    let mr_token = token("berth-mr", 20);
+    let deploy_token = fake.ok(
+        ROOT_TOKEN,
+        "POST",
+        &format!("/projects/{}/deploy_tokens", enc(CODE)),
+        json!({"name": "berth-shop", "scopes": ["read_repository"]}),
+    );
+    let code_user = deploy_token["username"].as_str().unwrap().to_string();
+    let code_token = deploy_token["token"].as_str().unwrap().to_string();
+
     let code = fake.dir.path().join("code");
     let mgmt = fake.dir.path().join("mgmt");
     std::fs::create_dir_all(&code).unwrap();
@@ -68,19 +103,23 @@ fn instance() -> Instance {
         .replace("id: example", "id: shop")
         .replace("code_repo: plugins/example", &format!("code_repo: {CODE}"));
     std::fs::write(mgmt.join("app.yml"), app).unwrap();
-    std::fs::write(mgmt.join(".gitlab-ci.yml"), "include: []\n").unwrap();
+    git(&mgmt, &["add", "app.yml"]);
     commit_file(
         &mgmt,
         "release.yml",
-        &release_yml("v0.0.0", "v0.0.0"),
+        "environments:\n  test:\n    ref: v1.0.0\n  production:\n    ref: v1.0.0\n",
         "Start",
     );
     git(&mgmt, &["push", "-q", "origin", "main"]);
-    Instance { fake, code, mgmt }
-}
-
-fn release_yml(test: &str, production: &str) -> String {
-    format!("environments:\n  test:\n    ref: {test}\n  production:\n    ref: {production}\n")
+    Instance {
+        fake,
+        code,
+        mgmt,
+        main_token,
+        mr_token,
+        code_user,
+        code_token,
+    }
 }
 
 fn commit_file(repo: &Path, name: &str, content: &str, message: &str) {
@@ -98,48 +137,75 @@ fn head(repo: &Path) -> String {
         .to_string()
 }
 
+fn enc(path: &str) -> String {
+    path.replace('/', "%2F")
+}
+
+/// release.yml asking for `tag` at `commit` on test; production stays.
+fn release_yml(tag: &str, commit: &str) -> String {
+    format!(
+        "environments:\n  test:\n    ref: {tag}\n    commit: {commit}\n  production:\n    ref: v1.0.0\n"
+    )
+}
+
 impl Instance {
-    /// Pushes a release request branch changing `test` to `tag` (plus
-    /// `extra` files) and opens its merge request; returns the IID.
-    fn request(&self, tag: &str, extra: &[(&str, &str)]) -> u64 {
-        let branch = format!("release/test-{tag}");
-        git(
-            &self.mgmt,
-            &["checkout", "-q", "-B", &branch, "origin/main"],
-        );
+    /// Tags the code repository's next commit `tag`; returns the commit.
+    fn tag_code(&self, tag: &str, content: &str) -> String {
+        commit_file(&self.code, "index.php", content, &format!("Work for {tag}"));
+        git(&self.code, &["tag", "-f", tag]);
+        git(&self.code, &["push", "-q", "-f", "origin", "main", tag]);
+        head(&self.code)
+    }
+
+    /// Pushes a release request branch whose release.yml is `release`
+    /// (plus `extra` files) and opens its merge request; returns the IID.
+    fn request_with(&self, branch: &str, release: &str, extra: &[(&str, &str)]) -> u64 {
+        git(&self.mgmt, &["checkout", "-q", "-B", branch, "origin/main"]);
         for (name, content) in extra {
             std::fs::write(self.mgmt.join(name), content).unwrap();
             git(&self.mgmt, &["add", "--", name]);
         }
-        let live = self.live_production();
-        commit_file(
-            &self.mgmt,
-            "release.yml",
-            &release_yml(tag, &live),
-            &format!("Release {tag} to test"),
-        );
-        git(
-            &self.mgmt,
-            &["push", "-q", "-f", &self.fake.git_url(DEV, MGMT), &branch],
-        );
+        commit_file(&self.mgmt, "release.yml", release, "Release request");
+        self.push_branch(branch);
         let mr = self.fake.ok(
             DEV,
             "POST",
             &format!("/projects/{}/merge_requests", enc(MGMT)),
-            json!({"source_branch": branch, "target_branch": "main", "title": format!("Release {tag} to test")}),
+            json!({"source_branch": branch, "target_branch": "main", "title": "Release"}),
         );
         mr["iid"].as_u64().unwrap()
     }
 
-    fn live_production(&self) -> String {
-        "v0.0.0".to_string()
+    fn request(&self, tag: &str, commit: &str) -> u64 {
+        self.request_with(
+            &format!("release/test-{tag}"),
+            &release_yml(tag, commit),
+            &[],
+        )
     }
 
-    /// `berth check` or `berth plan` in the MR pipeline of `iid`.
+    fn push_branch(&self, branch: &str) {
+        git(
+            &self.mgmt,
+            &["push", "-q", "-f", &self.fake.git_url(DEV, MGMT), branch],
+        );
+    }
+
+    /// `berth check` or `berth plan` in the merge request pipeline of
+    /// `iid` for the branch's current head, with the Reporter token.
     fn review(&self, command: &str, iid: u64) -> crate::common::Run {
+        self.review_at(command, iid, &head(&self.mgmt), &[])
+    }
+
+    fn review_at(&self, command: &str, iid: u64, sha: &str, global: &[&str]) -> crate::common::Run {
         self.fake
-            .berth(BOT, MGMT)
+            .berth(&self.mr_token, MGMT)
             .env("CI_MERGE_REQUEST_IID", iid.to_string())
+            .env("CI_COMMIT_SHA", sha)
+            .env("BERTH_CODE_USER", &self.code_user)
+            .env("BERTH_CODE_TOKEN", &self.code_token)
+            .env("BERTH_DOTENV", self.mgmt.join("berth.env"))
+            .args(global)
             .args([command, "--app-dir"])
             .arg_path(&self.mgmt)
             .run()
@@ -159,13 +225,24 @@ impl Instance {
         head(&self.mgmt)
     }
 
+    /// A main pipeline job with the Maintainer token and the deploy token.
     fn main_job(&self, sha: &str, args: &[&str]) -> crate::common::Run {
         self.fake
-            .berth(BOT, MGMT)
+            .berth(&self.main_token, MGMT)
             .env("CI_COMMIT_SHA", sha)
+            .env("BERTH_CODE_USER", &self.code_user)
+            .env("BERTH_CODE_TOKEN", &self.code_token)
             .env("BERTH_DOTENV", self.mgmt.join("berth.env"))
             .args(args)
             .run()
+    }
+
+    fn checkout(&self, sha: &str) -> crate::common::Run {
+        self.main_job(sha, &["checkout", "--app-dir", self.mgmt.to_str().unwrap()])
+    }
+
+    fn report(&self, sha: &str, outcome: &Path) -> crate::common::Run {
+        self.main_job(sha, &["report", "--outcome", outcome.to_str().unwrap()])
     }
 
     /// The release record tag `name` of the management repo: status, body.
@@ -174,15 +251,9 @@ impl Instance {
         self.fake.call(ROOT_TOKEN, "GET", &path, Value::Null)
     }
 
-    /// The commit statuses of `sha` in the management repo.
     fn statuses(&self, sha: &str) -> Value {
         let path = format!("/projects/{}/repository/commits/{sha}/statuses", enc(MGMT));
         self.fake.ok(ROOT_TOKEN, "GET", &path, Value::Null)
-    }
-
-    /// `berth checkout` in the main pipeline of the merge commit `sha`.
-    fn checkout(&self, sha: &str) -> crate::common::Run {
-        self.main_job(sha, &["checkout", "--app-dir", self.mgmt.to_str().unwrap()])
     }
 
     fn notes(&self, iid: u64) -> Vec<Value> {
@@ -229,83 +300,94 @@ impl Instance {
         path
     }
 
-    /// The whole flow for `tag` on `test`; returns (MR iid, merge commit).
-    fn release(&self, tag: &str) -> (u64, String) {
-        let iid = self.request(tag, &[]);
-        self.review("check", iid).expect_code(0);
-        self.review("plan", iid).expect_code(0);
+    /// The whole honest flow for `tag` at `commit` on test; returns
+    /// (MR iid, merge commit).
+    fn release(&self, tag: &str, commit: &str) -> (u64, String) {
+        let iid = self.request(tag, commit);
+        self.review("check", iid).expect_code(SUCCESS);
+        self.review("plan", iid).expect_code(SUCCESS);
         let sha = self.merge(iid);
-        self.checkout(&sha).expect_code(0);
-        let commit =
-            String::from_utf8(git(&self.mgmt.join("codes"), &["rev-parse", "HEAD"])).unwrap();
-        let outcome = self.outcome(tag, commit.trim(), None);
-        self.main_job(&sha, &["report", "--outcome", outcome.to_str().unwrap()])
-            .expect_code(0);
+        self.checkout(&sha).expect_code(SUCCESS);
+        assert_eq!(head(&self.mgmt.join("codes")), commit);
+        let outcome = self.outcome(tag, commit, None);
+        self.report(&sha, &outcome).expect_code(SUCCESS);
         (iid, sha)
     }
-}
 
-fn enc(path: &str) -> String {
-    path.replace('/', "%2F")
+    fn dotenv(&self) -> String {
+        std::fs::read_to_string(self.mgmt.join("berth.env")).unwrap_or_default()
+    }
 }
 
 #[test]
 fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     let gl = instance();
-    commit_file(
-        &gl.code,
-        "index.php",
-        "<?php echo 'v1.1.0';\n",
-        "Say v1.1.0",
-    );
+    let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
     commit_file(&gl.code, "lib/new.php", "<?php\n", "Add a library");
-    git(&gl.code, &["tag", "v1.1.0"]);
-    git(&gl.code, &["push", "-q", "origin", "main", "v1.1.0"]);
-    let v110 = head(&gl.code);
+    git(&gl.code, &["tag", "-f", "v1.1.0"]);
+    git(&gl.code, &["push", "-q", "-f", "origin", "main", "v1.1.0"]);
+    let v110 = {
+        assert_ne!(v110, head(&gl.code));
+        head(&gl.code)
+    };
 
-    let iid = gl.request("v1.1.0", &[]);
+    let iid = gl.request("v1.1.0", &v110);
     gl.fake.clear_log();
-    let check = gl.review("check", iid).expect_code(0);
-    assert!(
-        check.stdout().contains("check passed"),
-        "{}",
-        check.stdout()
+    let check = gl.review("check", iid).expect_code(SUCCESS);
+    assert_eq!(
+        check.stdout(),
+        format!(
+            "check passed: !{iid} at {} changes only release.yml; test → v1.1.0 at {v110}\n",
+            head(&gl.mgmt)
+        )
     );
     let check_calls = gl.fake.api_requests().len();
     gl.fake.clear_log();
-    gl.review("plan", iid).expect_code(0);
+    gl.review("plan", iid).expect_code(SUCCESS);
     let plan_calls = gl.fake.api_requests().len();
     // A second plan edits the same note instead of adding one.
-    gl.review("plan", iid).expect_code(0);
+    gl.review("plan", iid).expect_code(SUCCESS);
     let plan = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(plan.contains("#### Environment test"), "{plan}");
     assert!(plan.contains("(nothing released yet)"), "{plan}");
     assert!(
         plan.contains(&v110[..12]),
-        "the plan shows the requested commit: {plan}"
+        "the plan shows the pinned commit: {plan}"
+    );
+    assert!(
+        !plan.contains("berth:plan-data"),
+        "no data for machines in the note: {plan}"
     );
 
     let sha = gl.merge(iid);
     gl.fake.clear_log();
-    let checkout = gl.checkout(&sha).expect_code(0);
+    let checkout = gl.checkout(&sha).expect_code(SUCCESS);
     assert!(
-        checkout.stderr().contains("checked out v1.1.0"),
+        checkout
+            .stderr()
+            .contains(&format!("test: checked out v1.1.0 at {v110}")),
         "{}",
         checkout.stderr()
     );
     assert_eq!(head(&gl.mgmt.join("codes")), v110);
     assert!(gl.mgmt.join("codes/lib/new.php").exists());
-    let dotenv = std::fs::read_to_string(gl.mgmt.join("berth.env")).unwrap();
+    let dotenv = gl.dotenv();
     assert!(
         dotenv.contains(&format!("BERTH_TEST_COMMIT={v110}\n")),
         "{dotenv}"
     );
     assert!(dotenv.contains("BERTH_TEST_REF=v1.1.0\n"), "{dotenv}");
-    assert!(!dotenv.contains(BOT), "no secret in outputs");
+    assert!(dotenv.contains("BERTH_ENVIRONMENTS=test\n"), "{dotenv}");
+    for secret in [&gl.main_token, &gl.mr_token, &gl.code_token] {
+        assert!(!dotenv.contains(secret.as_str()), "no secret in outputs");
+        assert!(
+            !checkout.stderr().contains(secret.as_str()),
+            "no secret in the log"
+        );
+    }
 
     let outcome = gl.outcome("v1.1.0", &v110, None);
-    gl.main_job(&sha, &["report", "--outcome", outcome.to_str().unwrap()])
-        .expect_code(0);
+    gl.report(&sha, &outcome).expect_code(SUCCESS);
     let main_calls = gl.fake.api_requests().len();
     let total = check_calls + plan_calls + main_calls;
     println!(
@@ -314,10 +396,10 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     assert!(total <= 25, "{total} API calls for one release");
 
     let report = gl.berth_note(iid, "<!-- berth:report -->");
-    assert!(report.contains("released"), "{report}");
     assert!(report.contains("deployed/test/1"), "{report}");
     let (status, tag) = gl.record("deployed/test/1");
     assert_eq!(status, 200, "{tag}");
+    assert_eq!(tag["protected"], true, "{tag}");
     let message = tag["message"].as_str().unwrap();
     assert!(message.contains(&format!("commit: {v110}")), "{message}");
     assert!(message.contains("ref: v1.1.0"), "{message}");
@@ -326,29 +408,344 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     assert_eq!(statuses[0]["status"], "success");
 }
 
+/// Attack 1: the developer moves the tag after the admin read the plan
+/// and retries the plan job, before and after the merge.
 #[test]
-fn a_request_that_touches_the_pipeline_fails_check_with_a_note() {
+fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
     let gl = instance();
-    let iid = gl.request("v0.0.0", &[(".gitlab-ci.yml", "steal:\n  script: env\n")]);
-    let run = gl.review("check", iid).expect_code(3);
-    assert!(run.stderr().contains(".gitlab-ci.yml"), "{}", run.stderr());
+    let approved = gl.tag_code("v1.1.0", "<?php echo 'approved';\n");
+    let iid = gl.request("v1.1.0", &approved);
+    gl.review("check", iid).expect_code(SUCCESS);
+    gl.review("plan", iid).expect_code(SUCCESS);
+    let sneaky = gl.tag_code("v1.1.0", "<?php system($_GET['c']);\n");
+    // The retried plan tells the reviewer, and check fails.
+    gl.review("plan", iid).expect_code(SUCCESS);
+    let plan = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(
-        run.stderr().contains("may change only release.yml"),
+        plan.contains(&format!(
+            "**Warning**: tag v1\\.1\\.0 names commit {sneaky} in plugins/shop, but release\\.yml pins {approved}"
+        )),
+        "{plan}"
+    );
+    let check = gl.review("check", iid).expect_code(INVALID);
+    assert!(
+        check.stderr().contains(&format!(
+            "release.yml:4:13: environments.test.commit: tag v1.1.0 names commit {sneaky} in plugins/shop, but release.yml pins {approved}"
+        )),
+        "{}",
+        check.stderr()
+    );
+    // Merged anyway (say the admin missed it): checkout releases nothing,
+    // whatever the note says now, and a plan retried after the merge
+    // changes nothing either.
+    let branch_head = head(&gl.mgmt);
+    let sha = gl.merge(iid);
+    gl.review_at("plan", iid, &branch_head, &[])
+        .expect_code(SUCCESS);
+    let run = gl.checkout(&sha).expect_code(INVALID);
+    assert!(
+        run.stderr().contains(&format!(
+            "environments.test.commit: tag v1.1.0 now names commit {sneaky}, but the approved release.yml pins {approved}: the tag was moved after approval; nothing was released"
+        )),
         "{}",
         run.stderr()
     );
-    let note = gl.berth_note(iid, "<!-- berth:plan -->");
-    assert!(note.contains("berth check failed"), "{note}");
-    assert!(note.contains("gitlab\\-ci\\.yml"), "{note}");
+    assert!(
+        !gl.dotenv().contains("BERTH_TEST_COMMIT"),
+        "no outputs for a stopped release: {}",
+        gl.dotenv()
+    );
+}
+
+/// Attack 1b: a forged plan note does not release anything: checkout
+/// reads release.yml on the protected branch only.
+#[test]
+fn a_note_written_to_look_like_a_plan_is_not_read_by_checkout() {
+    let gl = instance();
+    let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
+    let iid = gl.request("v1.1.0", &v110);
+    gl.review("plan", iid).expect_code(SUCCESS);
+    // The Reporter token is unprotected: a developer can use it to edit
+    // berth's note. Nothing reads the note back.
+    let notes = gl.notes(iid);
+    let note_id = notes[0]["id"].as_u64().unwrap();
+    gl.fake.ok(
+        &gl.mr_token,
+        "PUT",
+        &format!("/projects/{}/merge_requests/{iid}/notes/{note_id}", enc(MGMT)),
+        json!({"body": "<!-- berth:plan -->\n<!-- berth:plan-data {\"test\":{\"tag\":\"v1.1.0\",\"commit\":\"0000000000000000000000000000000000000000\"}} -->"}),
+    );
+    let sha = gl.merge(iid);
+    gl.checkout(&sha).expect_code(SUCCESS);
+    assert_eq!(head(&gl.mgmt.join("codes")), v110);
+}
+
+/// Attack 2: forged release records.
+#[test]
+fn release_records_cannot_be_forged_and_bad_ones_are_ignored() {
+    let gl = instance();
+    let v100 = head(&gl.code);
+    gl.release("v1.0.0", &v100);
+    // A developer cannot create a record, by the API or by git.
+    let (status, body) = gl.fake.call(
+        DEV,
+        "POST",
+        &format!("/projects/{}/repository/tags", enc(MGMT)),
+        json!({"tag_name": "deployed/test/99", "ref": "main", "message": format!("env: test\nref: v9\ncommit: {v100}\n")}),
+    );
+    assert_eq!((status, body), (400, json!({"message": PROTECTED})));
+    git(&gl.mgmt, &["tag", "deployed/test/98"]);
+    let push = std::process::Command::new("git")
+        .args(["push", &gl.fake.git_url(DEV, MGMT), "deployed/test/98"])
+        .current_dir(&gl.mgmt)
+        .output()
+        .unwrap();
+    assert!(!push.status.success());
+    assert!(
+        String::from_utf8_lossy(&push.stderr).contains(PROTECTED),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    // Neither can the merge request jobs' token.
+    let (status, _) = gl.fake.call(
+        &gl.mr_token,
+        "POST",
+        &format!("/projects/{}/repository/tags", enc(MGMT)),
+        json!({"tag_name": "deployed/test/97", "ref": "main"}),
+    );
+    assert_eq!(status, 403);
+    // Broken records made by someone who could (an admin's slip) are
+    // ignored, listed in the plan, and do not disturb the numbering.
+    for (name, message) in [
+        ("deployed/test/7", "env: test\nref: v1.0.0\ncommit: x\nrelease: v1.0.0\nhost: web-1\nslot: blue\ntime: 2026-11-22T10:00:00Z\n".to_string()),
+        ("deployed/test/18446744073709551615", format!("env: test\nref: v1.0.0\ncommit: {v100}\nrelease: v1.0.0\nhost: web-1\nslot: blue\ntime: 2026-11-22T10:00:00Z\n")),
+    ] {
+        gl.fake.ok(
+            ROOT_TOKEN,
+            "POST",
+            &format!("/projects/{}/repository/tags", enc(MGMT)),
+            json!({"tag_name": name, "ref": "main", "message": message}),
+        );
+    }
+    let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
+    let (iid, _) = gl.release("v1.1.0", &v110);
+    let plan = gl.berth_note(iid, "<!-- berth:plan -->");
+    assert!(plan.contains("| live | v1\\.0\\.0"), "{plan}");
+    assert!(plan.contains("**Commits** (1)"), "{plan}");
+    assert!(plan.contains("**Release records ignored** (2)"), "{plan}");
+    assert!(
+        plan.contains("- tag deployed/test/7: commit \\\"x\\\" is not valid"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("- tag deployed/test/18446744073709551615: the tag name is not deployed/&lt;environment&gt;/&lt;number&gt;"),
+        "{plan}"
+    );
+    let (status, record) = gl.record("deployed/test/2");
+    assert_eq!(
+        status, 200,
+        "the next record follows the last believed one: {record}"
+    );
+    let (status, _) = gl.record("deployed/test/0");
+    assert_eq!(status, 404);
+}
+
+/// Attack 3: a pipeline for an older commit of the branch, a change to
+/// app.yml, and release.yml turned into a symbolic link.
+#[test]
+fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
+    let gl = instance();
+    let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
+    let app = std::fs::read_to_string(gl.mgmt.join("app.yml")).unwrap();
+    let greedy = app.replace("cpus: 0.5", "cpus: 16");
+    assert_ne!(greedy, app, "the fixture has cpus: 0.5");
+    let iid = gl.request_with(
+        "release/greedy",
+        &release_yml("v1.1.0", &v110),
+        &[("app.yml", &greedy)],
+    );
+    let greedy_commit = head(&gl.mgmt);
+    let run = gl.review("check", iid).expect_code(INVALID);
+    assert!(
+        run.stderr().contains("app.yml: this merge request changes it, but a release request may change only release.yml"),
+        "{}",
+        run.stderr()
+    );
+    // The developer reverts app.yml in a new push; the old pipeline's
+    // verdict is about a commit that is no longer the head.
+    std::fs::write(gl.mgmt.join("app.yml"), &app).unwrap();
+    git(&gl.mgmt, &["commit", "-q", "-am", "Revert app.yml"]);
+    gl.push_branch("release/greedy");
+    let stale = gl
+        .review_at("check", iid, &greedy_commit, &[])
+        .expect_code(INVALID);
+    assert!(
+        stale.stderr().contains(&format!(
+            "this pipeline runs for commit {greedy_commit}, but the head of merge request !{iid} is {}",
+            head(&gl.mgmt)
+        )),
+        "{}",
+        stale.stderr()
+    );
+    gl.review("check", iid).expect_code(SUCCESS);
+
+    // release.yml as a symbolic link, and a moved submodule.
+    let link = gl.request_with("release/link", &release_yml("v1.1.0", &v110), &[]);
+    std::fs::rename(gl.mgmt.join("release.yml"), gl.mgmt.join("r.yml")).unwrap();
+    std::os::unix::fs::symlink("r.yml", gl.mgmt.join("release.yml")).unwrap();
+    git(&gl.mgmt, &["add", "-A"]);
+    git(
+        &gl.mgmt,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{v110},codes"),
+        ],
+    );
+    git(&gl.mgmt, &["commit", "-q", "-m", "Link"]);
+    gl.push_branch("release/link");
+    let run = gl.review("check", link).expect_code(INVALID);
+    let stderr = run.stderr();
+    for expected in [
+        "codes: this merge request changes it, but a release request may change only release.yml",
+        "r.yml: this merge request changes it, but a release request may change only release.yml",
+        "release.yml: this merge request makes release.yml a symbolic link; it must stay a regular file (git mode 100644)",
+        "release.yml: release.yml is a symbolic link in commit",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
+    }
+}
+
+/// Attack 4: what the merge request jobs' tokens can reach.
+#[test]
+fn the_merge_request_tokens_reach_only_this_app() {
+    let gl = instance();
+    // The Reporter token sees this management repository and nothing else.
+    let (status, _) = gl.fake.call(
+        &gl.mr_token,
+        "GET",
+        &format!("/projects/{}", enc(OTHER_CODE)),
+        Value::Null,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = gl.fake.call(
+        &gl.mr_token,
+        "GET",
+        &format!("/projects/{}/repository/tags", enc(CODE)),
+        Value::Null,
+    );
+    assert_eq!(status, 404, "not even the app's own code repository");
+    // The deploy token reads this app's code over git, and only that.
+    let url = |project: &str| {
+        gl.fake.git_url("unused", project).replacen(
+            "oauth2:unused",
+            &format!("{}:{}", gl.code_user, gl.code_token),
+            1,
+        )
+    };
+    let ls = |project: &str| {
+        std::process::Command::new("git")
+            .args(["ls-remote", "--tags", &url(project)])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .unwrap()
+    };
+    let own = ls(CODE);
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    assert!(String::from_utf8_lossy(&own.stdout).contains("refs/tags/v1.0.0"));
+    assert!(!ls(OTHER_CODE).status.success(), "another tenant's code");
+    // It is refused by the API.
+    let (status, _) = gl.fake.call(
+        &gl.code_token,
+        "GET",
+        &format!("/projects/{}", enc(CODE)),
+        Value::Null,
+    );
+    assert_eq!(status, 401);
+}
+
+/// Issue 11 §6: `--dry-run` writes nothing, in every GitLab command of
+/// the release flow.
+#[test]
+fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
+    let gl = instance();
+    let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
+    let bad = gl.request_with("release/bad", &release_yml("v9.9.9", &v110), &[]);
+    gl.fake.clear_log();
+    gl.review_at("check", bad, &head(&gl.mgmt), &["--dry-run"])
+        .expect_code(INVALID);
+    let iid = gl.request("v1.1.0", &v110);
+    gl.fake.clear_log();
+    let check = gl
+        .review_at("check", iid, &head(&gl.mgmt), &["--dry-run"])
+        .expect_code(SUCCESS);
+    assert!(
+        check.stdout().starts_with("check passed"),
+        "{}",
+        check.stdout()
+    );
+    let plan = gl
+        .review_at("plan", iid, &head(&gl.mgmt), &["--dry-run"])
+        .expect_code(SUCCESS);
+    assert!(
+        plan.stdout()
+            .starts_with(&format!("plan made (not posted: dry run) on !{iid}\n")),
+        "{}",
+        plan.stdout()
+    );
+    assert_eq!(gl.fake.api_writes(), Vec::<Value>::new());
+    assert!(gl.notes(bad).is_empty() && gl.notes(iid).is_empty());
+
+    let sha = gl.merge(iid);
+    gl.fake.clear_log();
+    let checkout = gl
+        .main_job(
+            &sha,
+            &[
+                "--dry-run",
+                "checkout",
+                "--app-dir",
+                gl.mgmt.to_str().unwrap(),
+            ],
+        )
+        .expect_code(SUCCESS);
+    assert!(
+        checkout
+            .stderr()
+            .contains(&format!("test: would check out v1.1.0 at {v110}")),
+        "{}",
+        checkout.stderr()
+    );
+    assert!(!gl.mgmt.join("codes").exists(), "nothing checked out");
+    assert_eq!(gl.dotenv(), "", "no outputs written");
+    let outcome = gl.outcome("v1.1.0", &v110, None);
+    gl.main_job(
+        &sha,
+        &[
+            "--dry-run",
+            "report",
+            "--outcome",
+            outcome.to_str().unwrap(),
+        ],
+    )
+    .expect_code(SUCCESS);
+    assert_eq!(gl.fake.api_writes(), Vec::<Value>::new());
+    let (status, _) = gl.record("deployed/test/1");
+    assert_eq!(status, 404);
 }
 
 #[test]
 fn a_tag_that_does_not_exist_fails_check_naming_file_and_line() {
     let gl = instance();
-    let iid = gl.request("v9.9.9", &[]);
-    let run = gl.review("check", iid).expect_code(3);
+    let iid = gl.request("v9.9.9", &head(&gl.code));
+    let run = gl.review("check", iid).expect_code(INVALID);
     assert!(
-        run.stderr().contains("release.yml:2:3: environments.test.ref: v9.9.9 is not a tag of the code repository plugins/shop"),
+        run.stderr().contains("release.yml:3:10: environments.test.ref: v9.9.9 is not a tag of the code repository plugins/shop"),
         "{}",
         run.stderr()
     );
@@ -356,48 +753,28 @@ fn a_tag_that_does_not_exist_fails_check_naming_file_and_line() {
 }
 
 #[test]
-fn a_tag_moved_after_approval_stops_the_release() {
+fn a_request_without_the_commit_fails_check_with_a_hint() {
     let gl = instance();
-    commit_file(
-        &gl.code,
-        "index.php",
-        "<?php echo 'approved';\n",
-        "Approved change",
+    gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
+    let iid = gl.request_with(
+        "release/no-commit",
+        "environments:\n  test:\n    ref: v1.1.0\n  production:\n    ref: v1.0.0\n",
+        &[],
     );
-    git(&gl.code, &["tag", "v1.1.0"]);
-    git(&gl.code, &["push", "-q", "origin", "main", "v1.1.0"]);
-    let approved = head(&gl.code);
-    let iid = gl.request("v1.1.0", &[]);
-    gl.review("check", iid).expect_code(0);
-    gl.review("plan", iid).expect_code(0);
-    // After the plan, the developer points the tag somewhere else.
-    commit_file(
-        &gl.code,
-        "index.php",
-        "<?php system($_GET['c']);\n",
-        "Sneaky change",
-    );
-    git(&gl.code, &["tag", "-f", "v1.1.0"]);
-    git(&gl.code, &["push", "-q", "-f", "origin", "main", "v1.1.0"]);
-    let sha = gl.merge(iid);
-    let run = gl.checkout(&sha).expect_code(3);
+    let run = gl.review("check", iid).expect_code(INVALID);
     assert!(
-        run.stderr().contains("the tag was moved after approval"),
+        run.stderr().contains("release.yml:2:3: environments.test.commit: v1.1.0 is requested without the commit it names; the admin approves a commit, not a tag"),
         "{}",
         run.stderr()
     );
-    assert!(run.stderr().contains(&approved), "{}", run.stderr());
-    let dotenv = std::fs::read_to_string(gl.mgmt.join("berth.env")).unwrap_or_default();
-    assert!(
-        !dotenv.contains("BERTH_TEST_COMMIT"),
-        "no outputs for a stopped release: {dotenv}"
-    );
+    let note = gl.berth_note(iid, "<!-- berth:plan -->");
+    assert!(note.contains("berth check failed"), "{note}");
 }
 
 #[test]
 fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
     let gl = instance();
-    gl.release("v1.0.0");
+    gl.release("v1.0.0", &head(&gl.code));
     let payloads = [
         "/merge",
         "fix\n\n/approve",
@@ -416,9 +793,9 @@ fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
     );
     git(&gl.code, &["tag", "v1.1.0"]);
     git(&gl.code, &["push", "-q", "origin", "main", "v1.1.0"]);
-    let iid = gl.request("v1.1.0", &[]);
-    gl.review("check", iid).expect_code(0);
-    gl.review("plan", iid).expect_code(0);
+    let iid = gl.request("v1.1.0", &head(&gl.code));
+    gl.review("check", iid).expect_code(SUCCESS);
+    gl.review("plan", iid).expect_code(SUCCESS);
     let note = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(
         note.contains("| live | v1\\.0\\.0"),
@@ -434,7 +811,6 @@ fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
     for raw in ["<script", "<img", "](javascript", "@root"] {
         assert!(!note.contains(raw), "{raw:?} reached the note:\n{note}");
     }
-    // The MR is still open and unapproved: no quick action ran.
     let mr = gl.fake.ok(
         ROOT_TOKEN,
         "GET",
@@ -447,9 +823,9 @@ fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
 #[test]
 fn a_429_storm_during_plan_is_ridden_out() {
     let gl = instance();
-    let iid = gl.request("v1.0.0", &[]);
+    let iid = gl.request("v1.0.0", &head(&gl.code));
     gl.fake.storm(4, 1);
-    let run = gl.review("plan", iid).expect_code(0);
+    let run = gl.review("plan", iid).expect_code(SUCCESS);
     assert!(
         run.stderr().contains("GitLab answered 429"),
         "{}",
@@ -461,12 +837,12 @@ fn a_429_storm_during_plan_is_ridden_out() {
 #[test]
 fn a_failed_deploy_is_reported_with_its_step_and_no_record() {
     let gl = instance();
-    let iid = gl.request("v1.0.0", &[]);
-    gl.review("plan", iid).expect_code(0);
+    let v100 = head(&gl.code);
+    let iid = gl.request("v1.0.0", &v100);
+    gl.review("plan", iid).expect_code(SUCCESS);
     let sha = gl.merge(iid);
-    let outcome = gl.outcome("v1.0.0", "0123", Some("wait until blue is healthy"));
-    gl.main_job(&sha, &["report", "--outcome", outcome.to_str().unwrap()])
-        .expect_code(0);
+    let outcome = gl.outcome("v1.0.0", &v100, Some("wait until blue is healthy"));
+    gl.report(&sha, &outcome).expect_code(SUCCESS);
     let report = gl.berth_note(iid, "<!-- berth:report -->");
     assert!(
         report.contains("failed at wait until blue is healthy"),

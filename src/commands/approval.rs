@@ -53,7 +53,7 @@ fn text_at(
         .map_err(|e| {
             CommandError::Failed(e.context(format!("read {name} from commit {commit}")))
         })?;
-    Ok(file_text(name, commit, file).map_err(|p| Problems(vec![p])))
+    Ok(file_text(name, commit, file))
 }
 
 /// `release.yml` and `app.yml` as committed in `commit`, parsed and

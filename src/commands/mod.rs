@@ -64,7 +64,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Status(args) => status::run(args, &env, &reporter),
         Command::Logs(args) => logs::run(args, &env, &reporter),
         Command::ServeLogs(args) => logs::serve_logs(args, &env, &reporter),
-        Command::Report(args) => report::run(args, &env, &reporter),
+        Command::Report(args) => report::run(args, global.dry_run, &env, &reporter),
         Command::App(crate::cli::AppCommand::Create(args)) => {
             app_create::run(args, &env, &reporter)
         }

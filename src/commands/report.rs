@@ -17,7 +17,12 @@ use crate::plan::history::ReleaseRecord;
 use crate::plan::note::{report_note, EnvOutcome};
 use crate::report::Reporter;
 
-pub fn run(args: &ReportArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
+pub fn run(
+    args: &ReportArgs,
+    dry_run: bool,
+    env: &Env,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
     let project = management_project(None, env)?;
     let Some(sha) = env.commit_sha.clone() else {
         return Err(missing(
@@ -29,6 +34,16 @@ pub fn run(args: &ReportArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
     let gitlab = connect(env)?;
     let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
     let merge_request = calls::merged_request_for(&gitlab, &project, &sha).map_err(failed)?;
+    if dry_run {
+        return dry_run_report(
+            &gitlab,
+            &project,
+            &sha,
+            &outcomes,
+            merge_request.map(|m| m.iid),
+            reporter,
+        );
+    }
     let mut notes = Vec::new();
     for outcome in &outcomes {
         let record = if outcome.ok && outcome.action == "deploy" {
@@ -89,6 +104,61 @@ pub fn run(args: &ReportArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
     reporter.result(
         &format!("reported: {description}"),
         &json!({"ok": all_ok, "merge_request": merge_request.map(|m| m.iid), "environments": notes.iter().map(|n| json!({"env": n.env, "ref": n.tag, "record": n.record, "failed_step": n.failed_step})).collect::<Vec<_>>()}),
+    );
+    Ok(())
+}
+
+/// What `report` would write, printed; nothing is written.
+fn dry_run_report(
+    gitlab: &GitLab,
+    project: &str,
+    sha: &str,
+    outcomes: &[Outcome],
+    merge_request: Option<u64>,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
+    let mut history = calls::release_history(gitlab, project).map_err(failed)?;
+    let mut lines = Vec::new();
+    for outcome in outcomes.iter().filter(|o| o.ok && o.action == "deploy") {
+        let number = history.next_number(&outcome.env).map_err(|why| {
+            CommandError::Failed(anyhow::anyhow!("number the release record: {why}"))
+        })?;
+        lines.push(format!(
+            "POST projects/{project}/repository/tags  tag_name=deployed/{}/{number} ref={sha} ({} {})",
+            outcome.env, outcome.tag, outcome.commit.as_deref().unwrap_or("")
+        ));
+        // Later outcomes of the same environment number after this one.
+        history.records.push(ReleaseRecord {
+            env: outcome.env.clone(),
+            number,
+            tag: outcome.tag.clone(),
+            commit: None,
+            release: outcome.tag.clone(),
+            host: outcome.host.clone(),
+            slot: "unknown".into(),
+            time: outcome.time.clone(),
+            pipeline: None,
+            merge_request,
+            action: "deploy".into(),
+        });
+    }
+    if let Some(iid) = merge_request {
+        lines.push(format!(
+            "POST projects/{project}/merge_requests/{iid}/notes  (the report note)"
+        ));
+    }
+    let all_ok = outcomes.iter().all(|o| o.ok);
+    lines.push(format!(
+        "POST projects/{project}/statuses/{sha}  name=berth/release state={}",
+        if all_ok { "success" } else { "failed" }
+    ));
+    reporter.result(
+        &format!(
+            "dry run: report would write (nothing was written):\n{}",
+            lines.join("\n")
+        ),
+        &json!({"dry_run": true, "writes": lines}),
     );
     Ok(())
 }

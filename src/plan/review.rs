@@ -5,7 +5,7 @@
 
 use crate::config::release::{ReleaseFile, RequestedRelease, FILE_NAME};
 use crate::config::values::quoted;
-use crate::config::Problem;
+use crate::config::{Problem, Problems};
 
 /// The only git mode `release.yml` may have: a regular, non-executable file.
 pub const REGULAR_FILE: u32 = 0o100644;
@@ -32,8 +32,8 @@ pub enum FileAt {
 /// that stops berth from reading it: missing, a link or a submodule
 /// (never followed), too large (sized from the object header, before
 /// reading), or not UTF-8.
-pub fn file_text(name: &str, commit: &str, file: FileAt) -> Result<String, Problem> {
-    let problem = |message: String, hint: &str| whole_file(name, message, hint);
+pub fn file_text(name: &str, commit: &str, file: FileAt) -> Result<String, Problems> {
+    let problem = |message: String, hint: &str| Problems(vec![whole_file(name, message, hint)]);
     match file {
         FileAt::Missing => Err(problem(
             format!("there is no {name} in commit {commit}"),

@@ -231,7 +231,8 @@ pub fn upsert_note(
 ) -> CallResult<()> {
     let me = current_user(gitlab)?;
     match find_own_note(gitlab, project, iid, &me, marker)? {
-        Some((_, old)) if old == body => Ok(()),
+        // GitLab stores a note without `\r` and trailing whitespace.
+        Some((_, old)) if old == body.replace('\r', "").trim_end() => Ok(()),
         Some((note, _)) => gitlab.call_ignoring_body(&built(
             EditMergeRequestNote::builder()
                 .project(project)
