@@ -119,7 +119,7 @@ pub fn cases() -> Vec<Case> {
         case(
             "unknown key beside ref", Release, "environments:\n  test:\n    ref: v1\n    tag: v2\n".into(),
             &[
-                "release.yml:4:5: environments.test.tag: unknown key \"tag\"\n  hint: known keys here: ref",
+                "release.yml:4:5: environments.test.tag: unknown key \"tag\"\n  hint: known keys here: ref, commit",
             ],
         ),
         case(
@@ -138,6 +138,25 @@ pub fn cases() -> Vec<Case> {
             "root is a string", Release, "just text\n".into(),
             &[
                 "release.yml:1:1: expected a mapping, found a string\n  hint: write a mapping here",
+            ],
+        ),
+        // release.yml: the pinned commit
+        case(
+            "abbreviated commit", Release, "environments:\n  test:\n    ref: v1\n    commit: 0123456789ab\n".into(),
+            &[
+                "release.yml:4:13: environments.test.commit: commit \"0123456789ab\" is not 40 lowercase hexadecimal digits\n  hint: give the full 40-character commit id, e.g. the output of git rev-parse 'v1.4.0^{commit}'",
+            ],
+        ),
+        case(
+            "uppercase commit", Release, format!("environments:\n  test:\n    ref: v1\n    commit: {}\n", "ABCDEF0123".repeat(4)),
+            &[
+                "release.yml:4:13: environments.test.commit: commit \"ABCDEF0123ABCDEF0123ABCDEF0123ABCDEF0123\" is not 40 lowercase hexadecimal digits\n  hint: give the full 40-character commit id, e.g. the output of git rev-parse 'v1.4.0^{commit}'",
+            ],
+        ),
+        case(
+            "commit as a revision expression", Release, "environments:\n  test:\n    ref: v1\n    commit: \"HEAD~1\"\n".into(),
+            &[
+                "release.yml:4:13: environments.test.commit: commit \"HEAD~1\" is not 40 lowercase hexadecimal digits\n  hint: give the full 40-character commit id, e.g. the output of git rev-parse 'v1.4.0^{commit}'",
             ],
         ),
         // release.yml: tags
