@@ -1,7 +1,11 @@
-//! The git executor: fetches a tag of a code repository with git2 and checks
-//! its commit out in a working directory; pushes the first commit of a new
-//! management repository, the one commit the API cannot make (a submodule's
-//! gitlink).
+//! The git executor. For the code repository: the commit a tag names
+//! (`ls-remote`), one fetch of the tags a plan compares and the commits and
+//! files between two releases, and the checkout of a tag's commit. For the
+//! job's own checkout of the management repository: files and changes read
+//! from git objects at a given commit, never from the work tree. And the
+//! push of a new management repository's first commit, the one commit the
+//! API cannot make (a submodule's gitlink). It carries out; the decisions
+//! about what it finds are in `plan::review`.
 //!
 //! libgit2 is built without its own HTTP and TLS stacks. Its smart-HTTP
 //! requests go through reqwest instead (rustls, and a DNS resolver that does

@@ -4,11 +4,8 @@
 use gitlab::api::projects::merge_requests::notes::{
     CreateMergeRequestNote, EditMergeRequestNote, MergeRequestNotes,
 };
-use gitlab::api::projects::merge_requests::{MergeRequest, MergeRequestDiffs};
-use gitlab::api::projects::repository::commits::{
-    CommitStatusState, CompareCommits, CreateCommitStatus,
-};
-use gitlab::api::projects::repository::files::FileRaw;
+use gitlab::api::projects::merge_requests::MergeRequest;
+use gitlab::api::projects::repository::commits::{CommitStatusState, CreateCommitStatus};
 use gitlab::api::projects::repository::tags::{CreateTag, Tag, Tags};
 use gitlab::api::users::CurrentUser;
 use serde::Deserialize;
@@ -91,49 +88,6 @@ pub fn merged_request_for(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct DiffInfo {
-    pub old_path: String,
-    pub new_path: String,
-    #[serde(default)]
-    pub new_file: bool,
-    #[serde(default)]
-    pub renamed_file: bool,
-    #[serde(default)]
-    pub deleted_file: bool,
-}
-
-pub fn merge_request_diffs(gitlab: &GitLab, project: &str, iid: u64) -> CallResult<Vec<DiffInfo>> {
-    let endpoint = built(
-        MergeRequestDiffs::builder()
-            .project(project)
-            .merge_request(iid)
-            .build(),
-    );
-    gitlab.call_pages(&endpoint, 3000)
-}
-
-/// A file's text at `reference`, or `None` when it does not exist there.
-pub fn file_at(
-    gitlab: &GitLab,
-    project: &str,
-    path: &str,
-    reference: &str,
-) -> CallResult<Option<String>> {
-    let endpoint = built(
-        FileRaw::builder()
-            .project(project)
-            .file_path(path)
-            .ref_(reference)
-            .build(),
-    );
-    match gitlab.call_raw(&endpoint) {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-        Err(e) if e.is(404) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-#[derive(Debug, Deserialize)]
 struct TagInfo {
     name: String,
     message: Option<String>,
@@ -162,47 +116,19 @@ pub fn tag_commit(gitlab: &GitLab, project: &str, tag: &str) -> CallResult<Optio
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Comparison {
-    pub commits: Vec<CommitInfo>,
-    pub diffs: Vec<DiffInfo>,
-}
-
-/// Commits and changed files from `from` to `to` (GitLab's merge-base compare).
-pub fn compare(gitlab: &GitLab, project: &str, from: &str, to: &str) -> CallResult<Comparison> {
-    gitlab.call(&built(
-        CompareCommits::builder()
-            .project(project)
-            .from(from)
-            .to(to)
-            .build(),
-    ))
-}
-
-#[derive(Debug, Deserialize)]
 struct NoteInfo {
     id: u64,
     body: String,
     author: User,
 }
 
-/// The body of the note by `me` that starts with `marker`, with its id.
+/// The first note on the merge request by `me` that starts with `marker`,
+/// with its id.
 pub fn find_own_note(
     gitlab: &GitLab,
     project: &str,
     iid: u64,
     me: &User,
-    marker: &str,
-) -> CallResult<Option<(u64, String)>> {
-    find_note_by(gitlab, project, iid, std::slice::from_ref(me), marker)
-}
-
-/// The first note on the merge request that starts with `marker` and was
-/// written by one of `authors`.
-pub fn find_note_by(
-    gitlab: &GitLab,
-    project: &str,
-    iid: u64,
-    authors: &[User],
     marker: &str,
 ) -> CallResult<Option<(u64, String)>> {
     let endpoint = built(
@@ -214,9 +140,7 @@ pub fn find_note_by(
     let notes: Vec<NoteInfo> = gitlab.call_pages(&endpoint, 1000)?;
     Ok(notes
         .into_iter()
-        .find(|note| {
-            authors.iter().any(|a| a.id == note.author.id) && note.body.starts_with(marker)
-        })
+        .find(|note| note.author.id == me.id && note.body.starts_with(marker))
         .map(|note| (note.id, note.body)))
 }
 
