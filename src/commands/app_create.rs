@@ -35,7 +35,7 @@ use crate::config::values::{
 use crate::config::{AppFile, Inventory};
 use crate::env::Env;
 use crate::exec::git::{self, Entry};
-use crate::exec::gitlab::{GitLab, GitLabError};
+use crate::exec::gitlab::{ErrorKind, GitLab, GitLabError};
 use crate::plan::allocation::{self, Allocated, Allocations, AppAllocation};
 use crate::report::Reporter;
 
@@ -296,7 +296,7 @@ fn ensure_project(
         || gitlab.call::<_, ProjectInfo>(&built(Project::builder().project(path.as_str()).build()));
     match get() {
         Ok(project) => return Ok(project),
-        Err(e) if e.is(404) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
     let (group, name) = path
@@ -325,7 +325,7 @@ fn ensure_project(
             Ok(project)
         }
         // Created by a run whose answer was lost: it is there now.
-        Err(e) if e.is(400) && e.detail.contains("has already been taken") => get(),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => get(),
         Err(e) => Err(e),
     }
 }
@@ -385,7 +385,7 @@ fn ensure_member(
             .build(),
     )) {
         Ok(member) => Some(member.access_level),
-        Err(e) if e.is(404) => None,
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
         Err(e) => return Err(failed(e)),
     };
     if at_most.is_some() && current.is_some_and(|level| level >= MAINTAINER) {
@@ -410,7 +410,7 @@ fn ensure_member(
     match gitlab.call_ignoring_body(&add) {
         Ok(()) => {}
         // A direct member with a lower role: raise it.
-        Err(e) if e.is(409) => gitlab
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => gitlab
             .call_ignoring_body(&built(
                 EditProjectMember::builder()
                     .project(path.as_str())
@@ -448,7 +448,7 @@ pub(super) fn read_file(
     );
     let file: FileInfo = match gitlab.call(&endpoint) {
         Ok(file) => file,
-        Err(e) if e.is(404) => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CommandError::Failed(e.into())),
     };
     let bytes = base64::engine::general_purpose::STANDARD
@@ -523,7 +523,7 @@ fn allocate(
                 reporter.info(&format!("allocated {}", describe(&app)));
                 return Ok(app);
             }
-            Err(e) if e.is(400) && e.detail.contains("has changed since you started editing") => {
+            Err(e) if e.kind() == ErrorKind::Stale => {
                 reporter.detail(&format!(
                     "{} changed meanwhile (attempt {attempt}); reading it again",
                     s.allocations
@@ -865,7 +865,7 @@ fn protect_main(
             .build(),
     )) {
         Ok(current) => Some(current),
-        Err(e) if e.is(404) => None,
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
     let strict = |levels: &[LevelInfo]| {
@@ -899,7 +899,7 @@ fn protect_main(
     );
     match gitlab.call_ignoring_body(&protect) {
         Ok(()) => {}
-        Err(e) if e.is(409) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
     reporter.info(&format!("{path}: main protected, Maintainers merge"));

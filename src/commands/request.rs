@@ -22,7 +22,7 @@ use crate::config::values::{quoted, EnvName, GitTag, ProjectPath, ScalarValue};
 use crate::config::yaml::{self, Resolved, Value};
 use crate::config::{AppFile, ReleaseFile};
 use crate::env::Env;
-use crate::exec::gitlab::{GitLab, GitLabError};
+use crate::exec::gitlab::{ErrorKind, GitLab, GitLabError};
 use crate::report::Reporter;
 
 pub fn run(args: &RequestArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
@@ -83,7 +83,7 @@ pub fn run(args: &RequestArgs, env: &Env, reporter: &Reporter) -> Result<(), Com
             .build(),
     )) {
         Ok(_) => {}
-        Err(e) if e.is(404) => {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(CommandError::Invalid(Problems(vec![problem(
                 "--ref",
                 format!(
@@ -153,10 +153,12 @@ pub fn run(args: &RequestArgs, env: &Env, reporter: &Reporter) -> Result<(), Com
     match created {
         Ok(created) => done(&created, &env_name, &tag, false, env, reporter),
         // Opened meanwhile by another run for the same branch.
-        Err(e) if e.is(409) => match open_request(&gitlab, &project, &branch).map_err(failed)? {
-            Some(open) => done(&open, &env_name, &tag, true, env, reporter),
-            None => Err(failed(e)),
-        },
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            match open_request(&gitlab, &project, &branch).map_err(failed)? {
+                Some(open) => done(&open, &env_name, &tag, true, env, reporter),
+                None => Err(failed(e)),
+            }
+        }
         Err(e) => Err(failed(e)),
     }
 }

@@ -74,6 +74,53 @@ impl GitLabError {
     pub fn is(&self, status: u16) -> bool {
         self.status == Some(status)
     }
+
+    /// What the failure means for the caller, from the status and GitLab's
+    /// documented messages (`shared/reference/gitlab.md`), so that no
+    /// command matches message text itself.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::of(self.status, &self.detail)
+    }
+}
+
+/// The failures berth reacts to differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The thing to create is there already: a project or variable name
+    /// taken, a member, a protected branch or tag rule, a tag, an open merge
+    /// request for the branch.
+    AlreadyExists,
+    /// The write was based on a state that changed meanwhile: a file's
+    /// `last_commit_id`, a merge request's head `sha`.
+    Stale,
+    /// The token may not do this (401, 403, or GitLab's 400 "You are not
+    /// allowed to …" for protected branches and tags).
+    Forbidden,
+    /// No such thing, or not visible to the token.
+    NotFound,
+    Other,
+}
+
+impl ErrorKind {
+    fn of(status: Option<u16>, detail: &str) -> ErrorKind {
+        let says = |text: &str| detail.contains(text);
+        match status {
+            Some(401 | 403) => ErrorKind::Forbidden,
+            Some(404) => ErrorKind::NotFound,
+            Some(400 | 409)
+                if says("The file has changed since you started editing it")
+                    || says("You are attempting to update a file that has changed")
+                    || says("SHA does not match HEAD of source branch") =>
+            {
+                ErrorKind::Stale
+            }
+            Some(400 | 409) if says("has already been taken") || says("already exists") => {
+                ErrorKind::AlreadyExists
+            }
+            Some(400) if says("You are not allowed to") => ErrorKind::Forbidden,
+            _ => ErrorKind::Other,
+        }
+    }
 }
 
 /// A transport failure: GitLab did not answer at all.
@@ -377,6 +424,147 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(body).unwrap();
             assert_eq!(message_of(&value), expected, "{body}");
         }
+    }
+
+    /// Answers every request with one status and body, as GitLab would.
+    struct Canned(u16, &'static str);
+
+    impl api::RestClient for Canned {
+        type Error = TransportError;
+        fn rest_endpoint(&self, endpoint: &str) -> Result<Url, ApiError<TransportError>> {
+            Ok(Url::parse("https://gitlab.example.com/api/v4/")?.join(endpoint)?)
+        }
+    }
+
+    impl api::Client for Canned {
+        fn rest(
+            &self,
+            _: http::request::Builder,
+            _: Vec<u8>,
+        ) -> Result<Response<Bytes>, ApiError<TransportError>> {
+            Ok(Response::builder()
+                .status(self.0)
+                .header("content-type", "application/json")
+                .body(Bytes::from_static(self.1.as_bytes()))
+                .unwrap())
+        }
+    }
+
+    /// GitLab's own error bodies (`shared/reference/gitlab.md`), decoded
+    /// by the crate as berth's calls decode them, then classified.
+    #[test]
+    fn gitlab_error_bodies_have_the_documented_kinds() {
+        use ErrorKind::*;
+        let cases: &[(u16, &str, ErrorKind)] = &[
+            // 2.1 duplicate project, 4 duplicate variable
+            (
+                400,
+                r#"{"message":{"name":["has already been taken"],"path":["has already been taken"]}}"#,
+                AlreadyExists,
+            ),
+            (
+                400,
+                r#"{"message":{"key":["(BERTH_APP) has already been taken"]}}"#,
+                AlreadyExists,
+            ),
+            // 2.4 member, 5.1 protected branch, 3.4 protected tag, 3.3 tag
+            (409, r#"{"message":"Member already exists"}"#, AlreadyExists),
+            (
+                409,
+                r#"{"message":"Protected branch 'main' already exists"}"#,
+                AlreadyExists,
+            ),
+            (
+                409,
+                r#"{"message":"Protected tag 'deployed/*' already exists"}"#,
+                AlreadyExists,
+            ),
+            (
+                400,
+                r#"{"message":"Tag deployed/test/3 already exists"}"#,
+                AlreadyExists,
+            ),
+            // 6.1 an open merge request for the branch, 3.1 branch exists
+            (
+                409,
+                r#"{"message":["Another open merge request already exists for this source branch: !4"]}"#,
+                AlreadyExists,
+            ),
+            (
+                400,
+                r#"{"message":"A branch called 'release/test-v1' already exists. Switch to that branch in order to make changes"}"#,
+                AlreadyExists,
+            ),
+            // 3.1 commits API, 3.2 files API, 6.4/6.5 merge request head
+            (
+                400,
+                r#"{"message":"The file has changed since you started editing it: allocations.yml"}"#,
+                Stale,
+            ),
+            (
+                400,
+                r#"{"message":"You are attempting to update a file that has changed since you started editing it."}"#,
+                Stale,
+            ),
+            (
+                409,
+                r#"{"message":"SHA does not match HEAD of source branch: 1a2b3c"}"#,
+                Stale,
+            ),
+            // 1, 4 (protected tags), 3.1
+            (401, r#"{"message":"401 Unauthorized"}"#, Forbidden),
+            (403, r#"{"message":"403 Forbidden"}"#, Forbidden),
+            (
+                403,
+                r#"{"error":"insufficient_scope","error_description":"The request requires higher privileges than provided by the access token."}"#,
+                Forbidden,
+            ),
+            (
+                400,
+                r#"{"message":"You are not allowed to create this tag as it is protected."}"#,
+                Forbidden,
+            ),
+            (
+                400,
+                r#"{"message":"You are not allowed to push into this branch"}"#,
+                Forbidden,
+            ),
+            (404, r#"{"message":"404 Project Not Found"}"#, NotFound),
+            (404, r#"{"error":"404 Not Found"}"#, NotFound),
+            (404, r#"{"message":"404 Variable Not Found"}"#, NotFound),
+            // Everything else is not for berth to interpret.
+            (
+                409,
+                r#"{"message":"There are multiple variables with provided parameters. Please use 'filter[environment_scope]'"}"#,
+                Other,
+            ),
+            (400, r#"{"error":"title is missing"}"#, Other),
+            (400, r#"{"message":{"value":["is invalid"]}}"#, Other),
+            (400, r#"{"message":"Target nope is invalid"}"#, Other),
+            (405, r#"{"message":"405 Method Not Allowed"}"#, Other),
+            (422, r#"{"error":"Invalid url given"}"#, Other),
+            (500, r#"{"message":"500 Internal Server Error"}"#, Other),
+        ];
+        let endpoint = gitlab::api::projects::Project::builder()
+            .project("deploy/shop")
+            .build()
+            .unwrap();
+        for &(status, body, expected) in cases {
+            let error = api::ignore(&endpoint)
+                .query(&Canned(status, body))
+                .unwrap_err();
+            let error = describe(&endpoint, error);
+            assert_eq!(error.status, Some(status), "{body}");
+            assert_eq!(error.kind(), expected, "{status} {body} read as {error}");
+        }
+        // A failure without an answer is nothing berth can act on either.
+        let unanswered = GitLabError {
+            method: "GET".into(),
+            endpoint: "projects/deploy%2Fshop".into(),
+            status: None,
+            detail: "connection refused".into(),
+        };
+        assert_eq!(unanswered.kind(), Other);
     }
 
     #[test]
