@@ -24,10 +24,6 @@ use crate::fake::{encoded, git, FakeGitLab, ROOT_TOKEN};
 
 /// The developer: pushes code, tags, release branches; opens requests.
 const DEV: &str = "dev-token";
-/// berth's token in default-branch pipelines (Maintainer on the deploy group).
-const BOT: &str = "bot-token";
-/// berth's token in merge request pipelines (Reporter).
-const MR_BOT: &str = "mr-token";
 const PLAN: &str = "<!-- berth:plan -->";
 const REPORT: &str = "<!-- berth:report -->";
 /// Seconds a release may take to answer its health path: also how long the
@@ -44,7 +40,60 @@ struct World {
     code_project: String,
     /// Holds `code/`, `mgmt/`, `bin/berth`, `home/`, `inventory.yml`.
     work: tempfile::TempDir,
+    tokens: Tokens,
     _share: std::sync::RwLockReadGuard<'static, ()>,
+}
+
+/// What `berth app create` gives an app on GitLab: two project access
+/// tokens on the management repository and a read-only deploy token of
+/// the code repository (docs/gitlab.md).
+struct Tokens {
+    /// Maintainer: the main pipeline's `BERTH_GITLAB_TOKEN`, and its bot.
+    main: String,
+    main_bot: String,
+    /// Reporter: the merge request jobs' `BERTH_MR_TOKEN`, and its bot.
+    mr: String,
+    mr_bot: String,
+    code_user: String,
+    code_token: String,
+}
+
+impl Tokens {
+    fn create(fake: &FakeGitLab, mgmt_project: &str, code_project: &str) -> Tokens {
+        fake.ok(
+            ROOT_TOKEN,
+            "POST",
+            &format!("/projects/{}/protected_tags", encoded(mgmt_project)),
+            json!({"name": "deployed/*", "create_access_level": 40}),
+        );
+        let token = |name: &str, level: u64| {
+            let created = fake.ok(
+                ROOT_TOKEN,
+                "POST",
+                &format!("/projects/{}/access_tokens", encoded(mgmt_project)),
+                json!({"name": name, "scopes": ["api"], "access_level": level, "expires_at": "2027-11-30"}),
+            );
+            let token = created["token"].as_str().unwrap().to_string();
+            let user = fake.ok(&token, "GET", "/user", Value::Null);
+            (token, user["username"].as_str().unwrap().to_string())
+        };
+        let (main, main_bot) = token("berth-main", 40);
+        let (mr, mr_bot) = token("berth-mr", 20);
+        let deploy = fake.ok(
+            ROOT_TOKEN,
+            "POST",
+            &format!("/projects/{}/deploy_tokens", encoded(code_project)),
+            json!({"name": "berth-code", "scopes": ["read_repository"]}),
+        );
+        Tokens {
+            main,
+            main_bot,
+            mr,
+            mr_bot,
+            code_user: deploy["username"].as_str().unwrap().to_string(),
+            code_token: deploy["token"].as_str().unwrap().to_string(),
+        }
+    }
 }
 
 /// What one gitlab-ci-local run printed, and whether it passed.
@@ -80,23 +129,20 @@ impl World {
         let fake = FakeGitLab::start(json!({
             "users": [
                 {"username": "dee", "name": "Dee Veloper", "email": "dee@example.com"},
-                {"username": "berth-bot", "name": "berth", "email": "bot@example.com", "bot": true},
-                {"username": "berth-mr-bot", "name": "berth (merge requests)", "email": "mr@example.com", "bot": true},
             ],
             "tokens": [
                 {"token": DEV, "user": "dee", "scopes": ["api"]},
-                {"token": BOT, "user": "berth-bot", "scopes": ["api"]},
-                {"token": MR_BOT, "user": "berth-mr-bot", "scopes": ["api"]},
             ],
             "groups": [
-                {"path": "plugins", "name": "Plugins", "members": {"berth-bot": 20, "berth-mr-bot": 20}},
-                {"path": "deploy", "name": "Deploy", "members": {"berth-bot": 40, "berth-mr-bot": 20}},
+                {"path": "plugins", "name": "Plugins"},
+                {"path": "deploy", "name": "Deploy"},
             ],
             "projects": [
                 {"path": code_project, "members": {"dee": 40}},
                 {"path": mgmt_project, "members": {"dee": 30}},
             ],
         }));
+        let tokens = Tokens::create(&fake, &mgmt_project, &code_project);
         let work = tempfile::tempdir().unwrap();
         let world = World {
             rig,
@@ -105,6 +151,7 @@ impl World {
             mgmt_project,
             code_project,
             work,
+            tokens,
             _share: share,
         };
         world.start_code_repo();
@@ -184,7 +231,11 @@ impl World {
             )
             .replacen("example.berth.localhost", &self.production_domain(), 1);
         std::fs::write(seed.join("app.yml"), app).unwrap();
-        std::fs::write(seed.join("release.yml"), release_yml("v0.0.0", "v0.0.0")).unwrap();
+        std::fs::write(
+            seed.join("release.yml"),
+            "environments:\n  test:\n    ref: v0.0.0\n  production:\n    ref: v0.0.0\n",
+        )
+        .unwrap();
         git(&seed, &["init", "-q", "-b", "main"]);
         git(&seed, &["add", "-A"]);
         git(&seed, &["commit", "-q", "-m", "Onboard the app"]);
@@ -227,9 +278,16 @@ impl World {
     }
 
     /// The developer pushes `release/<name>` from `main` with release.yml
-    /// at `test`/`production` (plus `extra` files) and opens its merge
+    /// at `test`/`production` (tag and commit; no commit for an
+    /// environment left as it is) plus `extra` files, and opens its merge
     /// request; returns its IID. The pipeline checkout is left on the branch.
-    fn request(&self, name: &str, test: &str, production: &str, extra: &[(&str, &str)]) -> u64 {
+    fn request(
+        &self,
+        name: &str,
+        test: (&str, &str),
+        production: (&str, &str),
+        extra: &[(&str, &str)],
+    ) -> u64 {
         let mgmt = self.path("mgmt");
         let branch = format!("release/{name}");
         git(&mgmt, &["fetch", "-q", "origin"]);
@@ -355,7 +413,9 @@ impl World {
                 ("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", branch),
                 ("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main".into()),
                 ("CI_MERGE_REQUEST_PROJECT_PATH", self.mgmt_project.clone()),
-                ("BERTH_MR_TOKEN", MR_BOT.into()),
+                ("BERTH_MR_TOKEN", self.tokens.mr.clone()),
+                ("BERTH_CODE_USER", self.tokens.code_user.clone()),
+                ("BERTH_CODE_TOKEN", self.tokens.code_token.clone()),
             ],
             &["--unset-variable", "CI_COMMIT_BRANCH"],
         )
@@ -367,8 +427,9 @@ impl World {
         self.gitlab_ci_local(
             &[
                 ("CI_COMMIT_REF_PROTECTED", "true".into()),
-                ("BERTH_GITLAB_TOKEN", BOT.into()),
-                ("BERTH_MR_TOKEN", MR_BOT.into()),
+                ("BERTH_GITLAB_TOKEN", self.tokens.main.clone()),
+                ("BERTH_CODE_USER", self.tokens.code_user.clone()),
+                ("BERTH_CODE_TOKEN", self.tokens.code_token.clone()),
                 (
                     "BERTH_INVENTORY",
                     self.path("inventory.yml").display().to_string(),
@@ -484,8 +545,24 @@ impl Drop for World {
     }
 }
 
-fn release_yml(test: &str, production: &str) -> String {
-    format!("environments:\n  test:\n    ref: {test}\n  production:\n    ref: {production}\n")
+/// release.yml with each environment's tag and, when given, its commit.
+fn release_yml(
+    (test, test_commit): (&str, &str),
+    (production, production_commit): (&str, &str),
+) -> String {
+    let entry = |env: &str, tag: &str, commit: &str| {
+        let pin = if commit.is_empty() {
+            String::new()
+        } else {
+            format!("    commit: {commit}\n")
+        };
+        format!("  {env}:\n    ref: {tag}\n{pin}")
+    };
+    format!(
+        "environments:\n{}{}",
+        entry("test", test, test_commit),
+        entry("production", production, production_commit)
+    )
 }
 
 /// `text` as berth escapes it for Markdown in its notes.
@@ -517,11 +594,11 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
     // 1. A release request's merge request pipeline: check passes, the
     //    plan note appears, written with the merge request token.
     let first = scenario("1 (merge request pipeline: check and plan)", || {
-        let iid = w.request("v1.0.0", "v1.0.0", "v1.0.0", &[]);
+        let iid = w.request("v1.0.0", ("v1.0.0", &v100), ("v1.0.0", &v100), &[]);
         let run = w.mr_pipeline(iid);
         run.assert_passed(&["check", "plan"]);
         assert!(!run.out.contains("checkout"), "{}", run.out);
-        let plan = w.note(iid, PLAN, "berth-mr-bot");
+        let plan = w.note(iid, PLAN, &w.tokens.mr_bot);
         assert!(plan.contains("#### Environment test"), "{plan}");
         assert!(plan.contains("#### Environment production"), "{plan}");
         assert!(plan.contains(&v100[..12]), "the requested commit: {plan}");
@@ -534,8 +611,8 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
     scenario("2 (a request touching .gitlab-ci.yml)", || {
         let iid = w.request(
             "sneaky",
-            "v1.0.0",
-            "v0.0.0",
+            ("v1.0.0", &v100),
+            ("v0.0.0", ""),
             &[(
                 ".gitlab-ci.yml",
                 "steal:\n  script:\n    - echo STOLEN $BERTH_MR_TOKEN\n",
@@ -551,7 +628,7 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
             run.out
         );
         assert!(!run.out.contains("STOLEN"), "{}", run.out);
-        let note = w.note(iid, PLAN, "berth-mr-bot");
+        let note = w.note(iid, PLAN, &w.tokens.mr_bot);
         assert!(note.contains("berth check failed"), "{note}");
         assert!(note.contains("gitlab\\-ci\\.yml"), "{note}");
     });
@@ -563,7 +640,7 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
         let run = w.main_pipeline(&["--needs", "report:test"]);
         run.assert_passed(&["checkout", "render", "deploy:test", "report:test"]);
         w.assert_serves(&w.test_domain(), "v1.0.0", "after the main pipeline");
-        let report = w.note(first, REPORT, "berth-bot");
+        let report = w.note(first, REPORT, &w.tokens.main_bot);
         assert!(report.contains(&escaped(&w.test_domain())), "{report}");
         assert!(report.contains("deployed/test/1"), "{report}");
         let record = w.tag_message("deployed/test/1").expect("deployed/test/1");
@@ -583,9 +660,9 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
     // manual job.
     let v110 = w.tag_release("v1.1.0", true);
     let second = scenario("3 and 4 again (the second release)", || {
-        let iid = w.request("v1.1.0", "v1.1.0", "v1.1.0", &[]);
+        let iid = w.request("v1.1.0", ("v1.1.0", &v110), ("v1.1.0", &v110), &[]);
         w.mr_pipeline(iid).assert_passed(&["check", "plan"]);
-        let plan = w.note(iid, PLAN, "berth-mr-bot");
+        let plan = w.note(iid, PLAN, &w.tokens.mr_bot);
         assert!(plan.contains("| live | v1\\.0\\.0"), "{plan}");
         assert!(plan.contains(&v110[..12]), "{plan}");
         w.merge(iid);
@@ -636,8 +713,8 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
     // 6. A release whose health check fails: the pipeline is red, the
     //    report names the failing step, and v1.1.0 still serves test.
     scenario("6 (a release whose health check fails)", || {
-        w.tag_release("v1.2.0", false);
-        let iid = w.request("v1.2.0", "v1.2.0", "v1.1.0", &[]);
+        let v120 = w.tag_release("v1.2.0", false);
+        let iid = w.request("v1.2.0", ("v1.2.0", &v120), ("v1.1.0", &v110), &[]);
         w.mr_pipeline(iid).assert_passed(&["check", "plan"]);
         w.merge(iid);
         let run = w.main_pipeline(&["--needs", "report:test"]);
@@ -651,7 +728,7 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
             run.out
         );
         w.assert_serves(&w.test_domain(), "v1.1.0", "after the failed release");
-        let report = w.note(iid, REPORT, "berth-bot");
+        let report = w.note(iid, REPORT, &w.tokens.main_bot);
         assert!(report.contains("failed at "), "{report}");
         assert!(report.contains("healthy"), "the failing step: {report}");
         assert!(report.contains("still serves"), "{report}");
@@ -662,7 +739,7 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
     });
 
     // 7. The developer's logs job, from a pipeline they run on their own
-    //    branch with BERTH_LOGS set: the app's logs key (base64, as berth
+    //    branch ("Run pipeline"): the app's logs key (base64, as berth
     //    app create stores it) reads the test environment's access log.
     scenario("7 (the developer's logs job)", || {
         use base64::Engine;
@@ -683,7 +760,6 @@ fn the_release_pipelines_run_end_to_end_on_the_rig() {
         let run = w.gitlab_ci_local(
             &[
                 ("CI_PIPELINE_SOURCE", "web".into()),
-                ("BERTH_LOGS", "1".into()),
                 ("BERTH_LOGS_ENV", "test".into()),
                 ("BERTH_LOGS_SOURCE", "access".into()),
                 (
@@ -733,9 +809,11 @@ fn production_by_hand(w: &World, iid: u64, version: &str, record: u32) {
     assert!(message.contains(&format!("ref: {version}")), "{message}");
     let reports = w.notes(iid, REPORT);
     assert!(
-        reports.iter().any(|(author, body)| author == "berth-bot"
-            && body.contains(&escaped(&w.production_domain()))
-            && body.contains(&tag)),
+        reports
+            .iter()
+            .any(|(author, body)| *author == w.tokens.main_bot
+                && body.contains(&escaped(&w.production_domain()))
+                && body.contains(&tag)),
         "a report of {tag} on !{iid}: {reports:#?}"
     );
 }
