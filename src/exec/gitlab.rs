@@ -5,6 +5,7 @@
 //!
 //! Endpoints the crate lacks live in [`endpoints`].
 
+pub mod apply;
 pub mod calls;
 pub mod endpoints;
 

@@ -3,6 +3,7 @@
 
 pub mod allocation;
 pub mod deploy;
+pub mod gitlab;
 pub mod history;
 pub mod logs;
 pub mod note;

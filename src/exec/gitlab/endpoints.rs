@@ -88,3 +88,94 @@ impl Endpoint for UpdateSubmodule<'_> {
         params.into_body()
     }
 }
+
+/// `POST /projects/:id/access_tokens`: a project access token (a bot
+/// user, member of the project with `access_level`). The crate's builder
+/// takes a `chrono` date; berth passes `YYYY-MM-DD` itself.
+pub struct CreateAccessToken<'a> {
+    pub project: NameOrId<'a>,
+    pub name: &'a str,
+    pub access_level: u64,
+    pub scopes: &'a [&'a str],
+    pub expires_at: &'a str,
+}
+
+impl Endpoint for CreateAccessToken<'_> {
+    fn method(&self) -> Method {
+        Method::POST
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("projects/{}/access_tokens", self.project).into()
+    }
+
+    fn body(&self) -> Result<Option<(&'static str, Vec<u8>)>, BodyError> {
+        let mut params = FormParams::default();
+        params.push("name", self.name);
+        params.push("access_level", self.access_level);
+        params.push("expires_at", self.expires_at);
+        params.extend(self.scopes.iter().map(|scope| ("scopes[]", *scope)));
+        params.into_body()
+    }
+}
+
+/// `GET /projects/:id/deploy_tokens`: the project's deploy tokens
+/// (Maintainer), revoked and expired ones included.
+pub struct DeployTokens<'a> {
+    pub project: NameOrId<'a>,
+}
+
+impl Endpoint for DeployTokens<'_> {
+    fn method(&self) -> Method {
+        Method::GET
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("projects/{}/deploy_tokens", self.project).into()
+    }
+}
+
+impl Pageable for DeployTokens<'_> {}
+
+/// `POST /projects/:id/deploy_tokens`: a deploy token, for git over HTTP
+/// with its user name and token.
+pub struct CreateDeployToken<'a> {
+    pub project: NameOrId<'a>,
+    pub name: &'a str,
+    pub scopes: &'a [&'a str],
+    pub expires_at: Option<&'a str>,
+}
+
+impl Endpoint for CreateDeployToken<'_> {
+    fn method(&self) -> Method {
+        Method::POST
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("projects/{}/deploy_tokens", self.project).into()
+    }
+
+    fn body(&self) -> Result<Option<(&'static str, Vec<u8>)>, BodyError> {
+        let mut params = FormParams::default();
+        params.push("name", self.name);
+        params.push_opt("expires_at", self.expires_at);
+        params.extend(self.scopes.iter().map(|scope| ("scopes[]", *scope)));
+        params.into_body()
+    }
+}
+
+/// `DELETE /projects/:id/deploy_tokens/:token_id`: revokes a deploy token.
+pub struct RevokeDeployToken<'a> {
+    pub project: NameOrId<'a>,
+    pub id: u64,
+}
+
+impl Endpoint for RevokeDeployToken<'_> {
+    fn method(&self) -> Method {
+        Method::DELETE
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("projects/{}/deploy_tokens/{}", self.project, self.id).into()
+    }
+}
