@@ -766,6 +766,13 @@ fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
         "groups": [{"path": "deploy", "name": "Deploy"}],
         "projects": [{"path": "deploy/shop", "initialize_with_readme": true}],
     }));
+    // As app create leaves it: only Maintainers make release records.
+    fake.ok(
+        ROOT_TOKEN,
+        "POST",
+        "/projects/deploy%2Fshop/protected_tags",
+        serde_json::json!({"name": "deployed/*", "create_access_level": 40}),
+    );
     let main = fake.ok(
         ROOT_TOKEN,
         "GET",

@@ -12,7 +12,7 @@ use super::gitlab::{connect, management_project, missing};
 use super::CommandError;
 use crate::cli::ReportArgs;
 use crate::env::Env;
-use crate::exec::gitlab::{calls, GitLab, GitLabError};
+use crate::exec::gitlab::{calls, ErrorKind, GitLab, GitLabError};
 use crate::plan::history::ReleaseRecord;
 use crate::plan::note::{report_note, EnvOutcome};
 use crate::report::Reporter;
@@ -257,8 +257,19 @@ pub(super) fn record_release(
         };
         match calls::create_record(gitlab, project, &record, at) {
             Ok(()) => return Ok(record.tag_name()),
-            // Another job took this number first: read again.
-            Err(e) if e.is(400) && e.detail.contains("already exists") => continue,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                // A tag berth does not believe holds the number: reading
+                // again would find the same, so say which and why.
+                let name = record.tag_name();
+                if let Some(ignored) = history.ignored.iter().find(|i| i.tag == name) {
+                    return Err(CommandError::Failed(anyhow::anyhow!(
+                        "cannot write the release record {name}: a tag of that name exists, and berth does not believe it ({}); an admin must delete it, or protect deployed/* before anyone else can tag",
+                        ignored.why
+                    )));
+                }
+                // Another job took this number first: read again.
+                continue;
+            }
             Err(e) => return Err(failed(e)),
         }
     }
