@@ -724,16 +724,27 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
     assert!(!gl.mgmt.join("codes").exists(), "nothing checked out");
     assert_eq!(gl.dotenv(), "", "no outputs written");
     let outcome = gl.outcome("v1.1.0", &v110, None);
-    gl.main_job(
-        &sha,
-        &[
-            "--dry-run",
-            "report",
-            "--outcome",
-            outcome.to_str().unwrap(),
-        ],
-    )
-    .expect_code(SUCCESS);
+    let report = gl
+        .main_job(
+            &sha,
+            &[
+                "--dry-run",
+                "report",
+                "--outcome",
+                outcome.to_str().unwrap(),
+            ],
+        )
+        .expect_code(SUCCESS);
+    assert_eq!(
+        report.stdout(),
+        format!(
+            "dry run, nothing was written; berth report would write:\n\
+             POST projects/deploy%2Fshop/repository/tags  tag_name=deployed/test/1 ref={sha} message=12-lines first_line=\"berth release record: test v1.1.0 to local\"\n\
+             POST projects/deploy%2Fshop/merge_requests/{iid}/notes  body=10-lines first_line=\"<!-- berth:report -->\"\n\
+             POST projects/deploy%2Fshop/statuses/{sha}  state=success name=berth/release description=\"test v1.1.0 released\" target_url={}/deploy/shop/-/pipelines/77\n\n",
+            gl.fake.url
+        )
+    );
     assert_eq!(gl.fake.api_writes(), Vec::<Value>::new());
     let (status, _) = gl.record("deployed/test/1");
     assert_eq!(status, 404);

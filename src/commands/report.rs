@@ -7,13 +7,17 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 
+use super::approval::pipeline_commit;
 use super::deploy::Outcome;
 use super::gitlab::{connect, management_project, missing};
 use super::CommandError;
 use crate::cli::ReportArgs;
+use crate::config::values::{ProjectPath, ValueError};
 use crate::env::Env;
+use crate::exec::gitlab::apply::Applier;
 use crate::exec::gitlab::{calls, ErrorKind, GitLab, GitLabError};
-use crate::plan::history::ReleaseRecord;
+use crate::plan::gitlab::{CommitState, CommitStatus, GitLabPlan, GitLabWrite};
+use crate::plan::history::{History, NewRecord, ReleaseRecord};
 use crate::plan::note::{report_note, EnvOutcome};
 use crate::report::Reporter;
 
@@ -23,62 +27,97 @@ pub fn run(
     env: &Env,
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
-    let project = management_project(None, env)?;
-    let Some(sha) = env.commit_sha.clone() else {
-        return Err(missing(
-            "CI_COMMIT_SHA is not set",
-            "berth report runs in the main-branch pipeline",
-        ));
-    };
+    let project = project_path(env)?;
+    let sha = pipeline_commit(env, "report")?;
     let outcomes = read_outcomes(&args.outcome)?;
     let gitlab = connect(env)?;
     let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
-    let merge_request = calls::merged_request_for(&gitlab, &project, &sha).map_err(failed)?;
-    if dry_run {
-        return dry_run_report(
-            &gitlab,
-            &project,
-            &sha,
-            &outcomes,
-            merge_request.map(|m| m.iid),
-            reporter,
-        );
-    }
-    let mut notes = Vec::new();
-    for outcome in &outcomes {
-        let record = if outcome.ok && outcome.action == "deploy" {
-            Some(record_release(
-                &gitlab,
-                &project,
-                &sha,
-                &NewRecord::of(outcome),
-                env,
-                merge_request.as_ref().map(|m| m.iid),
-            )?)
-        } else {
-            None
-        };
-        notes.push(EnvOutcome {
-            action: outcome.action.clone(),
-            env: outcome.env.clone(),
-            tag: outcome.tag.clone(),
-            commit: outcome.commit.clone().unwrap_or_default(),
-            url: outcome.ok.then(|| outcome.url.clone()),
-            failed_step: outcome.failed_step.clone(),
-            log_tail: outcome.log_tail.clone(),
-            record,
-        });
-    }
-    if let Some(mr) = &merge_request {
-        calls::add_note(
-            &gitlab,
-            &project,
-            mr.iid,
-            &report_note(env.pipeline_url.as_deref(), &notes),
-        )
-        .map_err(failed)?;
-    }
+    let merge_request = calls::merged_request_for(&gitlab, project.as_str(), &sha)
+        .map_err(failed)?
+        .map(|m| m.iid);
+    let new: Vec<NewRecord> = outcomes
+        .iter()
+        .filter(|o| o.ok && o.action == "deploy")
+        .map(NewRecord::of)
+        .collect();
+    let pipeline = env.pipeline_url.as_deref();
     let all_ok = outcomes.iter().all(|o| o.ok);
+    let description = status_description(&outcomes);
+    // Observe, plan, apply; a record number another job took meanwhile
+    // means observing and planning again.
+    for _ in 0..5 {
+        let history = calls::release_history(&gitlab, project.as_str()).map_err(failed)?;
+        let planned = history
+            .plan_records(&new, pipeline, merge_request)
+            .map_err(|why| {
+                CommandError::Failed(anyhow::anyhow!("number the release records: {why}"))
+            })?;
+        let notes: Vec<EnvOutcome> = outcomes
+            .iter()
+            .map(|outcome| EnvOutcome {
+                action: outcome.action.clone(),
+                env: outcome.env.clone(),
+                tag: outcome.tag.clone(),
+                commit: outcome.commit.clone().unwrap_or_default(),
+                url: outcome.ok.then(|| outcome.url.clone()),
+                failed_step: outcome.failed_step.clone(),
+                log_tail: outcome.log_tail.clone(),
+                record: planned
+                    .iter()
+                    .find(|p| p.record.env == outcome.env && p.record.tag == outcome.tag)
+                    .filter(|_| outcome.ok && outcome.action == "deploy")
+                    .map(|p| p.record.tag_name()),
+            })
+            .collect();
+        let mut plan = GitLabPlan::default();
+        for record in planned.iter().filter(|p| !p.exists) {
+            plan.push(record_write(&project, &sha, &record.record));
+        }
+        if let Some(iid) = merge_request {
+            plan.push(GitLabWrite::CreateNote {
+                project: project.clone(),
+                merge_request: iid,
+                body: report_note(pipeline, &notes),
+            });
+        }
+        plan.push(GitLabWrite::SetCommitStatus(CommitStatus {
+            project: project.clone(),
+            sha: sha.clone(),
+            state: if all_ok {
+                CommitState::Success
+            } else {
+                CommitState::Failed
+            },
+            name: "berth/release".into(),
+            target_url: pipeline.map(str::to_string),
+            description: description.clone(),
+        }));
+        if dry_run {
+            reporter.result(
+                &format!("dry run, nothing was written; berth report would write:\n{plan}"),
+                &json!({"dry_run": true, "writes": plan.iter().map(|w| w.to_string()).collect::<Vec<_>>()}),
+            );
+            return Ok(());
+        }
+        match apply_report(&gitlab, &plan, &history)? {
+            Applied::Done => {
+                reporter.result(
+                    &format!("reported: {description}"),
+                    &json!({"ok": all_ok, "merge_request": merge_request, "environments": notes.iter().map(|n| json!({"env": n.env, "ref": n.tag, "record": n.record, "failed_step": n.failed_step})).collect::<Vec<_>>()}),
+                );
+                return Ok(());
+            }
+            Applied::NumberTaken => continue,
+        }
+    }
+    Err(CommandError::Failed(anyhow::anyhow!(
+        "could not number the release records: other jobs kept taking the numbers"
+    )))
+}
+
+/// The commit status's description: per environment, released or the
+/// step that failed.
+fn status_description(outcomes: &[Outcome]) -> String {
     let summary: Vec<String> = outcomes
         .iter()
         .map(|o| match &o.failed_step {
@@ -86,81 +125,64 @@ pub fn run(
             Some(step) => format!("{} {} failed at {step}", o.env, o.tag),
         })
         .collect();
-    let description = if summary.is_empty() {
+    if summary.is_empty() {
         "nothing released".to_string()
     } else {
         summary.join("; ")
-    };
-    calls::commit_status(
-        &gitlab,
-        &project,
-        &sha,
-        all_ok,
-        "berth/release",
-        env.pipeline_url.as_deref(),
-        &description,
-    )
-    .map_err(failed)?;
-    reporter.result(
-        &format!("reported: {description}"),
-        &json!({"ok": all_ok, "merge_request": merge_request.map(|m| m.iid), "environments": notes.iter().map(|n| json!({"env": n.env, "ref": n.tag, "record": n.record, "failed_step": n.failed_step})).collect::<Vec<_>>()}),
-    );
-    Ok(())
+    }
 }
 
-/// What `report` would write, printed; nothing is written.
-fn dry_run_report(
+/// A release record as the annotated tag that holds it, on `at`.
+fn record_write(project: &ProjectPath, at: &str, record: &ReleaseRecord) -> GitLabWrite {
+    GitLabWrite::CreateTag {
+        project: project.clone(),
+        name: record.tag_name(),
+        target: at.to_string(),
+        message: record.message(),
+    }
+}
+
+enum Applied {
+    Done,
+    /// A record's number was taken meanwhile by another job.
+    NumberTaken,
+}
+
+/// Sends the report's writes in order. A record tag that exists already
+/// is another job's (observe again), unless it is a tag berth does not
+/// believe, which only an admin can clear.
+fn apply_report(
     gitlab: &GitLab,
-    project: &str,
-    sha: &str,
-    outcomes: &[Outcome],
-    merge_request: Option<u64>,
-    reporter: &Reporter,
-) -> Result<(), CommandError> {
-    let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
-    let mut history = calls::release_history(gitlab, project).map_err(failed)?;
-    let mut lines = Vec::new();
-    for outcome in outcomes.iter().filter(|o| o.ok && o.action == "deploy") {
-        let number = history.next_number(&outcome.env).map_err(|why| {
-            CommandError::Failed(anyhow::anyhow!("number the release record: {why}"))
-        })?;
-        lines.push(format!(
-            "POST projects/{project}/repository/tags  tag_name=deployed/{}/{number} ref={sha} ({} {})",
-            outcome.env, outcome.tag, outcome.commit.as_deref().unwrap_or("")
-        ));
-        // Later outcomes of the same environment number after this one.
-        history.records.push(ReleaseRecord {
-            env: outcome.env.clone(),
-            number,
-            tag: outcome.tag.clone(),
-            commit: None,
-            release: outcome.tag.clone(),
-            host: outcome.host.clone(),
-            slot: "unknown".into(),
-            time: outcome.time.clone(),
-            pipeline: None,
-            merge_request,
-            action: "deploy".into(),
-        });
+    plan: &GitLabPlan,
+    history: &History,
+) -> Result<Applied, CommandError> {
+    let mut applier = Applier::new(gitlab);
+    for write in plan {
+        match applier.apply(write) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let GitLabWrite::CreateTag { name, .. } = write else {
+                    return Err(CommandError::Failed(anyhow::Error::new(e)));
+                };
+                if let Some(ignored) = history.ignored.iter().find(|i| &i.tag == name) {
+                    return Err(CommandError::Failed(anyhow::anyhow!(
+                        "cannot write the release record {name}: a tag of that name exists, and berth does not believe it ({}); an admin must delete it, or protect deployed/* before anyone else can tag",
+                        ignored.why
+                    )));
+                }
+                return Ok(Applied::NumberTaken);
+            }
+            Err(e) => return Err(CommandError::Failed(anyhow::Error::new(e))),
+        }
     }
-    if let Some(iid) = merge_request {
-        lines.push(format!(
-            "POST projects/{project}/merge_requests/{iid}/notes  (the report note)"
-        ));
-    }
-    let all_ok = outcomes.iter().all(|o| o.ok);
-    lines.push(format!(
-        "POST projects/{project}/statuses/{sha}  name=berth/release state={}",
-        if all_ok { "success" } else { "failed" }
-    ));
-    reporter.result(
-        &format!(
-            "dry run: report would write (nothing was written):\n{}",
-            lines.join("\n")
-        ),
-        &json!({"dry_run": true, "writes": lines}),
-    );
-    Ok(())
+    Ok(Applied::Done)
+}
+
+/// The management project (`CI_PROJECT_PATH`) as a validated path.
+pub(super) fn project_path(env: &Env) -> Result<ProjectPath, CommandError> {
+    management_project(None, env)?
+        .parse()
+        .map_err(|e: ValueError| missing(&format!("CI_PROJECT_PATH: {}", e.message), &e.hint))
 }
 
 fn read_outcomes(paths: &[PathBuf]) -> Result<Vec<Outcome>, CommandError> {
@@ -184,18 +206,6 @@ fn read_outcomes(paths: &[PathBuf]) -> Result<Vec<Outcome>, CommandError> {
     Ok(outcomes)
 }
 
-/// What a new release record says; `record_release` numbers it.
-pub(super) struct NewRecord {
-    pub env: String,
-    pub tag: String,
-    pub commit: Option<String>,
-    pub release: String,
-    pub host: String,
-    pub slot: Option<String>,
-    pub time: String,
-    pub action: &'static str,
-}
-
 impl NewRecord {
     fn of(outcome: &Outcome) -> NewRecord {
         NewRecord {
@@ -214,12 +224,11 @@ impl NewRecord {
     }
 }
 
-/// Writes `deployed/<env>/<n>` on `at` (a commit or branch), unless this
-/// pipeline's record of the same release exists already (a re-run);
-/// returns the tag name.
+/// Writes one release record (a rollback's) on `at`, unless this
+/// pipeline's record of it exists already; returns the tag name.
 pub(super) fn record_release(
     gitlab: &GitLab,
-    project: &str,
+    project: &ProjectPath,
     at: &str,
     new: &NewRecord,
     env: &Env,
@@ -227,50 +236,24 @@ pub(super) fn record_release(
 ) -> Result<String, CommandError> {
     let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
     for _ in 0..5 {
-        let history = calls::release_history(gitlab, project).map_err(failed)?;
-        if let Some(existing) = history.records.iter().find(|r| {
-            r.env == new.env
-                && r.tag == new.tag
-                && r.pipeline == env.pipeline_url
-                && r.time == new.time
-        }) {
-            return Ok(existing.tag_name());
+        let history = calls::release_history(gitlab, project.as_str()).map_err(failed)?;
+        let planned = history
+            .plan_records(
+                std::slice::from_ref(new),
+                env.pipeline_url.as_deref(),
+                merge_request,
+            )
+            .map_err(|why| {
+                CommandError::Failed(anyhow::anyhow!("number the release record: {why}"))
+            })?;
+        let record = &planned[0];
+        if record.exists {
+            return Ok(record.record.tag_name());
         }
-        let number = history.next_number(&new.env).map_err(|why| {
-            CommandError::Failed(anyhow::anyhow!("number the release record: {why}"))
-        })?;
-        let record = ReleaseRecord {
-            env: new.env.clone(),
-            number,
-            tag: new.tag.clone(),
-            commit: new
-                .commit
-                .clone()
-                .filter(|c| c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit())),
-            release: new.release.clone(),
-            host: new.host.clone(),
-            slot: new.slot.clone().unwrap_or_else(|| "unknown".into()),
-            time: new.time.clone(),
-            pipeline: env.pipeline_url.clone(),
-            merge_request,
-            action: new.action.to_string(),
-        };
-        match calls::create_record(gitlab, project, &record, at) {
-            Ok(()) => return Ok(record.tag_name()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                // A tag berth does not believe holds the number: reading
-                // again would find the same, so say which and why.
-                let name = record.tag_name();
-                if let Some(ignored) = history.ignored.iter().find(|i| i.tag == name) {
-                    return Err(CommandError::Failed(anyhow::anyhow!(
-                        "cannot write the release record {name}: a tag of that name exists, and berth does not believe it ({}); an admin must delete it, or protect deployed/* before anyone else can tag",
-                        ignored.why
-                    )));
-                }
-                // Another job took this number first: read again.
-                continue;
-            }
-            Err(e) => return Err(failed(e)),
+        let plan: GitLabPlan = vec![record_write(project, at, &record.record)].into();
+        match apply_report(gitlab, &plan, &history)? {
+            Applied::Done => return Ok(record.record.tag_name()),
+            Applied::NumberTaken => continue,
         }
     }
     Err(CommandError::Failed(anyhow::anyhow!(

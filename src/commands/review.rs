@@ -18,11 +18,14 @@ use super::{inventory_path, CommandError};
 use crate::cli::MergeRequestArgs;
 use crate::config::release::RequestedRelease;
 use crate::config::values::{CommitId, GitTag};
+use crate::config::values::{ProjectPath, ValueError};
 use crate::config::{AppDir, Inventory, Problems};
 use crate::env::Env;
 use crate::exec::git::{self, FileDelta, LocalRepo};
+use crate::exec::gitlab::apply::Applier;
 use crate::exec::gitlab::calls::{self, MergeRequestInfo};
-use crate::exec::gitlab::GitLab;
+use crate::exec::gitlab::{GitLab, GitLabError};
+use crate::plan::gitlab::GitLabPlan;
 use crate::plan::history;
 use crate::plan::note::{self, Change, CommitLine, EnvPlan, FileChange, PlannedRef, PLAN_MARKER};
 use crate::plan::release::{ReleaseId, Slot};
@@ -101,25 +104,37 @@ impl Review {
             })
     }
 
-    /// Keeps berth's one note on the merge request (unless `--dry-run`,
-    /// which prints what it would write).
+    /// Keeps berth's one note on the merge request: observes the note
+    /// berth's user wrote, plans the write, then applies it, or with
+    /// `--dry-run` prints it.
     fn note(&self, body: &str, dry_run: bool, reporter: &Reporter) -> Result<(), CommandError> {
+        let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
+        let project: ProjectPath = self.project.parse().map_err(|e: ValueError| {
+            missing(&format!("CI_PROJECT_PATH: {}", e.message), &e.hint)
+        })?;
+        let iid = self.merge_request.iid;
+        let me = calls::current_user(&self.gitlab).map_err(failed)?;
+        let existing = calls::find_own_note(&self.gitlab, &self.project, iid, &me, PLAN_MARKER)
+            .map_err(failed)?;
+        let plan: GitLabPlan = note::keep_note(
+            &project,
+            iid,
+            existing.as_ref().map(|(id, b)| (*id, b.as_str())),
+            body,
+        )
+        .into_iter()
+        .collect::<Vec<_>>()
+        .into();
         if dry_run {
             reporter.info(&format!(
-                "dry run: would keep berth's note on merge request !{} ({} lines); nothing was written",
-                self.merge_request.iid,
-                body.lines().count()
+                "dry run, nothing was written; berth would write:\n{plan}"
             ));
             return Ok(());
         }
-        calls::upsert_note(
-            &self.gitlab,
-            &self.project,
-            self.merge_request.iid,
-            PLAN_MARKER,
-            body,
-        )
-        .map_err(|e| CommandError::Failed(anyhow::Error::new(e)))
+        Applier::new(&self.gitlab)
+            .apply_all(&plan)
+            .map_err(|(_, e)| CommandError::Failed(anyhow::Error::new(e)))?;
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::deploy::{deploy_target, finish, Options};
 use super::gitlab::history_access;
-use super::report::{record_release, NewRecord};
+use super::report::{project_path, record_release};
 use super::target::{now_utc, switch_without_code, EnvTarget};
 use super::CommandError;
 use crate::cli::RollbackArgs;
@@ -12,6 +12,7 @@ use crate::config::values::{GitTag, ScalarValue};
 use crate::env::Env;
 use crate::exec::gitlab::calls;
 use crate::plan::deploy;
+use crate::plan::history::NewRecord;
 use crate::plan::release::Slot;
 use crate::report::Reporter;
 
@@ -137,7 +138,7 @@ fn record_rollback(
         action: "rollback",
     };
     let at = env.commit_sha.as_deref().unwrap_or("main");
-    let name = record_release(&gitlab, &project, at, &new, env, None)?;
+    let name = record_release(&gitlab, &project_path(env)?, at, &new, env, None)?;
     reporter.info(&format!("recorded the rollback as {name}"));
     Ok(())
 }

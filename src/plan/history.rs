@@ -257,6 +257,80 @@ impl History {
     }
 }
 
+/// What a new release record says; [`History::plan_records`] numbers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    pub env: String,
+    pub tag: String,
+    pub commit: Option<String>,
+    pub release: String,
+    pub host: String,
+    pub slot: Option<String>,
+    pub time: String,
+    /// `deploy` or `rollback`.
+    pub action: &'static str,
+}
+
+/// A record to write, or one this pipeline wrote already (a re-run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRecord {
+    pub record: ReleaseRecord,
+    pub exists: bool,
+}
+
+impl History {
+    /// Numbers `new` records in order, each after the highest believed
+    /// record of its environment and the ones planned before it. A record
+    /// of the same environment, tag, pipeline and time that exists already
+    /// is reused, so running the same report again writes nothing.
+    pub fn plan_records(
+        &self,
+        new: &[NewRecord],
+        pipeline: Option<&str>,
+        merge_request: Option<u64>,
+    ) -> Result<Vec<PlannedRecord>, String> {
+        let mut planned: Vec<PlannedRecord> = Vec::new();
+        let mut numbering = self.clone();
+        for wanted in new {
+            let same = |r: &&ReleaseRecord| {
+                r.env == wanted.env
+                    && r.tag == wanted.tag
+                    && r.pipeline.as_deref() == pipeline
+                    && r.time == wanted.time
+            };
+            if let Some(existing) = self.records.iter().find(same) {
+                planned.push(PlannedRecord {
+                    record: existing.clone(),
+                    exists: true,
+                });
+                continue;
+            }
+            let record = ReleaseRecord {
+                env: wanted.env.clone(),
+                number: numbering.next_number(&wanted.env)?,
+                tag: wanted.tag.clone(),
+                commit: wanted
+                    .commit
+                    .clone()
+                    .filter(|c| c.parse::<CommitId>().is_ok()),
+                release: wanted.release.clone(),
+                host: wanted.host.clone(),
+                slot: wanted.slot.clone().unwrap_or_else(|| "unknown".into()),
+                time: wanted.time.clone(),
+                pipeline: pipeline.map(str::to_string),
+                merge_request,
+                action: wanted.action.to_string(),
+            };
+            numbering.records.push(record.clone());
+            planned.push(PlannedRecord {
+                record,
+                exists: false,
+            });
+        }
+        Ok(planned)
+    }
+}
+
 /// The newest record per environment.
 pub fn latest<'a>(
     records: impl IntoIterator<Item = &'a ReleaseRecord>,
@@ -369,6 +443,54 @@ mod tests {
         );
         assert_eq!(history.next_number("test"), Ok(4));
         assert_eq!(history.next_number("production"), Ok(1));
+    }
+
+    #[test]
+    fn new_records_are_numbered_in_order_and_a_rerun_reuses_its_own() {
+        let history = History::read([protected(&record("test", 3))]);
+        let new = |env: &str, time: &str| NewRecord {
+            env: env.into(),
+            tag: "v1.2.0".into(),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            release: "v1.2.0-0123456789ab".into(),
+            host: "web-1".into(),
+            slot: Some("blue".into()),
+            time: time.into(),
+            action: "deploy",
+        };
+        let pipeline = Some("https://gitlab.example.com/deploy/shop/-/pipelines/9");
+        let planned = history
+            .plan_records(
+                &[
+                    new("test", "2026-12-01T10:00:00Z"),
+                    new("test", "2026-12-01T10:01:00Z"),
+                    new("production", "2026-12-01T10:02:00Z"),
+                ],
+                pipeline,
+                Some(4),
+            )
+            .unwrap();
+        let names: Vec<(String, bool)> = planned
+            .iter()
+            .map(|p| (p.record.tag_name(), p.exists))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("deployed/test/4".to_string(), false),
+                ("deployed/test/5".to_string(), false),
+                ("deployed/production/1".to_string(), false),
+            ]
+        );
+        // The same report again, after the first run wrote its records.
+        let written = History::read(planned.iter().map(|p| protected(&p.record)));
+        let again = written
+            .plan_records(&[new("test", "2026-12-01T10:00:00Z")], pipeline, Some(4))
+            .unwrap();
+        assert_eq!(
+            (again[0].record.tag_name(), again[0].exists),
+            ("deployed/test/4".to_string(), true)
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use std::fmt::Write as _;
 
+use crate::config::values::ProjectPath;
+use crate::plan::gitlab::GitLabWrite;
 use crate::plan::history::IgnoredRecord;
 
 /// The first line of berth's one living note on a release merge request.
@@ -68,6 +70,33 @@ pub struct FileChange {
     pub change: Change,
     pub path: String,
     pub old_path: Option<String>,
+}
+
+/// The write that keeps berth's one note on a merge request: none when
+/// berth's existing note (`existing`: its id and stored body) already says
+/// `body` as GitLab stores it (no `\r`, no trailing whitespace), an edit of
+/// it otherwise, a new note when there is none.
+pub fn keep_note(
+    project: &ProjectPath,
+    merge_request: u64,
+    existing: Option<(u64, &str)>,
+    body: &str,
+) -> Option<GitLabWrite> {
+    let stored = body.replace('\r', "");
+    match existing {
+        Some((_, old)) if old == stored.trim_end() => None,
+        Some((note, _)) => Some(GitLabWrite::EditNote {
+            project: project.clone(),
+            merge_request,
+            note,
+            body: body.to_string(),
+        }),
+        None => Some(GitLabWrite::CreateNote {
+            project: project.clone(),
+            merge_request,
+            body: body.to_string(),
+        }),
+    }
 }
 
 /// The plan note: per environment, live and requested refs, commits, files
@@ -449,6 +478,23 @@ mod tests {
             Some("http://gitlab/p/-/pipelines/1"),
             &[outcome],
         ));
+    }
+
+    #[test]
+    fn berths_note_is_created_edited_or_left_alone() {
+        let project: ProjectPath = "deploy/shop".parse().unwrap();
+        let write = |existing| {
+            keep_note(&project, 4, existing, "<!-- berth:plan -->\nplan\n").map(|w| w.to_string())
+        };
+        assert_eq!(write(Some((9, "<!-- berth:plan -->\nplan"))), None);
+        assert_eq!(
+            write(Some((9, "<!-- berth:plan -->\nold"))).unwrap(),
+            "PUT projects/deploy%2Fshop/merge_requests/4/notes/9  body=2-lines first_line=\"<!-- berth:plan -->\""
+        );
+        assert_eq!(
+            write(None).unwrap(),
+            "POST projects/deploy%2Fshop/merge_requests/4/notes  body=2-lines first_line=\"<!-- berth:plan -->\""
+        );
     }
 
     #[test]
