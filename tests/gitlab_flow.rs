@@ -571,6 +571,17 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
         "{}",
         run.stderr()
     );
+    // Nor does it get a plan drawn from its own app.yml.
+    let plan = gl.review("plan", iid).expect_code(INVALID);
+    assert!(
+        plan.stderr()
+            .contains("app.yml: this merge request changes it"),
+        "{}",
+        plan.stderr()
+    );
+    assert!(gl
+        .berth_note(iid, "<!-- berth:plan -->")
+        .contains("berth check failed"));
     // The developer reverts app.yml in a new push; the old pipeline's
     // verdict is about a commit that is no longer the head.
     std::fs::write(gl.mgmt.join("app.yml"), &app).unwrap();

@@ -212,6 +212,16 @@ pub fn plan(
     let review = Review::open(args, env, "plan")?;
     review.require_current_head()?;
     let base = review.base()?;
+    // A request check refuses gets no plan: its app.yml (code repository,
+    // limits) is not the approved one. check's note says why.
+    let changes = review
+        .repo
+        .changes(&base, &review.head)
+        .map_err(|e| CommandError::Failed(e.context("compare the request with its base")))?;
+    let refused = change_problems(&changes);
+    if !refused.is_empty() {
+        return Err(CommandError::Invalid(Problems(refused)));
+    }
     let app_dir = app_dir_at(&review.repo, &review.head)??;
     let before = release_at(&review.repo, &base)?;
     let history =
