@@ -15,6 +15,7 @@ use crate::exec::apply::apply;
 use crate::exec::remote::Remote;
 use crate::plan::deploy::{self, Step};
 use crate::plan::release::Slot;
+use crate::report::outcome::Outcome;
 use crate::report::Reporter;
 
 pub fn run(
@@ -89,10 +90,7 @@ pub(super) fn finish(
     env: &Env,
 ) -> Result<(), CommandError> {
     if let Some(path) = outcome_file {
-        let outcome = Outcome::of(target, action, tag, commit, &result);
-        let text = serde_json::to_string_pretty(&outcome).expect("an outcome serializes");
-        std::fs::write(path, text)
-            .with_context(|| format!("write the {action} outcome to {}", path.display()))?;
+        outcome_of(target, action, tag, commit, &result).write(path)?;
     }
     let slot = result?;
     let mut outputs = Outputs::default();
@@ -109,76 +107,46 @@ pub(super) fn finish(
     outputs.write(env.dotenv.as_deref())
 }
 
-/// What a deploy job leaves for `berth report` (`--outcome FILE`).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct Outcome {
-    /// `deploy`, `rollback` or `restart`; only deploys become release
-    /// records in `berth report` (a rollback records itself).
-    #[serde(default = "deploy_action")]
-    pub action: String,
-    pub env: String,
-    #[serde(rename = "ref")]
-    pub tag: String,
-    pub commit: Option<String>,
-    /// The release id on the host (the tag, with the commit when known).
-    #[serde(default)]
-    pub release: Option<String>,
-    pub host: String,
-    pub slot: Option<String>,
-    pub url: String,
-    pub ok: bool,
-    pub failed_step: Option<String>,
-    /// The last lines of the error, with the slot's log tail when a health
-    /// check failed.
-    pub log_tail: Vec<String>,
-    pub time: String,
-}
-
-fn deploy_action() -> String {
-    "deploy".to_string()
-}
-
-impl Outcome {
-    fn of(
-        target: &EnvTarget,
-        action: &str,
-        tag: &str,
-        commit: Option<&str>,
-        result: &Result<Option<Slot>, CommandError>,
-    ) -> Outcome {
-        let (ok, slot, failed_step, log_tail) = match result {
-            Ok(slot) => (true, slot.map(|s| s.name().to_string()), None, Vec::new()),
-            Err(error) => {
-                let step = match error {
-                    CommandError::Stopped(failed) => failed.step.clone(),
-                    _ => "before the first step".to_string(),
-                };
-                let text = match error {
-                    CommandError::Stopped(failed) => format!("{:#}", failed.source),
-                    other => other.to_string(),
-                };
-                let lines: Vec<String> = text.lines().map(str::to_string).collect();
-                let tail = lines[lines.len().saturating_sub(30)..].to_vec();
-                (false, None, Some(step), tail)
-            }
-        };
-        Outcome {
-            action: action.to_string(),
-            env: target.env.to_string(),
-            tag: tag.to_string(),
-            commit: commit.map(str::to_string),
-            release: tag
-                .parse::<GitTag>()
-                .ok()
-                .map(|tag| crate::plan::release::ReleaseId::new(&tag, commit).to_string()),
-            host: target.host().name.to_string(),
-            slot,
-            url: target.url(),
-            ok,
-            failed_step,
-            log_tail,
-            time: now_utc(),
+/// The outcome file of a deploy, rollback or restart of `target`.
+fn outcome_of(
+    target: &EnvTarget,
+    action: &str,
+    tag: &str,
+    commit: Option<&str>,
+    result: &Result<Option<Slot>, CommandError>,
+) -> Outcome {
+    let (ok, slot, failed_step, log_tail) = match result {
+        Ok(slot) => (true, slot.map(|s| s.name().to_string()), None, Vec::new()),
+        Err(error) => {
+            let step = match error {
+                CommandError::Stopped(failed) => failed.step.clone(),
+                _ => "before the first step".to_string(),
+            };
+            let text = match error {
+                CommandError::Stopped(failed) => format!("{:#}", failed.source),
+                other => other.to_string(),
+            };
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            let tail = lines[lines.len().saturating_sub(30)..].to_vec();
+            (false, None, Some(step), tail)
         }
+    };
+    Outcome {
+        action: action.to_string(),
+        env: target.env.to_string(),
+        tag: tag.to_string(),
+        commit: commit.map(str::to_string),
+        release: tag
+            .parse::<GitTag>()
+            .ok()
+            .map(|tag| crate::plan::release::ReleaseId::new(&tag, commit).to_string()),
+        host: target.host().name.to_string(),
+        slot,
+        url: target.url(),
+        ok,
+        failed_step,
+        log_tail,
+        time: now_utc(),
     }
 }
 

@@ -2,13 +2,9 @@
 //! failed): the result per environment as a note on the merged merge
 //! request, a commit status, and a release record tag per release.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
 use serde_json::json;
 
 use super::approval::pipeline_commit;
-use super::deploy::Outcome;
 use super::gitlab::{connect, management_project, missing};
 use super::CommandError;
 use crate::cli::ReportArgs;
@@ -17,8 +13,9 @@ use crate::env::Env;
 use crate::exec::gitlab::apply::Applier;
 use crate::exec::gitlab::{calls, ErrorKind, GitLab, GitLabError};
 use crate::plan::gitlab::{CommitState, CommitStatus, GitLabPlan, GitLabWrite};
-use crate::plan::history::{History, NewRecord, ReleaseRecord};
-use crate::plan::note::{report_note, EnvOutcome};
+use crate::report::note::{report_note, EnvOutcome};
+use crate::report::outcome::{self, Outcome};
+use crate::report::records::{History, NewRecord, ReleaseRecord};
 use crate::report::Reporter;
 
 pub fn run(
@@ -29,7 +26,7 @@ pub fn run(
 ) -> Result<(), CommandError> {
     let project = project_path(env)?;
     let sha = pipeline_commit(env, "report")?;
-    let outcomes = read_outcomes(&args.outcome)?;
+    let outcomes = outcome::read_all(&args.outcome)?;
     let gitlab = connect(env)?;
     let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
     let merge_request = calls::merged_request_for(&gitlab, project.as_str(), &sha)
@@ -183,27 +180,6 @@ pub(super) fn project_path(env: &Env) -> Result<ProjectPath, CommandError> {
     management_project(None, env)?
         .parse()
         .map_err(|e: ValueError| missing(&format!("CI_PROJECT_PATH: {}", e.message), &e.hint))
-}
-
-fn read_outcomes(paths: &[PathBuf]) -> Result<Vec<Outcome>, CommandError> {
-    let mut outcomes = Vec::new();
-    for path in paths {
-        if !path.exists() {
-            // A deploy job that did not run (a manual production deploy
-            // not started yet) leaves no outcome: nothing to report.
-            continue;
-        }
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-        let outcome: Outcome = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a deploy outcome written by berth deploy",
-                path.display()
-            )
-        })?;
-        outcomes.push(outcome);
-    }
-    Ok(outcomes)
 }
 
 impl NewRecord {

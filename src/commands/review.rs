@@ -26,13 +26,13 @@ use crate::exec::gitlab::apply::Applier;
 use crate::exec::gitlab::calls::{self, MergeRequestInfo};
 use crate::exec::gitlab::{GitLab, GitLabError};
 use crate::plan::gitlab::GitLabPlan;
-use crate::plan::history;
-use crate::plan::note::{self, Change, CommitLine, EnvPlan, FileChange, PlannedRef, PLAN_MARKER};
 use crate::plan::release::{ReleaseId, Slot};
 use crate::plan::render::{Target, Templates};
 use crate::plan::review::{
     change_problems, changed_environments, head_problem, pinned_commit_problem,
 };
+use crate::report::note::{self, Change, CommitLine, EnvPlan, FileChange, PlannedRef, PLAN_MARKER};
+use crate::report::records;
 use crate::report::Reporter;
 
 /// What both commands observe: the merge request as GitLab sees it, and
@@ -226,7 +226,7 @@ pub fn plan(
     let before = release_at(&review.repo, &base)?;
     let history =
         calls::release_history(&review.gitlab, &review.project).map_err(anyhow::Error::new)?;
-    let live = history::latest(&history.records);
+    let live = records::latest(&history.records);
     let code = app_dir.app.code_repo.as_str();
     let remote = CodeRemote::new(&review.gitlab, env, code);
     let changed = changed_environments(before.as_ref(), &app_dir.release);

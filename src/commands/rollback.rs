@@ -12,8 +12,8 @@ use crate::config::values::{GitTag, ScalarValue};
 use crate::env::Env;
 use crate::exec::gitlab::calls;
 use crate::plan::deploy;
-use crate::plan::history::NewRecord;
 use crate::plan::release::Slot;
+use crate::report::records::NewRecord;
 use crate::report::Reporter;
 
 pub fn run(

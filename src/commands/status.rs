@@ -13,7 +13,7 @@ use crate::cli::StatusArgs;
 use crate::env::Env;
 use crate::exec::gitlab::calls;
 use crate::exec::remote::Remote;
-use crate::plan::history::ReleaseRecord;
+use crate::report::records::ReleaseRecord;
 use crate::report::Reporter;
 
 /// How many release records `status` lists per environment.

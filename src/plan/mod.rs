@@ -4,9 +4,7 @@
 pub mod allocation;
 pub mod deploy;
 pub mod gitlab;
-pub mod history;
 pub mod logs;
-pub mod note;
 pub mod release;
 pub mod render;
 pub mod review;

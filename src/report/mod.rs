@@ -1,5 +1,13 @@
-//! What berth tells people: results on stdout (text or JSON), progress and
-//! errors on stderr, with `error:`, `caused by:` and `hint:` lines.
+//! What berth tells people and writes back: results on stdout (text or
+//! JSON), progress and errors on stderr, with `error:`, `caused by:` and
+//! `hint:` lines; and the formats it leaves for people and later jobs:
+//! merge request notes (`note`), release records (`records`), deploy
+//! outcomes (`outcome`), each with the code that reads it back. It never
+//! imports `exec` or `commands`.
+
+pub mod note;
+pub mod outcome;
+pub mod records;
 
 use std::io::{IsTerminal, Write};
 

@@ -11,7 +11,7 @@ use gitlab::api::users::CurrentUser;
 use serde::Deserialize;
 
 use super::{GitLab, GitLabError};
-use crate::plan::history::{History, RecordTag, ReleaseRecord, TAG_PREFIX};
+use crate::report::records::{History, RecordTag, ReleaseRecord, TAG_PREFIX};
 
 pub type CallResult<T> = Result<T, GitLabError>;
 

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::config::values::ProjectPath;
 use crate::plan::gitlab::GitLabWrite;
-use crate::plan::history::IgnoredRecord;
+use crate::report::records::IgnoredRecord;
 
 /// The first line of berth's one living note on a release merge request.
 pub const PLAN_MARKER: &str = "<!-- berth:plan -->";
