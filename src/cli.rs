@@ -347,13 +347,11 @@ pub struct AppCreateArgs {
     /// The allocations file in the fleet repository.
     #[arg(long, value_name = "PATH", default_value = "allocations.yml")]
     pub allocations: String,
-    /// The management repository's CI/CD configuration: a file of the
-    /// platform's templates project, pinned to a protected tag.
-    #[arg(
-        long,
-        value_name = "FILE@PROJECT:TAG",
-        default_value = "templates/release.yml@platform/ci-templates:v1.0.0"
-    )]
+    /// The management repository's CI/CD configuration (`ci_config_path`):
+    /// a file of the platform's templates project pinned to a protected
+    /// tag, e.g. management.yml@platform/ci-templates:v1.0.0. Every
+    /// pipeline of the repository, merge request ones included, runs it.
+    #[arg(long, value_name = "FILE@PROJECT:TAG")]
     pub ci_config: String,
     /// The app's environments (repeat the flag).
     #[arg(long = "env", value_name = "ENV", default_values = ["test", "production"])]

@@ -146,7 +146,16 @@ fn gitlab_commands_outside_a_job_name_the_missing_variable_and_exit_4() {
         ),
         (&["report"], "CI_PROJECT_PATH is not set"),
         (
-            &["app", "create", "--id", "shop", "--owner", "jane"],
+            &[
+                "app",
+                "create",
+                "--id",
+                "shop",
+                "--owner",
+                "jane",
+                "--ci-config",
+                "management.yml@platform/ci-templates:v1.0.0",
+            ],
             "CI_API_V4_URL is not set",
         ),
         (

@@ -10,7 +10,7 @@ use crate::common::Berth;
 use crate::fake::{encoded, git, FakeGitLab, ROOT_TOKEN};
 
 const DEV_TOKEN: &str = "dee-token";
-const CI_CONFIG: &str = "templates/release.yml@platform/ci-templates:v1.0.0";
+const CI_CONFIG: &str = "management.yml@platform/ci-templates:v1.0.0";
 
 const ALLOCATIONS: &str = "\
 hosts:
@@ -38,9 +38,66 @@ fn fake() -> FakeGitLab {
     fake
 }
 
+/// `berth app create` as the fleet pipeline runs it, with the admin's
+/// personal access token (project access tokens cannot make tokens).
 fn app_create(fake: &FakeGitLab, id: &str) -> Berth {
-    fake.berth(ROOT_TOKEN, "platform/fleet")
-        .args(["app", "create", "--id", id, "--owner", "dee"])
+    fake.berth(ROOT_TOKEN, "platform/fleet").args([
+        "app",
+        "create",
+        "--id",
+        id,
+        "--owner",
+        "dee",
+        "--ci-config",
+        CI_CONFIG,
+    ])
+}
+
+/// The writes a run shows on stderr, one line each, as `--dry-run` plans
+/// them.
+fn writes_shown(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            ["POST ", "PUT ", "DELETE ", "PUSH "]
+                .iter()
+                .any(|m| l.starts_with(m))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Today (UTC) as GitLab writes dates, `days` ahead.
+fn date_in(days: i64) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    berth::plan::gitlab::Date::from_unix_days((secs / 86_400) as i64)
+        .plus_days(days)
+        .to_string()
+}
+
+/// `(name, active, access_level)` of the management repository's access
+/// tokens and `(name, active)` of the code repository's deploy tokens.
+fn tokens(fake: &FakeGitLab, id: &str) -> Value {
+    let access: Vec<Value> = get(fake, &format!("/projects/deploy%2F{id}/access_tokens"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| json!([t["name"], t["active"], t["access_level"]]))
+        .collect();
+    let deploy: Vec<Value> = get(fake, &format!("/projects/plugins%2F{id}/deploy_tokens"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            json!([
+                t["name"],
+                !t["revoked"].as_bool().unwrap() && !t["expired"].as_bool().unwrap()
+            ])
+        })
+        .collect();
+    json!({"access": access, "deploy": deploy})
 }
 
 fn get(fake: &FakeGitLab, path: &str) -> Value {
@@ -131,6 +188,8 @@ fn end_state(fake: &FakeGitLab, id: &str) -> Value {
         "gitmodules": fake.file(ROOT_TOKEN, &format!("deploy/{id}"), ".gitmodules", "main"),
         "allocations": fake.file(ROOT_TOKEN, "platform/fleet", "allocations.yml", "main"),
         "logs_key_recorded": fake.file(ROOT_TOKEN, "platform/fleet", &format!("logs-keys/{id}.pub"), "main").is_some(),
+        "records": get(fake, &format!("/projects/{mgmt}/protected_tags/deployed%2F*"))["create_access_levels"][0]["access_level"],
+        "tokens": tokens(fake, id),
     })
 }
 
@@ -144,6 +203,9 @@ fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
         .expect_code(0);
     let first_calls = fake.api_requests().len();
     let first_writes = fake.api_writes().len();
+    let first_shown = writes_shown(&run.stderr());
+    // Every write is shown as it is done, one line each (and the push).
+    assert_eq!(first_shown.len(), first_writes + 1, "{}", run.stderr());
     let dee = user_id(&fake, "dee");
 
     // The code repository, with the developer as a Developer.
@@ -284,12 +346,11 @@ fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
             .unwrap(),
         "[submodule \"codes\"]\n\tpath = codes\n\turl = ../../plugins/shop.git\n"
     );
-    let pipeline = fake
-        .file(ROOT_TOKEN, "deploy/shop", ".gitlab-ci.yml", "main")
-        .unwrap();
-    assert!(
-        pipeline.contains("component:"),
-        "the skeleton's thin include: {pipeline}"
+    // No pipeline file: every pipeline comes from ci_config_path, and a
+    // merge request pipeline can never run a branch's own file.
+    assert_eq!(
+        fake.file(ROOT_TOKEN, "deploy/shop", ".gitlab-ci.yml", "main"),
+        None
     );
     let clone = fake.dir.path().join("clone");
     git(
@@ -305,6 +366,97 @@ fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
     git(&clone, &["config", "submodule.codes.url", &url]);
     git(&clone, &["submodule", "-q", "update", "--init"]);
     assert!(clone.join("codes/README.md").is_file());
+
+    // The app's tokens (docs/gitlab.md): two project access tokens of the
+    // management repository, a deploy token of the code repository, each in
+    // its variable, expiring in a year (GitLab's maximum: 365 days).
+    let access = get(&fake, "/projects/deploy%2Fshop/access_tokens");
+    let access_token = |name: &str| {
+        access
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no access token {name}: {access}"))
+            .clone()
+    };
+    for (name, level) in [("berth-mr", 20), ("berth-main", 40)] {
+        let token = access_token(name);
+        assert_eq!(
+            (&token["access_level"], &token["scopes"], &token["active"]),
+            (&json!(level), &json!(["api"]), &json!(true)),
+            "{token}"
+        );
+        assert_eq!(token["expires_at"], date_in(365));
+    }
+    let deploy = get(&fake, "/projects/plugins%2Fshop/deploy_tokens");
+    let deploy = &deploy[0];
+    assert_eq!(
+        (&deploy["name"], &deploy["scopes"]),
+        (&json!("berth-shop"), &json!(["read_repository"]))
+    );
+    assert!(deploy["expires_at"]
+        .as_str()
+        .unwrap()
+        .starts_with(&date_in(365)));
+    let variable = |key: &str| get(&fake, &format!("/projects/deploy%2Fshop/variables/{key}"));
+    let flags = |key: &str| {
+        let v = variable(key);
+        (
+            v["masked"].as_bool().unwrap(),
+            v["protected"].as_bool().unwrap(),
+        )
+    };
+    // Merge request pipelines need the Reporter token and the code reader.
+    assert_eq!(flags("BERTH_MR_TOKEN"), (true, false));
+    assert_eq!(flags("BERTH_GITLAB_TOKEN"), (true, true));
+    assert_eq!(flags("BERTH_CODE_USER"), (false, false));
+    assert_eq!(flags("BERTH_CODE_TOKEN"), (true, false));
+    let value = |key: &str| variable(key)["value"].as_str().unwrap().to_string();
+    let (mr, main) = (value("BERTH_MR_TOKEN"), value("BERTH_GITLAB_TOKEN"));
+    let (code_user, code_token) = (value("BERTH_CODE_USER"), value("BERTH_CODE_TOKEN"));
+    assert_eq!(code_user, deploy["username"]);
+    for secret in [&mr, &main, &code_token] {
+        assert!(
+            !run.stdout().contains(secret.as_str()) && !run.stderr().contains(secret.as_str()),
+            "a token's value is never printed"
+        );
+    }
+    // Each variable holds a working token of its role: the bots are
+    // members of the management repository only.
+    for (token, level) in [(&mr, 20), (&main, 40)] {
+        let bot = fake.ok(token, "GET", "/user", Value::Null);
+        let member = get(
+            &fake,
+            &format!("/projects/deploy%2Fshop/members/all/{}", bot["id"]),
+        );
+        assert_eq!(member["access_level"], level, "{bot}");
+    }
+    // Release records: only berth's Maintainer token creates them; neither
+    // the merge request token nor the developer can.
+    let record = json!({"tag_name": "deployed/test/1", "ref": "main", "message": "record"});
+    let tags = "/projects/deploy%2Fshop/repository/tags";
+    for token in [&mr, DEV_TOKEN] {
+        let (status, body) = fake.call(token, "POST", tags, record.clone());
+        assert!(matches!(status, 400 | 403), "{token}: {status} {body}");
+    }
+    fake.ok(&main, "POST", tags, record);
+    // The deploy token reads the code repository over git, and nothing else.
+    let with_deploy_token = |project: &str| {
+        fake.url
+            .replacen("http://", &format!("http://{code_user}:{code_token}@"), 1)
+            + &format!("/{project}.git")
+    };
+    git(
+        fake.dir.path(),
+        &["ls-remote", "-q", &with_deploy_token("plugins/shop")],
+    );
+    let refused = std::process::Command::new("git")
+        .args(["ls-remote", "-q", &with_deploy_token("deploy/shop")])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 
     // The job's outputs.
     let outputs = std::fs::read_to_string(&dotenv).unwrap();
@@ -333,8 +485,21 @@ fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
     );
     assert_eq!(end_state(&fake, "shop"), before);
     assert!(again.stdout().contains("restrict,command="));
+    assert_eq!(writes_shown(&again.stderr()), Vec::<String>::new());
+    // The tokens were kept, not replaced.
+    let ids = |tokens: &Value| -> Vec<Value> {
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].clone())
+            .collect()
+    };
+    let access_after = get(&fake, "/projects/deploy%2Fshop/access_tokens");
+    assert_eq!(ids(&access_after), ids(&access));
+    assert_eq!(variable("BERTH_MR_TOKEN")["value"], json!(mr));
     eprintln!(
-        "app create: first run {first_calls} API calls ({first_writes} writes), second run {second_calls} calls, 0 writes"
+        "app create: first run {first_calls} API calls ({first_writes} writes and a git push), second run {second_calls} calls, 0 writes"
     );
 }
 
@@ -442,6 +607,129 @@ fn a_429_storm_during_app_create_is_waited_out() {
     assert!(fake
         .file(ROOT_TOKEN, "platform/fleet", "logs-keys/shop.pub", "main")
         .is_some());
+}
+
+#[test]
+fn dry_run_prints_the_writes_the_run_then_makes_and_makes_none() {
+    let fake = fake();
+    let dry_run = |fake: &FakeGitLab| {
+        fake.berth(ROOT_TOKEN, "platform/fleet")
+            .args([
+                "--dry-run",
+                "app",
+                "create",
+                "--id",
+                "shop",
+                "--owner",
+                "dee",
+            ])
+            .args(["--ci-config", CI_CONFIG])
+            .run()
+            .expect_code(0)
+    };
+    let dry = dry_run(&fake);
+    assert_eq!(fake.api_writes(), Vec::<Value>::new());
+    let git_log = fake.control("GET", "/__fake/requests?kind=git", Value::Null);
+    assert_eq!(git_log, json!([]));
+    let planned: Vec<String> = dry.stdout().lines().map(str::to_string).collect();
+    assert!(
+        planned[0].starts_with("POST projects/platform%2Ffleet/repository/commits  branch=main commit_message=\"Allocate shop: test on web-1 ports 18000/18001, production on web-2 ports 19000/19001\" action=update:allocations.yml@"),
+        "{}",
+        dry.stdout()
+    );
+    assert_eq!(planned.len(), 18, "{}", dry.stdout());
+    assert!(planned.iter().all(|l| !l.contains("BEGIN OPENSSH")));
+    let reads = fake.api_requests().len();
+
+    // The run does exactly what the dry run said, in the same order.
+    let real = app_create(&fake, "shop").run().expect_code(0);
+    assert_eq!(writes_shown(&real.stderr()), planned);
+    fake.clear_log();
+    let again = dry_run(&fake);
+    assert_eq!(again.stdout(), "no GitLab writes\n");
+    assert_eq!(fake.api_writes(), Vec::<Value>::new());
+    eprintln!(
+        "app create --dry-run: {} writes planned from {reads} reads; onboarded: {} reads",
+        planned.len(),
+        fake.api_requests().len()
+    );
+}
+
+#[test]
+fn deleting_a_token_variable_rotates_that_token_and_nothing_else() {
+    let fake = fake();
+    app_create(&fake, "shop").run().expect_code(0);
+    let before = get(&fake, "/projects/deploy%2Fshop/access_tokens");
+    let old = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "berth-mr")
+        .unwrap()
+        .clone();
+    let old_value = get(&fake, "/projects/deploy%2Fshop/variables/BERTH_MR_TOKEN")["value"].clone();
+    fake.ok(
+        ROOT_TOKEN,
+        "DELETE",
+        "/projects/deploy%2Fshop/variables/BERTH_MR_TOKEN",
+        Value::Null,
+    );
+    fake.clear_log();
+    let run = app_create(&fake, "shop").run().expect_code(0);
+    let shown = writes_shown(&run.stderr());
+    assert_eq!(
+        shown,
+        [
+            format!("POST projects/deploy%2Fshop/access_tokens  name=berth-mr access_level=20 scopes=api expires_at={}", date_in(365)),
+            "POST projects/deploy%2Fshop/variables  key=BERTH_MR_TOKEN value=[secret]<-access_token:berth-mr protected=false masked=true".to_string(),
+            format!("DELETE projects/deploy%2Fshop/access_tokens/{}  name=berth-mr", old["id"]),
+        ]
+    );
+    let new_value = get(&fake, "/projects/deploy%2Fshop/variables/BERTH_MR_TOKEN")["value"].clone();
+    assert_ne!(new_value, old_value);
+    let (status, _) = fake.call(old_value.as_str().unwrap(), "GET", "/user", Value::Null);
+    assert_eq!(status, 401, "the old token is revoked");
+    fake.ok(new_value.as_str().unwrap(), "GET", "/user", Value::Null);
+}
+
+#[test]
+fn a_write_that_finds_its_object_made_meanwhile_makes_app_create_look_again() {
+    let reference = fake();
+    app_create(&reference, "shop").run().expect_code(0);
+
+    let fake = fake();
+    // The code repository's creation is answered as if another run had
+    // made it (GitLab's duplicate-path answer) and not done: berth reads
+    // GitLab again, plans again and creates it in a second round.
+    fake.fault(json!({"method": "POST", "path": "/projects$", "status": 400,
+                      "body": {"message": {"name": ["has already been taken"], "path": ["has already been taken"]}}}));
+    let run = app_create(&fake, "shop").run().expect_code(0);
+    assert!(
+        run.stderr()
+            .contains("POST projects  path=plugins/shop namespace_id=3 visibility=private initialize_with_readme=true default_branch=main: already there, made meanwhile; reading GitLab again"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(end_state(&fake, "shop"), end_state(&reference, "shop"));
+}
+
+#[test]
+fn a_developer_who_maintains_the_deploy_group_is_refused_before_any_write() {
+    let fake = fake();
+    fake.control(
+        "POST",
+        "/__fake/seed",
+        json!({"groups": [{"path": "deploy", "name": "Deploy", "members": {"dee": 40}}]}),
+    );
+    fake.clear_log();
+    let run = app_create(&fake, "shop").run().expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("dee has Maintainer or higher access to deploy/shop"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(fake.api_writes(), Vec::<Value>::new());
 }
 
 /// An onboarded app `shop` whose code repository has the tag v1.4.0.

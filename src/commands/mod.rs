@@ -66,7 +66,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::ServeLogs(args) => logs::serve_logs(args, &env, &reporter),
         Command::Report(args) => report::run(args, global.dry_run, &env, &reporter),
         Command::App(crate::cli::AppCommand::Create(args)) => {
-            app_create::run(args, &env, &reporter)
+            app_create::run(args, global.dry_run, &env, &reporter)
         }
         Command::Request(args) => request::run(args, &env, &reporter),
         Command::Demo(args) => demo::run(args, &env, &reporter),

@@ -13,7 +13,6 @@ use gitlab::api::projects::repository::tags::Tag;
 use gitlab::api::projects::Project;
 use serde::Deserialize;
 
-use super::app_create::read_file;
 use super::gitlab::{connect, Outputs};
 use super::CommandError;
 use crate::cli::RequestArgs;
@@ -22,6 +21,7 @@ use crate::config::values::{quoted, EnvName, GitTag, ProjectPath, ScalarValue};
 use crate::config::yaml::{self, Resolved, Value};
 use crate::config::{AppFile, ReleaseFile};
 use crate::env::Env;
+use crate::exec::gitlab::onboarding::read_file;
 use crate::exec::gitlab::{ErrorKind, GitLab, GitLabError};
 use crate::report::Reporter;
 
@@ -61,10 +61,14 @@ pub fn run(args: &RequestArgs, env: &Env, reporter: &Reporter) -> Result<(), Com
             "{project} has no {file} on {main}: is it an app's management repository?"
         ))
     };
-    let (app_text, _) =
-        read_file(&gitlab, &project, "app.yml", main)?.ok_or_else(|| missing("app.yml"))?;
-    let (release_text, release_commit) =
-        read_file(&gitlab, &project, "release.yml", main)?.ok_or_else(|| missing("release.yml"))?;
+    let read = |path: &str| {
+        read_file(&gitlab, &project, path, main)
+            .map_err(|e| CommandError::Failed(e.into()))?
+            .ok_or_else(|| missing(path))
+    };
+    let app_text = read("app.yml")?.text;
+    let release = read("release.yml")?;
+    let (release_text, release_commit) = (release.text, release.last_commit_id);
     let app = AppFile::parse(&format!("{project}:app.yml"), &app_text)?;
     let release = ReleaseFile::parse(&format!("{project}:release.yml"), &release_text)?;
 

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod calls;
 pub mod endpoints;
+pub mod onboarding;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

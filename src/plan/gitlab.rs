@@ -9,9 +9,11 @@
 //! Pure: no I/O, no clock (dates are passed in), no environment. Secrets
 //! (variable values, tokens) are held as [`Secret`] and never printed.
 
+pub mod onboarding;
+
 use std::fmt;
 
-use crate::config::values::{quoted, GitLabUser, ProjectPath};
+use crate::config::values::{GitLabUser, ProjectPath};
 use crate::secret::Secret;
 
 /// A role on a project, GitLab's `access_level`.
@@ -742,7 +744,7 @@ pub fn escaped(segment: &str) -> String {
 }
 
 /// A field value: plain when it is one word of harmless characters,
-/// otherwise quoted (ASCII-escaped, cut at 48 characters).
+/// otherwise quoted.
 fn value(text: &str) -> String {
     let plain = !text.is_empty()
         && text.len() <= 100
@@ -752,8 +754,25 @@ fn value(text: &str) -> String {
     if plain {
         text.to_string()
     } else {
-        quoted(text)
+        quote(text)
     }
+}
+
+/// Text in double quotes, ASCII only (other characters, controls and
+/// quotes escaped as Rust escapes them), cut after 120 characters: one
+/// line whatever the text holds.
+fn quote(text: &str) -> String {
+    const MAX_CHARS: usize = 120;
+    let mut out = String::from("\"");
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push_str("...");
+            break;
+        }
+        out.extend(c.escape_default());
+    }
+    out.push('"');
+    out
 }
 
 /// A long text (note body, tag message) by its size and first line.
@@ -761,7 +780,7 @@ fn body_fields(key: &'static str, body: &str) -> Vec<(&'static str, String)> {
     let first = body.lines().next().unwrap_or_default();
     vec![
         (key, format!("{}-lines", body.lines().count())),
-        ("first_line", quoted(first)),
+        ("first_line", quote(first)),
     ]
 }
 

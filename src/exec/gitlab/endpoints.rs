@@ -179,3 +179,20 @@ impl Endpoint for RevokeDeployToken<'_> {
         format!("projects/{}/deploy_tokens/{}", self.project, self.id).into()
     }
 }
+
+/// `GET /groups/:id/members/all/:user_id`: a user's role in a group,
+/// inherited ones included (404 when they have none).
+pub struct AllGroupMember<'a> {
+    pub group: NameOrId<'a>,
+    pub user: u64,
+}
+
+impl Endpoint for AllGroupMember<'_> {
+    fn method(&self) -> Method {
+        Method::GET
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("groups/{}/members/all/{}", self.group, self.user).into()
+    }
+}
