@@ -773,6 +773,10 @@ fn request_opens_a_merge_request_that_changes_only_release_yml() {
         .args(["request", "--env", "test", "--ref", "v1.4.0"])
         .run()
         .expect_code(0);
+    // Five reads (project, app.yml, release.yml, the tag, open merge
+    // requests), the commit and the merge request.
+    let calls = fake.api_requests().len();
+    assert_eq!((calls, fake.api_writes().len()), (7, 2));
     let requests = get(&fake, "/projects/deploy%2Fshop/merge_requests?state=opened");
     let requests = requests.as_array().unwrap();
     assert_eq!(requests.len(), 1);
@@ -814,7 +818,17 @@ fn request_opens_a_merge_request_that_changes_only_release_yml() {
                 && !l.starts_with("---")
         })
         .collect();
-    assert_eq!(changed, ["-    ref: v1.0.0", "+    ref: v1.4.0"], "{diff}");
+    // The tag and the commit it names: what the admin approves.
+    let commit = get(&fake, "/projects/plugins%2Fshop/repository/tags/v1.4.0")["commit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pin = format!("+    commit: {commit}");
+    assert_eq!(
+        changed,
+        ["-    ref: v1.0.0", "+    ref: v1.4.0", pin.as_str()],
+        "{diff}"
+    );
     let on_branch = fake
         .file(
             DEV_TOKEN,
@@ -823,7 +837,10 @@ fn request_opens_a_merge_request_that_changes_only_release_yml() {
             "release%2Ftest-v1.4.0",
         )
         .unwrap();
-    assert!(on_branch.contains("  test:\n    ref: v1.4.0\n  production:\n    ref: v1.0.0\n"));
+    assert!(on_branch.contains(&format!(
+        "  test:\n    ref: v1.4.0\n    commit: {commit}\n  production:\n    ref: v1.0.0\n"
+    )));
+    assert!(description.contains(&commit), "{description}");
 
     // Asking again shows the open merge request and writes nothing.
     fake.clear_log();
@@ -835,6 +852,75 @@ fn request_opens_a_merge_request_that_changes_only_release_yml() {
     );
     assert!(again.stdout().contains(mr["web_url"].as_str().unwrap()));
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
+    eprintln!(
+        "berth request: {calls} API calls (2 writes); asked again: {} reads",
+        fake.api_requests().len()
+    );
+}
+
+#[test]
+fn request_pins_the_commit_an_annotated_tag_names_and_dry_run_writes_nothing() {
+    let fake = onboarded();
+    let work = fake.dir.path().join("work-plugins-shop");
+    git(&work, &["tag", "-a", "v1.5.0", "-m", "release 1.5"]);
+    git(&work, &["push", "-q", "origin", "refs/tags/v1.5.0"]);
+    let head = String::from_utf8(git(&work, &["rev-parse", "HEAD"])).unwrap();
+    let tag_object = String::from_utf8(git(&work, &["rev-parse", "v1.5.0"])).unwrap();
+    assert_ne!(head, tag_object);
+    fake.clear_log();
+
+    let dry = fake
+        .berth(DEV_TOKEN, "deploy/shop")
+        .args([
+            "--dry-run",
+            "request",
+            "--env",
+            "production",
+            "--ref",
+            "v1.5.0",
+        ])
+        .run()
+        .expect_code(0);
+    assert_eq!(fake.api_writes(), Vec::<Value>::new());
+    let release = get(
+        &fake,
+        "/projects/deploy%2Fshop/repository/files/release.yml?ref=main",
+    );
+    assert_eq!(
+        dry.stdout(),
+        format!(
+            "\
+POST projects/deploy%2Fshop/repository/commits  branch=release/production-v1.5.0 start_branch=main force=true commit_message=\"Release v1.5.0 to production\" action=update:release.yml@{}
+POST projects/deploy%2Fshop/merge_requests  source_branch=release/production-v1.5.0 target_branch=main title=\"Release v1.5.0 to production\" remove_source_branch=true
+",
+            &release["last_commit_id"].as_str().unwrap()[..12]
+        )
+    );
+
+    let run = request(&fake, "production", "v1.5.0").run().expect_code(0);
+    assert_eq!(writes_shown(&run.stderr()), writes_shown(&dry.stdout()));
+    let on_branch = fake
+        .file(
+            DEV_TOKEN,
+            "deploy/shop",
+            "release.yml",
+            "release%2Fproduction-v1.5.0",
+        )
+        .unwrap();
+    assert!(
+        on_branch.ends_with(&format!(
+            "  production:\n    ref: v1.5.0\n    commit: {}\n",
+            head.trim()
+        )),
+        "{on_branch}"
+    );
+    // The developer's request passes berth's own parser, commit included.
+    let parsed = berth::config::ReleaseFile::parse("release.yml", &on_branch).unwrap();
+    let production = parsed.get(&"production".parse().unwrap()).unwrap();
+    assert_eq!(
+        production.commit.as_ref().map(|c| c.as_str()),
+        Some(head.trim())
+    );
 }
 
 #[test]

@@ -68,7 +68,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::App(crate::cli::AppCommand::Create(args)) => {
             app_create::run(args, global.dry_run, &env, &reporter)
         }
-        Command::Request(args) => request::run(args, &env, &reporter),
+        Command::Request(args) => request::run(args, global.dry_run, &env, &reporter),
         Command::Demo(args) => demo::run(args, &env, &reporter),
     };
     match result {

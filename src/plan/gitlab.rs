@@ -10,6 +10,7 @@
 //! (variable values, tokens) are held as [`Secret`] and never printed.
 
 pub mod onboarding;
+pub mod request;
 
 use std::fmt;
 
