@@ -904,6 +904,30 @@ POST projects/deploy%2Fshop/statuses/0123456789abcdef0123456789abcdef01234567  s
     }
 
     #[test]
+    fn any_text_shows_as_one_ascii_line() {
+        let write = GitLabWrite::CreateMergeRequest(NewMergeRequest {
+            project: project("deploy/shop"),
+            source_branch: "release/test-v1".into(),
+            target_branch: "main".into(),
+            title: "Release \u{202e}v1\n/merge \"now\"".into(),
+            description: "not shown".into(),
+            remove_source_branch: true,
+        });
+        assert_eq!(
+            write.to_string(),
+            "POST projects/deploy%2Fshop/merge_requests  source_branch=release/test-v1 target_branch=main title=\"Release \\u{202e}v1\\n/merge \\\"now\\\"\" remove_source_branch=true"
+        );
+        let long = GitLabWrite::CreateNote {
+            project: project("deploy/shop"),
+            merge_request: 1,
+            body: "x".repeat(500),
+        };
+        assert!(long
+            .to_string()
+            .ends_with(&format!("first_line=\"{}...\"", "x".repeat(120))));
+    }
+
+    #[test]
     fn escaping_matches_the_client() {
         assert_eq!(escaped("deploy/shop"), "deploy%2Fshop");
         assert_eq!(escaped("deployed/*"), "deployed%2F*");
