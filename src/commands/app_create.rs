@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use base64::Engine as _;
 
-use super::gitlab::{connect, usage, Outputs};
+use super::gitlab::{connect, usage};
 use super::CommandError;
 use crate::cli::AppCreateArgs;
 use crate::config::values::{
@@ -35,6 +35,7 @@ use crate::plan::gitlab::onboarding::{
     Onboarding, OnboardingError, MAIN,
 };
 use crate::plan::gitlab::{Date, GitLabPlan, GitLabWrite};
+use crate::report::dotenv::Outputs;
 use crate::report::Reporter;
 use crate::secret::Secret;
 
@@ -519,5 +520,5 @@ fn report(
             "authorized_keys": lines,
         }),
     );
-    outputs.write(env.dotenv.as_deref())
+    Ok(outputs.write(env.dotenv.as_deref())?)
 }

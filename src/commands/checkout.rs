@@ -10,7 +10,7 @@ use serde_json::json;
 use super::approval::{
     app_dir_at, is_commit_id, local_repo, pipeline_commit, release_at, CodeRemote,
 };
-use super::gitlab::{connect, management_project, usage, Outputs};
+use super::gitlab::{connect, management_project, usage};
 use super::CommandError;
 use crate::cli::EnvSelection;
 use crate::config::Problems;
@@ -19,6 +19,7 @@ use crate::exec::git;
 use crate::exec::gitlab::calls;
 use crate::plan::release::ReleaseId;
 use crate::plan::review::{approved_commit_problem, changed_environments};
+use crate::report::dotenv::Outputs;
 use crate::report::Reporter;
 
 pub fn run(

@@ -5,7 +5,6 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
-use super::gitlab::Outputs;
 use super::target::{lock_env, now_utc, observe, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::DeployArgs;
@@ -15,6 +14,7 @@ use crate::exec::apply::apply;
 use crate::exec::remote::Remote;
 use crate::plan::deploy::{self, Step};
 use crate::plan::release::Slot;
+use crate::report::dotenv::Outputs;
 use crate::report::outcome::Outcome;
 use crate::report::Reporter;
 
@@ -104,7 +104,7 @@ pub(super) fn finish(
     if let Some(slot) = slot {
         outputs.set("BERTH_DEPLOY_SLOT", slot.name());
     }
-    outputs.write(env.dotenv.as_deref())
+    Ok(outputs.write(env.dotenv.as_deref())?)
 }
 
 /// The outcome file of a deploy, rollback or restart of `target`.

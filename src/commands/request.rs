@@ -15,7 +15,7 @@ use gitlab::api::projects::repository::tags::Tag;
 use gitlab::api::projects::Project;
 use serde::Deserialize;
 
-use super::gitlab::{connect, Outputs};
+use super::gitlab::connect;
 use super::CommandError;
 use crate::cli::RequestArgs;
 use crate::config::decode::{Problem, Problems};
@@ -27,6 +27,7 @@ use crate::exec::gitlab::onboarding::read_file;
 use crate::exec::gitlab::{ErrorKind, GitLab, GitLabError};
 use crate::plan::gitlab::request::{self, branch_name, Observed, OpenRequest, Planned, Request};
 use crate::plan::gitlab::GitLabWrite;
+use crate::report::dotenv::Outputs;
 use crate::report::Reporter;
 
 pub fn run(
@@ -294,7 +295,7 @@ fn done(
     let mut outputs = Outputs::default();
     outputs.set("BERTH_MR_IID", request.iid.to_string());
     outputs.set("BERTH_MR_URL", request.web_url.as_str());
-    outputs.write(env.dotenv.as_deref())
+    Ok(outputs.write(env.dotenv.as_deref())?)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use similar::TextDiff;
 use super::approval::{
     app_dir_at, is_commit_id, local_repo, pipeline_commit, release_at, CodeRemote,
 };
-use super::gitlab::{connect, management_project, missing, Outputs};
+use super::gitlab::{connect, management_project, missing};
 use super::{inventory_path, CommandError};
 use crate::cli::MergeRequestArgs;
 use crate::config::release::RequestedRelease;
@@ -31,6 +31,7 @@ use crate::plan::render::{Target, Templates};
 use crate::plan::review::{
     change_problems, changed_environments, head_problem, pinned_commit_problem,
 };
+use crate::report::dotenv::Outputs;
 use crate::report::note::{self, Change, CommitLine, EnvPlan, FileChange, PlannedRef, PLAN_MARKER};
 use crate::report::records;
 use crate::report::Reporter;

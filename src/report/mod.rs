@@ -2,9 +2,10 @@
 //! JSON), progress and errors on stderr, with `error:`, `caused by:` and
 //! `hint:` lines; and the formats it leaves for people and later jobs:
 //! merge request notes (`note`), release records (`records`), deploy
-//! outcomes (`outcome`), each with the code that reads it back. It never
+//! outcomes (`outcome`) and a job's dotenv outputs (`dotenv`), each with the code that reads it back. It never
 //! imports `exec` or `commands`.
 
+pub mod dotenv;
 pub mod note;
 pub mod outcome;
 pub mod records;

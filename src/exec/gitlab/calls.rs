@@ -1,17 +1,14 @@
 //! The GitLab calls berth's commands make, each one request (or one paged
 //! list), with just the fields berth reads.
 
-use gitlab::api::projects::merge_requests::notes::{
-    CreateMergeRequestNote, EditMergeRequestNote, MergeRequestNotes,
-};
+use gitlab::api::projects::merge_requests::notes::MergeRequestNotes;
 use gitlab::api::projects::merge_requests::MergeRequest;
-use gitlab::api::projects::repository::commits::{CommitStatusState, CreateCommitStatus};
-use gitlab::api::projects::repository::tags::{CreateTag, Tag, Tags};
+use gitlab::api::projects::repository::tags::Tags;
 use gitlab::api::users::CurrentUser;
 use serde::Deserialize;
 
 use super::{GitLab, GitLabError};
-use crate::report::records::{History, RecordTag, ReleaseRecord, TAG_PREFIX};
+use crate::report::records::{History, RecordTag, TAG_PREFIX};
 
 pub type CallResult<T> = Result<T, GitLabError>;
 
@@ -91,28 +88,8 @@ pub fn merged_request_for(
 struct TagInfo {
     name: String,
     message: Option<String>,
-    commit: CommitInfo,
     #[serde(default)]
     protected: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct CommitInfo {
-    pub id: String,
-    pub short_id: String,
-    pub title: String,
-    #[serde(default)]
-    pub author_name: String,
-}
-
-/// The commit a tag of `project` names, or `None` when there is no such tag.
-pub fn tag_commit(gitlab: &GitLab, project: &str, tag: &str) -> CallResult<Option<String>> {
-    let endpoint = built(Tag::builder().project(project).tag_name(tag).build());
-    match gitlab.call::<_, TagInfo>(&endpoint) {
-        Ok(info) => Ok(Some(info.commit.id)),
-        Err(e) if e.is(404) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,41 +121,6 @@ pub fn find_own_note(
         .map(|note| (note.id, note.body)))
 }
 
-/// Keeps exactly one note by berth that starts with `marker`: edits it, or
-/// creates it when there is none.
-pub fn upsert_note(
-    gitlab: &GitLab,
-    project: &str,
-    iid: u64,
-    marker: &str,
-    body: &str,
-) -> CallResult<()> {
-    let me = current_user(gitlab)?;
-    match find_own_note(gitlab, project, iid, &me, marker)? {
-        // GitLab stores a note without `\r` and trailing whitespace.
-        Some((_, old)) if old == body.replace('\r', "").trim_end() => Ok(()),
-        Some((note, _)) => gitlab.call_ignoring_body(&built(
-            EditMergeRequestNote::builder()
-                .project(project)
-                .merge_request(iid)
-                .note(note)
-                .body(body)
-                .build(),
-        )),
-        None => add_note(gitlab, project, iid, body),
-    }
-}
-
-pub fn add_note(gitlab: &GitLab, project: &str, iid: u64, body: &str) -> CallResult<()> {
-    gitlab.call_ignoring_body(&built(
-        CreateMergeRequestNote::builder()
-            .project(project)
-            .merge_request(iid)
-            .body(body)
-            .build(),
-    ))
-}
-
 /// Every `deployed/*` tag of the management repository, with its message
 /// and whether it is protected; `history::History::read` decides which
 /// to believe.
@@ -205,53 +147,6 @@ pub fn release_record_tags(gitlab: &GitLab, project: &str) -> CallResult<Vec<Rec
 /// The release history: the records berth believes and the tags it does not.
 pub fn release_history(gitlab: &GitLab, project: &str) -> CallResult<History> {
     Ok(History::read(release_record_tags(gitlab, project)?))
-}
-
-/// Writes a release record as an annotated tag on `commit`.
-pub fn create_record(
-    gitlab: &GitLab,
-    project: &str,
-    record: &ReleaseRecord,
-    commit: &str,
-) -> CallResult<()> {
-    let name = record.tag_name();
-    let message = record.message();
-    gitlab.call_ignoring_body(&built(
-        CreateTag::builder()
-            .project(project)
-            .tag_name(name.as_str())
-            .ref_(commit)
-            .message(message.as_str())
-            .build(),
-    ))
-}
-
-/// Sets berth's commit status (`berth/<name>`) on a commit.
-pub fn commit_status(
-    gitlab: &GitLab,
-    project: &str,
-    sha: &str,
-    ok: bool,
-    name: &str,
-    target_url: Option<&str>,
-    description: &str,
-) -> CallResult<()> {
-    let state = if ok {
-        CommitStatusState::Success
-    } else {
-        CommitStatusState::Failed
-    };
-    let mut builder = CreateCommitStatus::builder();
-    builder
-        .project(project)
-        .commit(sha)
-        .state(state)
-        .name(name)
-        .description(description);
-    if let Some(url) = target_url {
-        builder.target_url(url);
-    }
-    gitlab.call_ignoring_body(&built(builder.build()))
 }
 
 /// A GitLab deployment, as the environment's page shows it.
