@@ -252,3 +252,28 @@ fn readme_exit_code_table_matches_the_enum() {
         .collect();
     assert_eq!(rows, expected, "README.md's exit-code table");
 }
+
+#[test]
+fn a_dry_run_demo_says_what_it_would_do_and_does_nothing() {
+    let rig = tempfile::tempdir().unwrap();
+    let rig_dir = rig.path().join("rig");
+    let run = Berth::new()
+        .current_dir(&repo_root())
+        .env("BERTH_RIG", &rig_dir)
+        .args(["--dry-run", "demo", "--no-wait"])
+        .run()
+        .expect_code(ExitStatus::Success.code());
+    let root = repo_root();
+    assert_eq!(
+        run.stdout(),
+        format!(
+            "dry run, nothing was done; berth demo would:\n\
+             run {root}/tests/rig/up (apt packages, the runtime image, sshd and the front nginx)\n\
+             write the demo app and inventory under {rig}/demo\n\
+             release {root}/examples/plugin as v1.0.0 to test on that host, and print its URL\n",
+            root = root.display(),
+            rig = rig_dir.display()
+        )
+    );
+    assert!(!rig_dir.exists(), "the dry run made {}", rig_dir.display());
+}

@@ -314,15 +314,3 @@ pub fn example_plugin(dest: &Path, version: &str, healthy: bool) {
         .unwrap();
     }
 }
-
-/// berth's exit codes by name (the README's table, `src/exit.rs`); the
-/// whole table, whether or not every code is expected somewhere yet.
-#[allow(dead_code)]
-pub mod exit {
-    pub const SUCCESS: i32 = 0;
-    pub const FAILURE: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const INVALID: i32 = 3;
-    pub const NOT_AVAILABLE: i32 = 4;
-    pub const STOPPED: i32 = 5;
-}

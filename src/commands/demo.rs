@@ -18,8 +18,30 @@ use crate::rig::RigEnv;
 
 const SKELETON_APP: &str = include_str!("../../mgmt-repo-skeleton/app.yml");
 
-pub fn run(args: &DemoArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
+pub fn run(
+    args: &DemoArgs,
+    dry_run: bool,
+    env: &Env,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
     let repo = repository()?;
+    if dry_run {
+        // The local host may not exist yet, so there is nothing to observe:
+        // say what the demo does, and do none of it.
+        reporter.result(
+            &format!(
+                "dry run, nothing was done; berth demo would:\n\
+                 run {}/tests/rig/up (apt packages, the runtime image, sshd and the front nginx)\n\
+                 write the demo app and inventory under {}/demo\n\
+                 release {}/examples/plugin as v1.0.0 to test on that host, and print its URL",
+                repo.display(),
+                rig_dir(env).display(),
+                repo.display()
+            ),
+            &serde_json::json!({"dry_run": true}),
+        );
+        return Ok(());
+    }
     reporter.info("starting the local host (tests/rig/up) ...");
     let status = Command::new(repo.join("tests/rig/up"))
         .stdout(std::process::Stdio::from(std::io::stderr()))

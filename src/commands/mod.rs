@@ -69,7 +69,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
             app_create::run(args, global.dry_run, &env, &reporter)
         }
         Command::Request(args) => request::run(args, global.dry_run, &env, &reporter),
-        Command::Demo(args) => demo::run(args, &env, &reporter),
+        Command::Demo(args) => demo::run(args, global.dry_run, &env, &reporter),
     };
     match result {
         Ok(()) => ExitStatus::Success,
