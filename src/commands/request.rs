@@ -10,11 +10,6 @@
 //! Asking twice is harmless: an open merge request for the same branch is
 //! shown, not duplicated.
 
-use gitlab::api::projects::merge_requests::{MergeRequestState, MergeRequests};
-use gitlab::api::projects::repository::tags::Tag;
-use gitlab::api::projects::Project;
-use serde::Deserialize;
-
 use super::gitlab::connect;
 use super::CommandError;
 use crate::cli::RequestArgs;
@@ -24,7 +19,7 @@ use crate::config::AppFile;
 use crate::env::Env;
 use crate::exec::gitlab::apply::{Applied, Applier};
 use crate::exec::gitlab::onboarding::read_file;
-use crate::exec::gitlab::{ErrorKind, GitLab, GitLabError};
+use crate::exec::gitlab::{calls, ErrorKind, GitLab, GitLabError};
 use crate::plan::gitlab::request::{self, branch_name, Observed, OpenRequest, Planned, Request};
 use crate::plan::gitlab::GitLabWrite;
 use crate::report::dotenv::Outputs;
@@ -106,10 +101,17 @@ pub fn run(
                             && matches!(write, GitLabWrite::CreateMergeRequest(_)) =>
                     {
                         let branch = branch_name(&asked.env, &asked.tag);
-                        return match open_request(&gitlab, &asked.project, &branch)
-                            .map_err(|e| CommandError::Failed(e.into()))?
+                        return match calls::open_request_from(
+                            &gitlab,
+                            asked.project.as_str(),
+                            &branch,
+                        )
+                        .map_err(|e| CommandError::Failed(e.into()))?
                         {
-                            Some(open) => done(&open, &asked, None, true, env, reporter),
+                            Some((iid, web_url)) => {
+                                let open = OpenRequest { iid, web_url };
+                                done(&open, &asked, None, true, env, reporter)
+                            }
                             None => Err(failed(e)),
                         };
                     }
@@ -123,31 +125,6 @@ pub fn run(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ProjectInfo {
-    default_branch: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TagInfo {
-    commit: TagCommit,
-}
-
-#[derive(Debug, Deserialize)]
-struct TagCommit {
-    id: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct RequestInfo {
-    iid: u64,
-    web_url: String,
-}
-
-fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
-    result.unwrap_or_else(|e| panic!("a GitLab endpoint was built without a required field: {e}"))
-}
-
 /// Everything the request is planned from: the project's default branch,
 /// `app.yml` and `release.yml` there (not the local checkout's, so a stale
 /// checkout cannot revert anything), the tag's commit in the code
@@ -155,10 +132,7 @@ fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
 fn observe(gitlab: &GitLab, asked: &Request) -> Result<Observed, CommandError> {
     let failed = |e: GitLabError| CommandError::Failed(e.into());
     let project = &asked.project;
-    let info: ProjectInfo = gitlab
-        .call(&built(Project::builder().project(project.as_str()).build()))
-        .map_err(failed)?;
-    let main = info.default_branch.unwrap_or_else(|| "main".to_string());
+    let main = calls::default_branch(gitlab, project.as_str()).map_err(failed)?;
     let read = |path: &str| {
         read_file(gitlab, project, path, &main)
             .map_err(|e| CommandError::Failed(e.into()))?
@@ -170,29 +144,27 @@ fn observe(gitlab: &GitLab, asked: &Request) -> Result<Observed, CommandError> {
     };
     let app = AppFile::parse(&format!("{project}:app.yml"), &read("app.yml")?.text)?;
     let release = read("release.yml")?;
-    let tag = found(
-        gitlab.call::<_, TagInfo>(&built(
-            Tag::builder()
-                .project(app.code_repo.as_str())
-                .tag_name(asked.tag.as_str())
-                .build(),
-        )),
-    )
-    .map_err(failed)?;
     // The tags API's `commit` is the commit an annotated tag points at.
-    let tag_commit = match tag {
+    let tag_commit = match calls::tag_commit(gitlab, app.code_repo.as_str(), asked.tag.as_str())
+        .map_err(failed)?
+    {
         None => None,
-        Some(tag) => Some(CommitId::parse(&tag.commit.id).map_err(|e| {
+        Some(id) => Some(CommitId::parse(&id).map_err(|e| {
             CommandError::Failed(anyhow::anyhow!(
                 "GitLab names {} as the commit of tag {}: {}",
-                crate::config::values::quoted(&tag.commit.id),
+                crate::config::values::quoted(&id),
                 asked.tag,
                 e.message
             ))
         })?),
     };
-    let open =
-        open_request(gitlab, project, &branch_name(&asked.env, &asked.tag)).map_err(failed)?;
+    let open = calls::open_request_from(
+        gitlab,
+        project.as_str(),
+        &branch_name(&asked.env, &asked.tag),
+    )
+    .map_err(failed)?
+    .map(|(iid, web_url)| OpenRequest { iid, web_url });
     Ok(Observed {
         server_url: gitlab.server_url().to_string(),
         default_branch: main,
@@ -202,33 +174,6 @@ fn observe(gitlab: &GitLab, asked: &Request) -> Result<Observed, CommandError> {
         tag_commit,
         open,
     })
-}
-
-fn found<T>(result: Result<T, GitLabError>) -> Result<Option<T>, GitLabError> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn open_request(
-    gitlab: &GitLab,
-    project: &ProjectPath,
-    branch: &str,
-) -> Result<Option<OpenRequest>, GitLabError> {
-    let endpoint = built(
-        MergeRequests::builder()
-            .project(project.as_str())
-            .source_branch(branch)
-            .state(MergeRequestState::Opened)
-            .build(),
-    );
-    let open: Vec<RequestInfo> = gitlab.call_pages(&endpoint, 5)?;
-    Ok(open.into_iter().next().map(|r| OpenRequest {
-        iid: r.iid,
-        web_url: r.web_url,
-    }))
 }
 
 /// The management project: the flag, `CI_PROJECT_PATH`, or the path of

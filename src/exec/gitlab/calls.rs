@@ -92,6 +92,67 @@ struct TagInfo {
     protected: bool,
 }
 
+/// The project's default branch (`main` when GitLab names none).
+pub fn default_branch(gitlab: &GitLab, project: &str) -> CallResult<String> {
+    #[derive(Deserialize)]
+    struct ProjectInfo {
+        default_branch: Option<String>,
+    }
+    let info: ProjectInfo = gitlab.call(&built(
+        gitlab::api::projects::Project::builder()
+            .project(project)
+            .build(),
+    ))?;
+    Ok(info.default_branch.unwrap_or_else(|| "main".to_string()))
+}
+
+/// The commit a tag of `project` names (through an annotated tag), or
+/// `None` when there is no such tag.
+pub fn tag_commit(gitlab: &GitLab, project: &str, tag: &str) -> CallResult<Option<String>> {
+    #[derive(Deserialize)]
+    struct TagCommit {
+        id: String,
+    }
+    #[derive(Deserialize)]
+    struct TagInfo {
+        commit: TagCommit,
+    }
+    let endpoint = built(
+        gitlab::api::projects::repository::tags::Tag::builder()
+            .project(project)
+            .tag_name(tag)
+            .build(),
+    );
+    match gitlab.call::<_, TagInfo>(&endpoint) {
+        Ok(info) => Ok(Some(info.commit.id)),
+        Err(e) if e.kind() == super::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The open merge request from `branch`, if any: its IID and URL.
+pub fn open_request_from(
+    gitlab: &GitLab,
+    project: &str,
+    branch: &str,
+) -> CallResult<Option<(u64, String)>> {
+    use gitlab::api::projects::merge_requests::{MergeRequestState, MergeRequests};
+    #[derive(Deserialize)]
+    struct RequestInfo {
+        iid: u64,
+        web_url: String,
+    }
+    let endpoint = built(
+        MergeRequests::builder()
+            .project(project)
+            .source_branch(branch)
+            .state(MergeRequestState::Opened)
+            .build(),
+    );
+    let open: Vec<RequestInfo> = gitlab.call_pages(&endpoint, 5)?;
+    Ok(open.into_iter().next().map(|r| (r.iid, r.web_url)))
+}
+
 #[derive(Debug, Deserialize)]
 struct NoteInfo {
     id: u64,
