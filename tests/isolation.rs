@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+use berth::exit::ExitStatus;
+
 use crate::common::http_request;
 use crate::deploy::RigApp;
 
@@ -195,4 +197,195 @@ fn a_fork_bomb_and_a_memory_hog_stay_inside_their_slot() {
         (200, "v1.0.0".into(), "v1.0.0".into()),
         "the hog's own app serves again"
     );
+}
+
+/// A FastCGI client in plugin PHP: asks php-fpm at `host:port` to run
+/// `passwd.php` with `PHP_ADMIN_VALUE` lifting `open_basedir`, as a hostile
+/// plugin would to escape its php.ini.
+const FASTCGI_PROBE: &str = r#"<?php
+header('Content-Type: application/json');
+function record($type, $content) {
+    return pack('CCnnCx', 1, $type, 1, strlen($content), 0) . $content;
+}
+function pair($name, $value) {
+    $len = fn($n) => $n < 128 ? chr($n) : pack('N', $n | 0x80000000);
+    return $len(strlen($name)) . $len(strlen($value)) . $name . $value;
+}
+function fastcgi($host, $port) {
+    $s = @stream_socket_client("tcp://$host:$port", $errno, $errstr, 2.0);
+    if (!$s) {
+        return ['connected' => false, 'errno' => $errno, 'error' => $errstr];
+    }
+    $params = pair('SCRIPT_FILENAME', '/var/www/app/public/passwd.php')
+        . pair('REQUEST_METHOD', 'GET')
+        . pair('PHP_ADMIN_VALUE', "open_basedir=/\nffi.enable=1");
+    fwrite($s, record(1, pack('nCx5', 1, 0)) . record(4, $params) . record(4, '')
+        . record(5, ''));
+    stream_set_timeout($s, 5);
+    $response = stream_get_contents($s);
+    fclose($s);
+    $stdout = '';
+    for ($at = 0; $at + 8 <= strlen($response); $at += 8 + $h['len'] + $h['pad']) {
+        $h = unpack('Cversion/Ctype/nid/nlen/Cpad', substr($response, $at, 8));
+        if ($h['type'] === 6) {
+            $stdout .= substr($response, $at + 8, $h['len']);
+        }
+    }
+    return ['connected' => true, 'bytes' => strlen($response), 'stdout' => $stdout];
+}
+$limits = posix_getrlimit();
+echo json_encode([
+    'loopback' => fastcgi('127.0.0.1', 9000),
+    'own_address' => fastcgi($_GET['own_php'], 9000),
+    'ffi_loaded' => extension_loaded('ffi'),
+    'ffi_class' => class_exists('FFI', false),
+    'nofile' => [$limits['soft openfiles'], $limits['hard openfiles']],
+]);
+"#;
+
+/// What php-fpm runs when the FastCGI probe gets through.
+const PASSWD: &str = "<?php echo file_get_contents('/etc/passwd');\n";
+
+fn container_ip(container: &str) -> String {
+    inspect(
+        container,
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+    )
+}
+
+/// The directory of a container's cgroup for `controller` (v1 or v2).
+fn cgroup_dir(container: &str, controller: &str, file: &str) -> std::path::PathBuf {
+    let id = inspect(container, "{{.Id}}");
+    [
+        format!("/sys/fs/cgroup/{controller}/docker/{id}"),
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope"),
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|dir| dir.join(file).exists())
+    .unwrap_or_else(|| panic!("no {controller} cgroup with {file} for {container}"))
+}
+
+#[test]
+fn php_fpm_answers_only_its_own_slots_nginx_and_ffi_is_absent() {
+    let app = RigApp::new("fastcgi");
+    let code = app.code("v1.0.0", true);
+    std::fs::write(code.join("public/probe.php"), FASTCGI_PROBE).unwrap();
+    std::fs::write(code.join("public/passwd.php"), PASSWD).unwrap();
+    app.deploy("v1.0.0", &code)
+        .expect_code(ExitStatus::Success.code());
+    let php = format!("berth-{}-test-blue_php_1", app.id);
+    let own_php = container_ip(&php);
+
+    let (status, body) = http_request(
+        app.rig.front_port(),
+        &app.domain,
+        "GET",
+        &format!("/probe.php?own_php={own_php}"),
+        "",
+    )
+    .unwrap();
+    // Positive control: the slot's own nginx reaches php-fpm.
+    assert_eq!(status, 200, "{body}");
+    let r: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    // php-fpm listens on the php container's slot address only: nothing
+    // listens on its loopback.
+    assert_eq!(
+        r["loopback"],
+        serde_json::json!({"connected": false, "errno": 111, "error": "Connection refused"}),
+        "{r}"
+    );
+    // On its slot address php-fpm accepts the connection, then drops it
+    // without a byte: listen.allowed_clients names the web container only.
+    assert_eq!(
+        r["own_address"],
+        serde_json::json!({"connected": true, "bytes": 0, "stdout": ""}),
+        "{r}"
+    );
+    let logs = docker(&["logs", &php]);
+    let logs = String::from_utf8_lossy(&logs.stderr).into_owned();
+    let dropped = format!("Connection disallowed: IP address '{own_php}' has been dropped.");
+    assert!(
+        logs.lines().any(|line| line.ends_with(&dropped)),
+        "php-fpm says why it dropped the probe: {dropped}\n--- php logs\n{logs}"
+    );
+    // No FFI in the image: nothing in PHP can call libc.
+    assert_eq!(r["ffi_loaded"], false, "{r}");
+    assert_eq!(r["ffi_class"], false, "{r}");
+    // Open files: the compose file's nofile limit, soft and hard.
+    assert_eq!(r["nofile"], serde_json::json!([1024, 1024]), "{r}");
+}
+
+#[test]
+fn memory_and_swap_share_one_limit() {
+    let app = RigApp::new("swap");
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(ExitStatus::Success.code());
+    let php = format!("berth-{}-test-blue_php_1", app.id);
+    // app.yml: limits.memory 256M, and no swap on top of it.
+    assert_eq!(
+        inspect(&php, "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}"),
+        "268435456 268435456"
+    );
+    // What the kernel enforces: cgroup v1 limits memory+swap together
+    // (memsw), v2 limits swap alone.
+    let dir = cgroup_dir(&php, "memory", "memory.limit_in_bytes");
+    let v1 = dir.join("memory.memsw.limit_in_bytes");
+    if v1.exists() {
+        let read = |file: &std::path::Path| std::fs::read_to_string(file).unwrap();
+        assert_eq!(read(&v1).trim(), "268435456");
+        assert_eq!(read(&dir.join("memory.limit_in_bytes")).trim(), "268435456");
+    } else {
+        let swap = std::fs::read_to_string(dir.join("memory.swap.max")).unwrap();
+        assert_eq!(swap.trim(), "0");
+    }
+}
+
+#[test]
+fn symlinks_in_released_code_are_never_followed() {
+    let app = RigApp::new("links");
+    let code = app.code("v1.0.0", true);
+    let links = [
+        ("compose.txt", "/etc/berth/compose.yml"),
+        ("passwd.txt", "/etc/passwd"),
+    ];
+    for (name, target) in links {
+        std::os::unix::fs::symlink(target, code.join("public").join(name)).unwrap();
+    }
+    app.deploy("v1.0.0", &code)
+        .expect_code(ExitStatus::Success.code());
+    let public = std::path::Path::new(app.rig.get("RIG_BASE_DIR"))
+        .join(&app.id)
+        .join("test/releases/v1.0.0/code/public");
+    let get =
+        |path: &str| http_request(app.rig.front_port(), &app.domain, "GET", path, "").unwrap();
+    // What a path that does not exist gets: the app's front controller.
+    let absent = get("/absent.txt");
+    assert_eq!(absent.0, 200, "{absent:?}");
+    let check = |why: &str| {
+        for (name, _) in links {
+            let got = get(&format!("/{name}"));
+            assert_eq!(got, absent, "{why}: /{name} is served as absent");
+            assert!(
+                !got.1.contains("services:") && !got.1.contains("root:x:0:0"),
+                "{why}: /{name} never shows its target: {}",
+                got.1
+            );
+        }
+    };
+    // rsync leaves every link out of the release.
+    for (name, _) in links {
+        assert!(
+            std::fs::symlink_metadata(public.join(name)).is_err(),
+            "{name} was not synced to the host"
+        );
+    }
+    check("synced");
+    // A link that reaches the release some other way: nginx refuses to
+    // follow it.
+    for (name, target) in links {
+        std::os::unix::fs::symlink(target, public.join(name)).unwrap();
+    }
+    check("planted on the host");
 }

@@ -294,6 +294,38 @@ fn compose_file_is_hardened() {
         );
     }
     assert_eq!(compose["services"]["php"]["mem_limit"], "1g");
+    // No swap beyond the memory limit; open files capped.
+    for (role, memory) in [("php", "1g"), ("web", "64m")] {
+        let service = &compose["services"][role];
+        assert_eq!(service["memswap_limit"], memory, "{role}");
+        assert_eq!(service["ulimits"]["nofile"]["soft"], 1024, "{role}");
+        assert_eq!(service["ulimits"]["nofile"]["hard"], 1024, "{role}");
+    }
+    // The slot network of port 19001 and its fixed addresses.
+    assert_eq!(
+        compose["networks"]["app"]["ipam"]["config"][0]["subnet"],
+        "10.226.81.200/29"
+    );
+    assert_eq!(
+        compose["services"]["web"]["networks"]["app"]["ipv4_address"],
+        "10.226.81.202"
+    );
+    assert_eq!(
+        compose["services"]["php"]["networks"]["app"]["ipv4_address"],
+        "10.226.81.203"
+    );
+    let fpm = file(&files, "php-fpm.conf");
+    assert!(fpm.contains("\nlisten = 10.226.81.203:9000\n"), "{fpm}");
+    assert!(
+        fpm.contains("\nlisten.allowed_clients = 10.226.81.202\n"),
+        "{fpm}"
+    );
+    let nginx = file(&files, "nginx.conf");
+    assert!(nginx.contains("\n    disable_symlinks on;\n"), "{nginx}");
+    assert!(
+        nginx.contains("\n            fastcgi_pass 10.226.81.203:9000;\n"),
+        "{nginx}"
+    );
     assert_eq!(compose["services"]["php"]["pids_limit"], 512);
     assert_eq!(compose["services"]["php"]["cpus"], "1.5");
     assert_eq!(

@@ -97,6 +97,7 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
             project,
             file,
             lock,
+            subnet,
         } => {
             remote
                 .run(
@@ -106,14 +107,13 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
                         "-w",
                         "600",
                         lock.as_str(),
-                        "docker-compose",
-                        "-p",
+                        "bash",
+                        "-c",
+                        COMPOSE_UP,
+                        "bash",
                         project,
-                        "-f",
                         file.as_str(),
-                        "up",
-                        "-d",
-                        "--remove-orphans",
+                        subnet,
                     ],
                 )
                 .await?;
@@ -270,3 +270,16 @@ fi
 "${reload_cmd[@]}" || exit 92
 rm -f -- "$vhost.berth-prev"
 "#;
+
+/// `docker-compose up` for a slot (`$1` project, `$2` compose file, `$3`
+/// the slot network's subnet). A slot network with another subnet, made by
+/// a berth before slot networks had fixed addresses, is taken down first
+/// with the slot's containers: compose refuses to change it in place. The
+/// slot is the idle one, whose containers `up` replaces anyway.
+const COMPOSE_UP: &str = r#"set -e
+subnet=$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' "$1" 2>/dev/null) || subnet=
+if [ -n "$subnet" ] && [ "$subnet" != "$3 " ]; then
+  echo "slot network $1 has subnet $subnet, not $3: taking the slot down to recreate it" >&2
+  docker-compose -p "$1" -f "$2" down --remove-orphans
+fi
+exec docker-compose -p "$1" -f "$2" up -d --remove-orphans"#;

@@ -237,8 +237,13 @@ impl Remote {
         // file only when its preserved attributes match too; not keeping
         // mtimes lets an unchanged file be linked whatever its checkout
         // time (bench/compare measure 5 found 20 MB copied per release).
+        // --no-links: no symbolic link reaches a host. A link could name
+        // anything the containers mount (/etc/berth) or hold, and the app's
+        // nginx follows none anyway (disable_symlinks); rsync says
+        // "skipping non-regular file" for each.
         command.args([
             "-a",
+            "--no-links",
             "--no-times",
             "--checksum",
             "--delete",

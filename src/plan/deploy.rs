@@ -7,7 +7,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::release::{front_lock_file, project_name, vhost_file, HostLayout, ReleaseId, Slot};
+use super::release::{
+    front_lock_file, project_name, vhost_file, HostLayout, ReleaseId, Slot, SlotNetwork,
+};
 use super::render::{RenderError, RenderedFile, Target, Templates};
 use crate::config::app::{AppEnvironment, AppFile};
 use crate::config::inventory::Host;
@@ -73,6 +75,11 @@ pub enum Step {
         project: String,
         file: AbsPath,
         lock: AbsPath,
+        /// The slot network's subnet (CIDR). A network of the same name
+        /// with another subnet (made by a berth before fixed addresses)
+        /// is taken down with its containers first: compose refuses to
+        /// change a network's subnet in place.
+        subnet: String,
     },
     WaitHealthy {
         project: String,
@@ -410,6 +417,7 @@ fn start_slot(
             project,
             file: file.clone(),
             lock: r.layout().compose_lock_file(slot),
+            subnet: SlotNetwork::for_port(slot.port(r.env).get()).cidr(),
         },
         r.health(slot, file),
     ])

@@ -190,3 +190,62 @@ pub fn project_name(app: &AppId, env: &AppEnvironment, slot: Slot) -> String {
 pub fn upstream_name(app: &AppId, env: &AppEnvironment) -> String {
     format!("berth-{app}-{}", env.name)
 }
+
+/// The addresses of a slot's own network. Every slot gets a /29 of
+/// [`SLOT_NETWORKS`] chosen by its port, so its containers have fixed
+/// addresses: php-fpm can then name the one client it serves, the slot's
+/// nginx (`listen.allowed_clients`), and refuse everything else, the PHP
+/// container's own addresses included. Ports are unique on a host, so the
+/// subnets are too; Docker refuses a network that overlaps another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotNetwork {
+    pub subnet: std::net::Ipv4Addr,
+    pub gateway: std::net::Ipv4Addr,
+    pub web: std::net::Ipv4Addr,
+    pub php: std::net::Ipv4Addr,
+}
+
+/// Where slot networks live: 10.224.0.0/13 holds one /29 for each of the
+/// 65,536 ports. Hosts must not route it elsewhere (docs/host-runtime.md).
+pub const SLOT_NETWORKS: (std::net::Ipv4Addr, u8) = (std::net::Ipv4Addr::new(10, 224, 0, 0), 13);
+
+/// The prefix length of one slot network: network, gateway, web, php and
+/// broadcast addresses fit in a /29.
+pub const SLOT_PREFIX: u8 = 29;
+
+impl SlotNetwork {
+    pub fn for_port(port: u16) -> SlotNetwork {
+        let base = u32::from(SLOT_NETWORKS.0) + (u32::from(port) << (32 - SLOT_PREFIX));
+        let at = |offset: u32| std::net::Ipv4Addr::from(base + offset);
+        SlotNetwork {
+            subnet: at(0),
+            gateway: at(1),
+            web: at(2),
+            php: at(3),
+        }
+    }
+
+    /// The subnet in CIDR notation, as Docker prints it.
+    pub fn cidr(&self) -> String {
+        format!("{}/{SLOT_PREFIX}", self.subnet)
+    }
+}
+
+#[cfg(test)]
+mod slot_network_tests {
+    use super::*;
+
+    #[test]
+    fn each_port_gets_its_own_29_inside_10_224_0_0_13() {
+        let net = SlotNetwork::for_port;
+        let first = net(1024);
+        assert_eq!(first.cidr(), "10.224.32.0/29");
+        assert_eq!(
+            [first.gateway, first.web, first.php].map(|a| a.to_string()),
+            ["10.224.32.1", "10.224.32.2", "10.224.32.3"]
+        );
+        assert_eq!(net(18001).cidr(), "10.226.50.136/29");
+        assert_eq!(net(65535).cidr(), "10.231.255.248/29");
+        assert_eq!(net(65535).php.to_string(), "10.231.255.251");
+    }
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use super::release::{project_name, upstream_name, HostLayout, ReleaseId, Slot};
+use super::release::{project_name, upstream_name, HostLayout, ReleaseId, Slot, SlotNetwork};
 use crate::config::app::{AppEnvironment, AppFile};
 use crate::config::inventory::Host;
 
@@ -55,6 +55,9 @@ pub const DISABLED_FUNCTIONS: &[&str] = &[
 const CODE_DIR: &str = "/var/www/app";
 const WEB_PORT: u16 = 8080;
 const PHP_PORT: u16 = 9000;
+/// Open files per process in either container (soft and hard): php-fpm
+/// and nginx need a few hundred at most.
+const NOFILE: u32 = 1024;
 
 /// What to render: one app environment released into one slot of a host.
 #[derive(Debug, Clone, Copy)]
@@ -163,9 +166,11 @@ struct Context {
     paths: PathsContext,
     logs: LogsContext,
     container: ContainerContext,
+    network: NetworkContext,
     limits: RoleLimits,
     extra_hosts: Vec<String>,
     health_probe: String,
+    php_listening: String,
     disabled_functions: &'static [&'static str],
 }
 
@@ -244,6 +249,15 @@ struct ContainerContext {
     php_port: u16,
 }
 
+/// The slot network's fixed addresses (see [`SlotNetwork`]).
+#[derive(Serialize)]
+struct NetworkContext {
+    subnet: String,
+    gateway: String,
+    web: String,
+    php: String,
+}
+
 #[derive(Serialize)]
 struct RoleLimits {
     php: LimitContext,
@@ -255,6 +269,7 @@ struct LimitContext {
     memory: String,
     cpus: String,
     pids: u32,
+    nofile: u32,
 }
 
 impl Context {
@@ -267,6 +282,7 @@ impl Context {
         };
         let front = &t.host.front;
         let log_base = front.log_dir.join(&format!("{}.{}", app.id, t.env.name));
+        let network = SlotNetwork::for_port(t.slot.port(t.env).get());
         let docroot = match app.docroot.as_str() {
             "." => CODE_DIR.to_string(),
             sub => format!("{CODE_DIR}/{sub}"),
@@ -322,11 +338,18 @@ impl Context {
                 web_port: WEB_PORT,
                 php_port: PHP_PORT,
             },
+            network: NetworkContext {
+                subnet: network.cidr(),
+                gateway: network.gateway.to_string(),
+                web: network.web.to_string(),
+                php: network.php.to_string(),
+            },
             limits: RoleLimits {
                 php: LimitContext {
                     memory: app.limits.memory.lower(),
                     cpus: app.limits.cpus.to_string(),
                     pids: app.limits.pids,
+                    nofile: NOFILE,
                 },
                 // The app's nginx only serves files and passes requests on:
                 // a small fixed share, the same for every app.
@@ -334,6 +357,7 @@ impl Context {
                     memory: "64m".into(),
                     cpus: "0.5".into(),
                     pids: 64,
+                    nofile: NOFILE,
                 },
             },
             extra_hosts: app
@@ -345,6 +369,9 @@ impl Context {
                 "exec 3<>/dev/tcp/127.0.0.1/{WEB_PORT} && printf 'GET {} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '",
                 app.health_path
             ),
+            // A line of /proc/net/tcp: any local address, php-fpm's port,
+            // no remote end, state 0A (LISTEN).
+            php_listening: format!(":{PHP_PORT:04X} 00000000:0000 0A "),
             disabled_functions: DISABLED_FUNCTIONS,
         }
     }
