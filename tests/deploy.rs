@@ -49,6 +49,8 @@ pub struct RigApp {
     pub rig: Rig,
     pub id: String,
     pub domain: String,
+    /// The test environment's ports: blue, green.
+    pub ports: [u16; 2],
     dir: tempfile::TempDir,
     _share: Option<std::sync::RwLockReadGuard<'static, ()>>,
 }
@@ -98,6 +100,7 @@ impl RigApp {
             rig,
             id,
             domain,
+            ports: [blue, green],
             dir,
             _share: None,
         }
@@ -989,4 +992,37 @@ fn unchanged_files_of_a_fresh_checkout_are_hard_linked_to_the_previous_release()
         "a changed file is not"
     );
     assert_eq!(app.served(), (200, "v2.0.0".into(), "v2.0.0".into()));
+}
+
+#[test]
+fn a_slot_network_without_fixed_addresses_is_recreated_by_the_next_deploy() {
+    // What a berth before fixed slot addresses left: the slot's network on
+    // one of Docker's default pools, made by compose.
+    let app = RigApp::new("oldnet");
+    let project = format!("berth-{}-test-blue", app.id);
+    let created = std::process::Command::new("docker")
+        .args(["network", "create", "--label"])
+        .arg(format!("com.docker.compose.project={project}"))
+        .args(["--label", "com.docker.compose.network=app"])
+        .args(["--label", "com.docker.compose.version=1.29.2", &project])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let subnet = || {
+        let out = std::process::Command::new("docker")
+            .args(["network", "inspect", "-f"])
+            .args(["{{range .IPAM.Config}}{{.Subnet}}{{end}}", &project])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(!subnet().starts_with("10.22"), "{}", subnet());
+
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(ExitStatus::Success.code());
+    assert_eq!(
+        subnet(),
+        berth::plan::release::SlotNetwork::for_port(app.ports[0]).cidr()
+    );
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
 }
