@@ -55,9 +55,8 @@ pub struct RigApp {
     _share: Option<std::sync::RwLockReadGuard<'static, ()>>,
 }
 
-/// Docker's default address pools hold about 30 bridge networks and every
-/// slot has one. Tests share the rig; a test that needs many apps at once
-/// takes it alone.
+/// Every slot has a bridge network of its own. Tests share the rig; a test
+/// that needs many apps at once takes it alone.
 pub(crate) static RIG_NETWORKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 impl RigApp {
