@@ -14,3 +14,4 @@ pub mod plan;
 pub mod report;
 pub mod rig;
 pub mod secret;
+pub mod text;

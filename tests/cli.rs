@@ -277,3 +277,32 @@ fn a_dry_run_demo_says_what_it_would_do_and_does_nothing() {
     );
     assert!(!rig_dir.exists(), "the dry run made {}", rig_dir.display());
 }
+
+#[test]
+fn validate_shows_escape_sequences_in_yaml_keys_instead_of_sending_them() {
+    // A key holding a newline and an OSC "set window title" sequence
+    // (ESC ] 0 ; title BEL) reaches the error output only as escapes.
+    let release = format!("{RELEASE_YML}\"x\\n\\e]0;title\\a\": 1\n");
+    let dir = app_dir(&release, APP_YML);
+    let run = Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .args(["--inventory"])
+        .arg_path(&repo_root().join("examples/inventory.yml"))
+        .run()
+        .expect_code(ExitStatus::InvalidInput.code());
+    let line = RELEASE_YML.lines().count() + 1;
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "error: 1 problem in the configuration:\n{}:{line}:1: x\\n\\u{{1b}}]0;title\\u{{7}}: unknown key \"x\\n\\u{{1b}}]0;title\\u{{7}}\"\n  hint: known keys here: environments\n",
+            dir.path().join("release.yml").display()
+        )
+    );
+    assert!(!run
+        .output
+        .stderr
+        .iter()
+        .any(|b| *b == 0x1b || *b == 0x07 || *b == 0x9d));
+    assert_eq!(run.stdout(), "");
+}

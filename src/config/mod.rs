@@ -24,7 +24,14 @@ pub struct AppDir {
 }
 
 /// Reads a file berth will parse, refusing what is too large or not UTF-8.
+///
+/// The file is opened without following a symbolic link (`O_NOFOLLOW`),
+/// must be a regular file by the opened handle's own metadata, and is read
+/// through a hard limit: a link to `/dev/zero`, a FIFO or a file that grows
+/// after it was opened is refused without being read past the limit.
 pub fn read_text(path: &Path) -> Result<String, Problems> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let problem = |message: String, hint: &str| {
         Problems(vec![Problem {
             file: path.display().to_string(),
@@ -35,8 +42,27 @@ pub fn read_text(path: &Path) -> Result<String, Problems> {
             hint: hint.to_string(),
         }])
     };
-    let metadata = std::fs::metadata(path)
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // Not blocking on a FIFO; a regular file ignores it.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => problem(
+                "is a symbolic link, which berth does not follow".into(),
+                "commit the file itself, not a link to it",
+            ),
+            _ => problem(format!("cannot read: {e}"), "check the path"),
+        })?;
+    let metadata = file
+        .metadata()
         .map_err(|e| problem(format!("cannot read: {e}"), "check the path"))?;
+    if !metadata.is_file() {
+        return Err(problem(
+            "is not a regular file".into(),
+            "give the path of the file itself",
+        ));
+    }
     if metadata.len() > yaml::MAX_FILE_BYTES as u64 {
         return Err(problem(
             format!(
@@ -47,8 +73,20 @@ pub fn read_text(path: &Path) -> Result<String, Problems> {
             "configuration files are small; check that the right file was given",
         ));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| problem(format!("cannot read: {e}"), "check the path"))?;
+    let mut bytes = Vec::new();
+    file.take(yaml::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| problem(format!("cannot read: {e}"), "check the path"))?;
+    if bytes.len() > yaml::MAX_FILE_BYTES {
+        // It grew after it was opened.
+        return Err(problem(
+            format!(
+                "file is more than the {} bytes berth reads",
+                yaml::MAX_FILE_BYTES
+            ),
+            "configuration files are small; check that the right file was given",
+        ));
+    }
     String::from_utf8(bytes)
         .map_err(|_| problem("file is not UTF-8 text".into(), "save the file as UTF-8"))
 }
@@ -152,4 +190,79 @@ impl Inventory {
 /// The path of `app.yml` inside an app directory, as errors name it.
 pub fn app_file_path(dir: &Path) -> PathBuf {
     dir.join(app::FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<String, Problems>) -> String {
+        result.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn config_files_are_read_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.yml");
+        std::fs::write(&target, "environments: {}\n").unwrap();
+        let link = dir.path().join("release.yml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(
+            message(read_text(&link)),
+            format!(
+                "1 problem in the configuration:\n{}: is a symbolic link, which berth does not follow\n  hint: commit the file itself, not a link to it\n",
+                link.display()
+            )
+        );
+        assert_eq!(read_text(&target).unwrap(), "environments: {}\n");
+    }
+
+    #[test]
+    fn a_link_to_dev_zero_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("release.yml");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let started = std::time::Instant::now();
+        assert!(message(read_text(&link))
+            .contains(": is a symbolic link, which berth does not follow\n"));
+        // Named directly, the device is not a regular file.
+        assert_eq!(
+            message(read_text(Path::new("/dev/zero"))),
+            "1 problem in the configuration:\n/dev/zero: is not a regular file\n  hint: give the path of the file itself\n"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("app.yml");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            message(read_text(&fifo)),
+            format!(
+                "1 problem in the configuration:\n{}: is not a regular file\n  hint: give the path of the file itself\n",
+                fifo.display()
+            )
+        );
+    }
+
+    #[test]
+    fn files_over_the_limit_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("release.yml");
+        std::fs::write(&big, "#".repeat(yaml::MAX_FILE_BYTES + 1)).unwrap();
+        assert_eq!(
+            message(read_text(&big)),
+            format!(
+                "1 problem in the configuration:\n{}: file is {} bytes, more than the {} bytes berth reads\n  hint: configuration files are small; check that the right file was given\n",
+                big.display(),
+                yaml::MAX_FILE_BYTES + 1,
+                yaml::MAX_FILE_BYTES
+            )
+        );
+        std::fs::write(&big, "#".repeat(yaml::MAX_FILE_BYTES)).unwrap();
+        assert_eq!(read_text(&big).unwrap().len(), yaml::MAX_FILE_BYTES);
+    }
 }

@@ -51,7 +51,11 @@ pub fn quoted(text: &str) -> String {
             out.push('…');
             break;
         }
-        out.extend(c.escape_default());
+        if crate::text::is_hidden(c) {
+            crate::text::push_visible(&mut out, c);
+        } else {
+            out.extend(c.escape_default());
+        }
     }
     out.push('"');
     out

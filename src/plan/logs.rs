@@ -9,14 +9,16 @@ pub fn parse_duration(text: &str) -> Result<u64, ValueError> {
         message: format!("{} is not a duration", quoted(text)),
         hint: "write a whole number with s, m, h or d, e.g. 15m or 2h".into(),
     };
-    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
+    // The unit is the last character, which need not be one byte long.
+    let mut chars = text.chars();
+    let scale = match chars.next_back() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        Some('d') => 86_400,
         _ => return Err(refuse()),
     };
+    let digits = chars.as_str();
     if digits.is_empty() || digits.len() > 6 || !digits.chars().all(|c| c.is_ascii_digit()) {
         return Err(refuse());
     }
@@ -135,8 +137,15 @@ pub struct LogLine {
 
 impl std::fmt::Display for LogLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Log text is the app's and its visitors': shown by the one rule of
+        // `crate::text`, so no escape sequence reaches the reader's terminal.
         let time = self.time.as_deref().unwrap_or("-");
-        write!(f, "{time} {:<6} | {}", self.source, self.text)
+        write!(
+            f,
+            "{time} {:<6} | {}",
+            self.source,
+            crate::text::visible(&self.text)
+        )
     }
 }
 
@@ -152,6 +161,12 @@ mod tests {
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("-1h").is_err());
+        assert_eq!(
+            parse_duration("1é").unwrap_err().message,
+            r#""1\u{e9}" is not a duration"#
+        );
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("é").is_err());
     }
 
     #[test]

@@ -88,12 +88,19 @@ impl Reporter {
             });
             self.result("", &json);
         }
-        eprintln!("{}: {error}", self.label("error"));
+        // Errors quote hosts, GitLab and remote commands: shown by the one
+        // rule of `text`, so no escape sequence reaches the terminal.
+        use crate::text::visible_lines;
+        eprintln!(
+            "{}: {}",
+            self.label("error"),
+            visible_lines(&error.to_string())
+        );
         for cause in error.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            eprintln!("  caused by: {}", visible_lines(&cause.to_string()));
         }
         if let Some(hint) = hint {
-            eprintln!("  hint: {hint}");
+            eprintln!("  hint: {}", visible_lines(hint));
         }
     }
 }

@@ -306,23 +306,27 @@ pub fn report_note(pipeline_url: Option<&str>, outcomes: &[EnvOutcome]) -> Strin
     note
 }
 
-/// Untrusted text made safe for one line of Markdown: control characters
-/// become spaces, HTML becomes entities, Markdown punctuation is escaped,
-/// `@` cannot mention anyone, and long text is cut.
+/// Untrusted text made safe for one line of Markdown: control and bidi
+/// characters are shown as escapes (the one rule of `crate::text`), HTML
+/// becomes entities, Markdown punctuation is escaped, `@` cannot mention
+/// anyone, and long text is cut.
 pub fn inline(text: &str) -> String {
     const LIMIT: usize = 200;
-    let mut out = String::with_capacity(text.len());
+    let mut visible = String::with_capacity(text.len());
     for (count, c) in text.chars().enumerate() {
         if count == LIMIT {
-            out.push('…');
+            visible.push('…');
             break;
         }
+        crate::text::push_visible(&mut visible, c);
+    }
+    let mut out = String::with_capacity(visible.len());
+    for c in visible.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '@' => out.push_str("@\u{200b}"),
-            c if c.is_control() => out.push(' '),
             '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
             | '!' | '|' | '~' | '$' | '%' | '"' | '\'' | '=' => {
                 out.push('\\');
@@ -338,16 +342,21 @@ fn short(commit: &str) -> String {
     inline(&commit.chars().take(12).collect::<String>())
 }
 
-/// Lines for a fenced block: control characters become spaces, and a line
+/// Lines for a fenced block: control and bidi characters other than tabs
+/// are shown as escapes (the one rule of `crate::text`), and a line
 /// that would start with `/` gets a zero-width space first, so that not even
 /// a quick-action parser that ignored fences could find a command.
 fn code_block<'a>(lines: impl Iterator<Item = &'a str>) -> String {
     lines
         .map(|line| {
-            let clean: String = line
-                .chars()
-                .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
-                .collect();
+            let mut clean = String::with_capacity(line.len());
+            for c in line.chars() {
+                if c == '\t' {
+                    clean.push(c);
+                } else {
+                    crate::text::push_visible(&mut clean, c);
+                }
+            }
             if clean.trim_start().starts_with('/') {
                 format!("\u{200b}{clean}")
             } else {
@@ -515,7 +524,14 @@ mod tests {
     fn inline_escapes_markdown_and_html() {
         assert_eq!(inline("a*b_c"), "a\\*b\\_c");
         assert_eq!(inline("<b>&"), "&lt;b&gt;&amp;");
-        assert_eq!(inline("x\ny"), "x y");
+        assert_eq!(inline("x\ny"), r"x\\ny");
+        // U+202E would make `evil\u{202e}gnp.php` read as `evilphp.png`.
+        assert_eq!(inline("evil\u{202e}gnp.php"), r"evil\\u\{202e\}gnp\.php");
+        assert_eq!(inline("\u{1b}]0;title\u{7}"), r"\\u\{1b\}\]0;title\\u\{7\}");
+        assert_eq!(
+            code_block(["a\u{202e}b\tc\u{1b}[0m"].into_iter()),
+            "a\\u{202e}b\tc\\u{1b}[0m"
+        );
         assert_eq!(inline(&"x".repeat(300)).chars().count(), 201);
     }
 }
