@@ -318,6 +318,19 @@ pub struct ServeLogsArgs {
     /// The Docker Engine socket.
     #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
     pub docker_socket: PathBuf,
+    /// The most bytes of log one request reads (before --grep filters).
+    #[arg(long, value_name = "BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub max_bytes: u64,
+    /// The longest a request without --follow may take, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub max_seconds: u64,
+    /// The longest a --follow request may last, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub max_follow_seconds: u64,
+    /// The most requests of this app served at once (one lock file each
+    /// in <base-dir>/.logs-sessions/).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_sessions: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,3 +15,6 @@ pub mod report;
 pub mod rig;
 pub mod secret;
 pub mod text;
+
+#[cfg(test)]
+mod fuzz;

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
 use futures_util::stream::{self, StreamExt};
-use regex::Regex;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use regex::{Regex, RegexBuilder};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::target::{now_epoch, observe, EnvTarget};
 use super::{runtime, CommandError};
@@ -35,6 +35,14 @@ use crate::report::Reporter;
 
 /// Lines shown when neither --tail nor --since is given.
 const DEFAULT_TAIL: u64 = 200;
+
+/// The longest `--grep` pattern, in characters.
+pub const MAX_GREP_CHARS: usize = 200;
+/// The most memory a compiled `--grep` may take, and its lazy DFA's cache.
+/// With them, matching stays linear in the bytes read and cheap per byte;
+/// a pattern like `\w{60}z` (Unicode classes, repeated) is refused.
+pub const GREP_SIZE_LIMIT: usize = 256 * 1024;
+pub const GREP_DFA_SIZE_LIMIT: usize = 1024 * 1024;
 
 pub fn run(args: &LogsArgs, env: &Env, reporter: &Reporter) -> Result<(), CommandError> {
     let t = &args.target;
@@ -150,28 +158,170 @@ pub fn serve_logs(
         .ssh_original_command
         .clone()
         .ok_or_else(|| refuse("no request: this key does not open a shell".into()))?;
-    let words = split_request(&line).map_err(|e| refuse(format!("refused request: {e}")))?;
-    if words.first().map(String::as_str) != Some("logs") {
-        return Err(refuse(format!(
-            "refused request {}",
-            crate::config::values::quoted(&line)
-        )));
-    }
-    let request = <LogsRequest as clap::Parser>::try_parse_from(&words)
-        .map_err(|e| refuse(format!("refused request: {}", e.kind())))?;
-    let env_name = EnvName::parse(&request.env).map_err(|e| refuse(e.message))?;
+    let (env_name, query) = parse_request(&line).map_err(refuse)?;
     let path = |p: &PathBuf, what: &str| {
         AbsPath::parse(&p.display().to_string())
             .map_err(|e| refuse(format!("{what}: {}", e.message)))
     };
+    let base_dir = path(&args.base_dir, "--base-dir")?;
+    let mut filter = Filter::new(&query, reporter.format)?;
+    let _session = take_session(&base_dir, &app, args.max_sessions)?;
+    let seconds = if query.follow {
+        args.max_follow_seconds
+    } else {
+        args.max_seconds
+    };
+    filter.budget = Some(Budget {
+        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(seconds),
+        seconds,
+        follow: query.follow,
+        max_bytes: args.max_bytes,
+        bytes: std::cell::Cell::new(0),
+    });
     let host = Host::Local {
         app,
-        base_dir: path(&args.base_dir, "--base-dir")?,
+        base_dir,
         log_dir: path(&args.log_dir, "--log-dir")?,
         docker_socket: path(&args.docker_socket, "--docker-socket")?,
     };
-    let filter = Filter::new(&request.query, reporter.format)?;
-    runtime()?.block_on(serve(&host, &env_name, &request.query, &filter))
+    runtime()?.block_on(serve(&host, &env_name, &query, &filter))
+}
+
+/// Takes one of the app's `max` session slots: an exclusive `flock` on
+/// `<base_dir>/.logs-sessions/<app>.<i>.lock`, held until the returned file
+/// is closed (when serve-logs exits, however it ends).
+fn take_session(base_dir: &AbsPath, app: &AppId, max: u32) -> Result<std::fs::File, CommandError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
+    let dir = base_dir.join(".logs-sessions");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir.as_str())
+        .with_context(|| format!("create {dir}"))?;
+    for i in 0..max {
+        let path = dir.join(&format!("{app}.{i}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path.as_str())
+            .with_context(|| format!("open {path}"))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+    }
+    Err(CommandError::Usage {
+        message: format!("app {app} already has {max} logs requests running, the most it may"),
+        hint: "wait for one to end (a --follow ends with Ctrl-C)".into(),
+    })
+}
+
+/// What one logs-key request may spend: bytes read and time.
+struct Budget {
+    deadline: tokio::time::Instant,
+    seconds: u64,
+    follow: bool,
+    max_bytes: u64,
+    bytes: std::cell::Cell<u64>,
+}
+
+impl Budget {
+    fn spend(&self, bytes: u64) -> Result<(), CommandError> {
+        let total = self.bytes.get().saturating_add(bytes);
+        self.bytes.set(total);
+        if total > self.max_bytes {
+            return Err(CommandError::Usage {
+                message: format!(
+                    "stopped after reading {} bytes of logs, the most one request reads",
+                    self.max_bytes
+                ),
+                hint: "narrow the request with --tail or --since".into(),
+            });
+        }
+        if tokio::time::Instant::now() >= self.deadline {
+            return Err(self.out_of_time());
+        }
+        Ok(())
+    }
+
+    fn out_of_time(&self) -> CommandError {
+        if self.follow {
+            CommandError::Usage {
+                message: format!(
+                    "--follow stopped after {} seconds, the longest one request follows",
+                    self.seconds
+                ),
+                hint: "run it again to go on following".into(),
+            }
+        } else {
+            CommandError::Usage {
+                message: format!(
+                    "stopped after {} seconds, the longest one request takes",
+                    self.seconds
+                ),
+                hint: "narrow the request with --tail, --since or a simpler --grep".into(),
+            }
+        }
+    }
+}
+
+/// Compiles a `--grep` pattern within berth's limits.
+pub fn compile_grep(pattern: &str) -> Result<Regex, CommandError> {
+    let usage = |message: String| CommandError::Usage {
+        message,
+        hint: "give a short regular expression, e.g. 'PHP (Warning|Fatal)'".into(),
+    };
+    let chars = pattern.chars().count();
+    if chars > MAX_GREP_CHARS {
+        return Err(usage(format!(
+            "--grep: the pattern is {chars} characters, more than the {MAX_GREP_CHARS} berth accepts"
+        )));
+    }
+    RegexBuilder::new(pattern)
+        .size_limit(GREP_SIZE_LIMIT)
+        .dfa_size_limit(GREP_DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => usage(format!(
+                "--grep: the pattern compiles to more than the {limit} bytes berth allows"
+            )),
+            // The parser's message quotes the pattern: shown by the one rule.
+            e => usage(format!(
+                "--grep: {}",
+                crate::text::visible_lines(&e.to_string())
+            )),
+        })
+}
+
+/// Checks a request's `--since` and `--grep` as serving it would; the
+/// error is the message it would be refused with. For the property tests.
+#[cfg(test)]
+pub fn check_query(q: &LogQuery) -> Result<(), String> {
+    Filter::new(q, OutputFormat::Text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Reads the request a logs-key client sent (`$SSH_ORIGINAL_COMMAND`):
+/// `logs --env ENV [query]`, nothing else. The error is the message to
+/// refuse it with.
+pub fn parse_request(line: &str) -> Result<(EnvName, LogQuery), String> {
+    let words = split_request(line).map_err(|e| format!("refused request: {e}"))?;
+    if words.first().map(String::as_str) != Some("logs") {
+        return Err(format!(
+            "refused request {}",
+            crate::config::values::quoted(line)
+        ));
+    }
+    let request = <LogsRequest as clap::Parser>::try_parse_from(&words)
+        .map_err(|e| format!("refused request: {}", e.kind()))?;
+    let env = EnvName::parse(&request.env).map_err(|e| e.message)?;
+    Ok((env, request.query))
 }
 
 /// Where the logs are read: over SSH with the deploy key, or on the host.
@@ -236,7 +386,13 @@ impl Host<'_> {
         }
     }
 
-    async fn lines(&self, argv: &[&str]) -> Result<Lines<'_>, CommandError> {
+    /// The lines `argv` prints; on the host, no more than `max_bytes` + 1
+    /// bytes of them are read, so that no line can be longer.
+    async fn lines(
+        &self,
+        argv: &[&str],
+        max_bytes: Option<u64>,
+    ) -> Result<Lines<'_>, CommandError> {
         match self {
             Host::Remote { remote, .. } => Ok(Lines::Remote(remote.lines(argv).await?)),
             Host::Local { .. } => {
@@ -248,8 +404,9 @@ impl Host<'_> {
                     .spawn()
                     .with_context(|| format!("start {}", argv[0]))?;
                 let stdout = child.stdout.take().expect("stdout is piped");
+                let limit = max_bytes.map_or(u64::MAX, |n| n.saturating_add(1));
                 Ok(Lines::Local {
-                    lines: BufReader::new(stdout).lines(),
+                    lines: BufReader::new(stdout.take(limit)).lines(),
                     _child: child,
                 })
             }
@@ -260,7 +417,7 @@ impl Host<'_> {
 enum Lines<'s> {
     Remote(RemoteLines<'s>),
     Local {
-        lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+        lines: tokio::io::Lines<BufReader<tokio::io::Take<tokio::process::ChildStdout>>>,
         /// Killed on drop, with the reading.
         _child: tokio::process::Child,
     },
@@ -302,14 +459,16 @@ async fn serve(
                 argv.push("-F");
             }
             argv.push(file.as_str());
-            let mut lines = host.lines(&argv).await?;
+            let max_bytes = filter.budget.as_ref().map(|b| b.max_bytes);
+            let mut lines = host.lines(&argv, max_bytes).await?;
             loop {
                 let next = tokio::select! {
                     line = lines.next_line() => line?,
                     _ = tokio::signal::ctrl_c() => None,
+                    error = filter.out_of_time() => return Err(error),
                 };
                 let Some(line) = next else { break };
-                if !filter.emit(parse(&line), kind, &line) {
+                if !filter.emit(parse(&line), kind, &line)? {
                     break;
                 }
             }
@@ -340,11 +499,13 @@ async fn serve(
     }
 }
 
-/// What to keep and how to print it.
+/// What to keep and how to print it, and for a logs-key request what it
+/// may spend.
 struct Filter {
     since: Option<i64>,
     grep: Option<Regex>,
     format: OutputFormat,
+    budget: Option<Budget>,
 }
 
 impl Filter {
@@ -360,28 +521,47 @@ impl Filter {
             None => None,
         };
         let grep = match &q.grep {
-            Some(pattern) => Some(Regex::new(pattern).map_err(|e| CommandError::Usage {
-                message: format!("--grep: {e}"),
-                hint: "give a regular expression, e.g. 'PHP (Warning|Fatal)'".into(),
-            })?),
+            Some(pattern) => Some(compile_grep(pattern)?),
             None => None,
         };
         Ok(Filter {
             since,
             grep,
             format,
+            budget: None,
         })
     }
 
-    /// Prints the line if it passes; `false` when stdout is gone.
-    fn emit(&self, time: Option<i64>, source: &'static str, text: &str) -> bool {
+    /// Resolves with the budget's error when its time is up; never without
+    /// a budget.
+    async fn out_of_time(&self) -> CommandError {
+        match &self.budget {
+            Some(budget) => {
+                tokio::time::sleep_until(budget.deadline).await;
+                budget.out_of_time()
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Prints the line if it passes; `false` when stdout is gone, an error
+    /// when the request's budget is spent.
+    fn emit(
+        &self,
+        time: Option<i64>,
+        source: &'static str,
+        text: &str,
+    ) -> Result<bool, CommandError> {
+        if let Some(budget) = &self.budget {
+            budget.spend(text.len() as u64 + 1)?;
+        }
         if let (Some(since), Some(time)) = (self.since, time) {
             if time < since {
-                return true;
+                return Ok(true);
             }
         }
         if self.grep.as_ref().is_some_and(|re| !re.is_match(text)) {
-            return true;
+            return Ok(true);
         }
         let line = LogLine {
             time: time.map(rfc3339),
@@ -396,7 +576,7 @@ impl Filter {
                 serde_json::to_string(&line).expect("a log line serializes")
             ),
         };
-        printed.is_ok()
+        Ok(printed.is_ok())
     }
 }
 
@@ -455,13 +635,14 @@ async fn container_lines(
         let next = tokio::select! {
             item = merged.next() => item,
             _ = tokio::signal::ctrl_c() => None,
+            error = filter.out_of_time() => return Err(error),
         };
         let Some((source, item)) = next else { break };
         let output = item.context("read container logs")?;
         let text = output.to_string();
         for line in text.lines() {
             let (time, text) = split_docker_timestamp(line);
-            if !filter.emit(time, source, text) {
+            if !filter.emit(time, source, text)? {
                 return Ok(());
             }
         }

@@ -7,7 +7,7 @@ mod checkout;
 mod demo;
 mod deploy;
 mod gitlab;
-mod logs;
+pub(crate) mod logs;
 mod render;
 mod report;
 mod request;
