@@ -15,3 +15,4 @@ mod pipelines;
 mod render;
 mod runtime;
 mod schema;
+mod serve_logs;

@@ -253,7 +253,7 @@ impl Budget {
         if self.follow {
             CommandError::Usage {
                 message: format!(
-                    "--follow stopped after {} seconds, the longest one request follows",
+                    "--follow stopped after {} s, the longest one request follows",
                     self.seconds
                 ),
                 hint: "run it again to go on following".into(),
@@ -261,7 +261,7 @@ impl Budget {
         } else {
             CommandError::Usage {
                 message: format!(
-                    "stopped after {} seconds, the longest one request takes",
+                    "stopped after {} s, the longest one request takes",
                     self.seconds
                 ),
                 hint: "narrow the request with --tail, --since or a simpler --grep".into(),
