@@ -306,3 +306,20 @@ fn validate_shows_escape_sequences_in_yaml_keys_instead_of_sending_them() {
         .any(|b| *b == 0x1b || *b == 0x07 || *b == 0x9d));
     assert_eq!(run.stdout(), "");
 }
+
+#[test]
+fn logs_refuses_a_since_with_a_multibyte_unit_before_connecting() {
+    // `--since '1é'` used to panic (exit 101) slicing inside `é`.
+    let run = Berth::new()
+        .args(["logs", "--env", "test", "--since", "1é", "--app-dir"])
+        .arg_path(&repo_root().join("mgmt-repo-skeleton"))
+        .args(["--inventory"])
+        .arg_path(&repo_root().join("examples/inventory.yml"))
+        .args(["--ssh-key", "/nonexistent/key"])
+        .run()
+        .expect_code(ExitStatus::Usage.code());
+    assert_eq!(
+        run.stderr(),
+        "error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n"
+    );
+}

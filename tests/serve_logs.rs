@@ -274,3 +274,17 @@ fn lock_files(base: &Path) -> Vec<String> {
     assert_eq!(names, ["shop.0.lock", "shop.1.lock"]);
     names
 }
+
+#[test]
+fn a_since_with_a_multibyte_unit_is_refused_not_a_panic() {
+    // `--since '1é'` used to panic (exit 101) slicing inside `é`.
+    let host = Host::new(&lines(1));
+    let run = host
+        .serve("logs --env test --source access --since '1é'", &[])
+        .run()
+        .expect_code(ExitStatus::Usage.code());
+    assert_eq!(
+        run.stderr(),
+        "error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n"
+    );
+}
