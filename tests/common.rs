@@ -314,3 +314,16 @@ pub fn example_plugin(dest: &Path, version: &str, healthy: bool) {
         .unwrap();
     }
 }
+
+/// Removes a test app's vhost from the rig's front under the host's front
+/// lock (`<RIG_BASE_DIR>/.front.lock`, as berth's switch takes it), so a
+/// concurrent deploy's `nginx -t` never finds a file vanish mid-check.
+pub fn remove_vhost(base_dir: &str, vhost: &Path) {
+    let lock = Path::new(base_dir).join(".front.lock");
+    let _ = Command::new("flock")
+        .args(["-w", "60"])
+        .arg(&lock)
+        .args(["rm", "-f", "--"])
+        .arg(vhost)
+        .status();
+}

@@ -195,8 +195,9 @@ impl Drop for RigApp {
                 .args(["network", "rm", &format!("berth-{}-test-{slot}", self.id)])
                 .output();
         }
-        let _ = std::fs::remove_file(
-            Path::new(self.rig.get("RIG_FRONT_CONF_D"))
+        crate::common::remove_vhost(
+            self.rig.get("RIG_BASE_DIR"),
+            &Path::new(self.rig.get("RIG_FRONT_CONF_D"))
                 .join(format!("berth-{}-test.conf", self.id)),
         );
     }

@@ -537,8 +537,9 @@ impl Drop for World {
                     .args(["network", "rm", &format!("berth-{}-{env}-{slot}", self.id)])
                     .output();
             }
-            let _ = std::fs::remove_file(
-                Path::new(self.rig.get("RIG_FRONT_CONF_D"))
+            crate::common::remove_vhost(
+                self.rig.get("RIG_BASE_DIR"),
+                &Path::new(self.rig.get("RIG_FRONT_CONF_D"))
                     .join(format!("berth-{}-{env}.conf", self.id)),
             );
         }
