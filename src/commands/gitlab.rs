@@ -1,5 +1,6 @@
 //! Reaching GitLab from a command: the client and the management project.
 
+use crate::config::values::{ProjectPath, ValueError};
 use crate::env::Env;
 use crate::exec::gitlab::{GitLab, Token};
 
@@ -41,6 +42,13 @@ pub(super) fn management_project(flag: Option<&str>, env: &Env) -> Result<String
                 "run in a GitLab job, or pass --project GROUP/APP",
             )
         })
+}
+
+/// The management project (`CI_PROJECT_PATH`) as a validated path.
+pub(super) fn project_path(env: &Env) -> Result<ProjectPath, CommandError> {
+    management_project(None, env)?
+        .parse()
+        .map_err(|e: ValueError| missing(&format!("CI_PROJECT_PATH: {}", e.message), &e.hint))
 }
 
 /// A CI/CD variable the job must provide is missing (exit code 4).

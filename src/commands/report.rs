@@ -5,10 +5,10 @@
 use serde_json::json;
 
 use super::approval::pipeline_commit;
-use super::gitlab::{connect, management_project, missing};
+use super::gitlab::{connect, project_path};
 use super::CommandError;
 use crate::cli::ReportArgs;
-use crate::config::values::{ProjectPath, ValueError};
+use crate::config::values::ProjectPath;
 use crate::env::Env;
 use crate::exec::gitlab::apply::Applier;
 use crate::exec::gitlab::{calls, ErrorKind, GitLab, GitLabError};
@@ -173,13 +173,6 @@ fn apply_report(
         }
     }
     Ok(Applied::Done)
-}
-
-/// The management project (`CI_PROJECT_PATH`) as a validated path.
-pub(super) fn project_path(env: &Env) -> Result<ProjectPath, CommandError> {
-    management_project(None, env)?
-        .parse()
-        .map_err(|e: ValueError| missing(&format!("CI_PROJECT_PATH: {}", e.message), &e.hint))
 }
 
 impl NewRecord {

@@ -13,14 +13,16 @@
 use super::gitlab::connect;
 use super::CommandError;
 use crate::cli::RequestArgs;
-use crate::config::decode::{Problem, Problems};
+use crate::config::decode::Problems;
 use crate::config::values::{CommitId, EnvName, GitTag, ProjectPath, ScalarValue};
 use crate::config::AppFile;
 use crate::env::Env;
 use crate::exec::gitlab::apply::{Applied, Applier};
 use crate::exec::gitlab::onboarding::read_file;
 use crate::exec::gitlab::{calls, ErrorKind, GitLab, GitLabError};
-use crate::plan::gitlab::request::{self, branch_name, Observed, OpenRequest, Planned, Request};
+use crate::plan::gitlab::request::{
+    self, branch_name, problem, Observed, OpenRequest, Planned, Request,
+};
 use crate::plan::gitlab::GitLabWrite;
 use crate::report::dotenv::Outputs;
 use crate::report::Reporter;
@@ -31,14 +33,6 @@ pub fn run(
     env: &Env,
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
-    let problem = |key: &str, message: String, hint: &str| Problem {
-        file: "berth request".to_string(),
-        line: None,
-        column: None,
-        key: key.to_string(),
-        message,
-        hint: hint.to_string(),
-    };
     let env_name = EnvName::parse(&args.env);
     let tag = GitTag::parse(&args.tag);
     let (env_name, tag) = match (env_name, tag) {

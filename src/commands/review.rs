@@ -13,12 +13,12 @@ use similar::TextDiff;
 use super::approval::{
     app_dir_at, is_commit_id, local_repo, pipeline_commit, release_at, CodeRemote,
 };
-use super::gitlab::{connect, management_project, missing};
+use super::gitlab::{connect, missing, project_path};
 use super::{inventory_path, CommandError};
 use crate::cli::MergeRequestArgs;
 use crate::config::release::RequestedRelease;
+use crate::config::values::ProjectPath;
 use crate::config::values::{CommitId, GitTag};
-use crate::config::values::{ProjectPath, ValueError};
 use crate::config::{AppDir, Inventory, Problems};
 use crate::env::Env;
 use crate::exec::git::{self, FileDelta, LocalRepo};
@@ -40,7 +40,7 @@ use crate::report::Reporter;
 /// the pipeline's own commit and the request's base, read with git.
 struct Review {
     gitlab: GitLab,
-    project: String,
+    project: ProjectPath,
     merge_request: MergeRequestInfo,
     repo: LocalRepo,
     /// `CI_COMMIT_SHA`: the one commit this pipeline judges.
@@ -63,11 +63,11 @@ impl Review {
                 })?,
         };
         let head = pipeline_commit(env, command)?;
-        let project = management_project(None, env)?;
+        let project = project_path(env)?;
         let repo = local_repo(&args.app_dir.app_dir)?;
         let gitlab = connect(env)?;
         let merge_request =
-            calls::merge_request(&gitlab, &project, iid).map_err(anyhow::Error::new)?;
+            calls::merge_request(&gitlab, project.as_str(), iid).map_err(anyhow::Error::new)?;
         Ok(Review {
             gitlab,
             project,
@@ -110,15 +110,13 @@ impl Review {
     /// `--dry-run` prints it.
     fn note(&self, body: &str, dry_run: bool, reporter: &Reporter) -> Result<(), CommandError> {
         let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
-        let project: ProjectPath = self.project.parse().map_err(|e: ValueError| {
-            missing(&format!("CI_PROJECT_PATH: {}", e.message), &e.hint)
-        })?;
         let iid = self.merge_request.iid;
         let me = calls::current_user(&self.gitlab).map_err(failed)?;
-        let existing = calls::find_own_note(&self.gitlab, &self.project, iid, &me, PLAN_MARKER)
-            .map_err(failed)?;
+        let existing =
+            calls::find_own_note(&self.gitlab, self.project.as_str(), iid, &me, PLAN_MARKER)
+                .map_err(failed)?;
         let plan: GitLabPlan = note::keep_note(
-            &project,
+            &self.project,
             iid,
             existing.as_ref().map(|(id, b)| (*id, b.as_str())),
             body,
@@ -225,8 +223,8 @@ pub fn plan(
     }
     let app_dir = app_dir_at(&review.repo, &review.head)??;
     let before = release_at(&review.repo, &base)?;
-    let history =
-        calls::release_history(&review.gitlab, &review.project).map_err(anyhow::Error::new)?;
+    let history = calls::release_history(&review.gitlab, review.project.as_str())
+        .map_err(anyhow::Error::new)?;
     let live = records::latest(&history.records);
     let code = app_dir.app.code_repo.as_str();
     let remote = CodeRemote::new(&review.gitlab, env, code);

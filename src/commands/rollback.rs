@@ -4,7 +4,8 @@ use serde_json::json;
 
 use super::deploy::{deploy_target, finish, Options};
 use super::gitlab::history_access;
-use super::report::{project_path, record_release};
+use super::gitlab::project_path;
+use super::report::record_release;
 use super::target::{now_utc, switch_without_code, EnvTarget};
 use super::CommandError;
 use crate::cli::RollbackArgs;

@@ -125,6 +125,21 @@ impl ErrorKind {
     }
 }
 
+/// An endpoint from its builder. Builders fail only when a required field
+/// is missing: a bug in berth, not bad input, so it is not an error path.
+pub(crate) fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("a GitLab endpoint was built without a required field: {e}"))
+}
+
+/// A read's answer, or `None` when GitLab says there is no such thing.
+pub(crate) fn found<T>(result: Result<T, GitLabError>) -> Result<Option<T>, GitLabError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A transport failure: GitLab did not answer at all.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -28,7 +28,7 @@ use gitlab::api::Endpoint;
 use serde::Deserialize;
 
 use super::endpoints;
-use super::{ErrorKind, GitLab, GitLabError};
+use super::{built, ErrorKind, GitLab, GitLabError};
 use crate::config::values::ProjectPath;
 use crate::exec::git::{self, Entry};
 use crate::plan::gitlab::{
@@ -605,11 +605,6 @@ fn ref_access(access: RefAccess) -> ProtectedAccessLevel {
         RefAccess::Developers => ProtectedAccessLevel::Developer,
         RefAccess::Maintainers => ProtectedAccessLevel::Maintainer,
     }
-}
-
-fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
-    // Builders fail only when a required field is missing: a bug here.
-    result.unwrap_or_else(|e| panic!("a GitLab endpoint was built without a required field: {e}"))
 }
 
 #[cfg(test)]

@@ -7,16 +7,10 @@ use gitlab::api::projects::repository::tags::Tags;
 use gitlab::api::users::CurrentUser;
 use serde::Deserialize;
 
-use super::{GitLab, GitLabError};
+use super::{built, found, GitLab, GitLabError};
 use crate::report::records::{History, RecordTag, TAG_PREFIX};
 
 pub type CallResult<T> = Result<T, GitLabError>;
-
-fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
-    // Builders fail only when a required field is missing: a bug here, not
-    // bad input, so it is not worth an error path.
-    result.unwrap_or_else(|e| panic!("a GitLab endpoint was built without a required field: {e}"))
-}
 
 #[derive(Debug, Deserialize)]
 pub struct User {
@@ -123,11 +117,7 @@ pub fn tag_commit(gitlab: &GitLab, project: &str, tag: &str) -> CallResult<Optio
             .tag_name(tag)
             .build(),
     );
-    match gitlab.call::<_, TagInfo>(&endpoint) {
-        Ok(info) => Ok(Some(info.commit.id)),
-        Err(e) if e.kind() == super::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(found(gitlab.call::<_, TagInfo>(&endpoint))?.map(|info| info.commit.id))
 }
 
 /// The open merge request from `branch`, if any: its IID and URL.

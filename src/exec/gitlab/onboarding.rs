@@ -16,7 +16,7 @@ use gitlab::api::projects::Project;
 use gitlab::api::users::Users;
 use serde::Deserialize;
 
-use super::{endpoints, ErrorKind, GitLab, GitLabError};
+use super::{built, endpoints, found, GitLab, GitLabError};
 use crate::config::values::{GitLabUser, ProjectPath};
 use crate::plan::gitlab::onboarding::{
     BranchProtection, CodeProject, FileAt, ManagementProject, Membership, Observation, Observed,
@@ -86,20 +86,6 @@ pub fn observe(gitlab: &GitLab, s: &Onboarding) -> Result<Observed, ObserveError
         allocations: read_file(gitlab, &s.fleet, &s.allocations, MAIN)?,
         logs_public_key: read_file(gitlab, &s.fleet, &s.logs_key_path(), MAIN)?,
     })
-}
-
-fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
-    // Builders fail only when a required field is missing: a bug here.
-    result.unwrap_or_else(|e| panic!("a GitLab endpoint was built without a required field: {e}"))
-}
-
-/// `Ok(None)` for a 404.
-fn found<T>(result: Result<T, GitLabError>) -> Result<Option<T>, GitLabError> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 #[derive(Deserialize)]

@@ -64,7 +64,8 @@ pub fn branch_name(env: &EnvName, tag: &GitTag) -> String {
     format!("release/{env}-{tag}")
 }
 
-fn problem(key: &str, message: String, hint: &str) -> Problem {
+/// A problem with what `berth request` was asked (`--env`, `--ref`, …).
+pub fn problem(key: &str, message: String, hint: &str) -> Problem {
     Problem {
         file: "berth request".to_string(),
         line: None,
