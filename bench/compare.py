@@ -611,12 +611,31 @@ pm.max_spare_servers = 3
 """
 
 
+def install_host_berth(berth, target):
+    """The rig host runs this berth as root for `egress apply` (its sudoers
+    entry, tests/rig/up): install it there, atomically."""
+    with open(berth, "rb") as f:
+        new = f.read()
+    try:
+        with open(target, "rb") as f:
+            if f.read() == new:
+                return
+    except FileNotFoundError:
+        pass
+    staged = f"{target}.new-{os.getpid()}"
+    with open(staged, "wb") as f:
+        f.write(new)
+    os.chmod(staged, 0o755)
+    os.rename(staged, target)
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
         self.run_id = args.run
         self.rig = read_rig_env()
         self.berth = os.path.abspath(args.berth)
+        install_host_berth(self.berth, self.rig["RIG_HOST_BERTH"])
         self.res = Resources()
         self.front_port = int(self.rig["RIG_FRONT_LISTEN"].rsplit(":", 1)[1])
         self.host_name = platform.node()
@@ -655,6 +674,7 @@ class Bench:
             f"      listen: {r['RIG_FRONT_LISTEN']}\n"
             f"      test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]\n"
             f"      reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]\n"
+            f"    egress_command: [/usr/bin/sudo, -n, {r['RIG_HOST_BERTH']}]\n"
         )
 
     # --- helpers ---

@@ -88,6 +88,35 @@ pub enum Command {
     /// one app only, and refuses anything else.
     #[command(hide = true)]
     ServeLogs(ServeLogsArgs),
+    /// Host side of the egress policy, run as root by a deploy: set what
+    /// one app environment's containers may reach in the host's firewall.
+    #[command(subcommand)]
+    Egress(EgressCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Set one app environment's allow-list and the host's base rules
+    /// (iptables), in one transaction. Idempotent.
+    Apply(EgressApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EgressApplyArgs {
+    /// The app id.
+    #[arg(long)]
+    pub app: String,
+    /// The app environment.
+    #[arg(long)]
+    pub env: String,
+    /// A port of the environment's slots (each names a slot network);
+    /// give both.
+    #[arg(long = "slot-port", value_name = "PORT", required = true)]
+    pub slot_ports: Vec<String>,
+    /// A destination the app may reach, ADDRESS:PORT (IPv4, TCP);
+    /// repeatable. Without any, the app reaches nothing outside its slot.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -48,12 +48,32 @@ impl RigEnv {
       listen: {listen}
       test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]
       reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]
+    egress_command: [/usr/bin/sudo, -n, {host_berth}]
 ",
             port = self.get("RIG_SSH_PORT")?,
             known = self.get("RIG_KNOWN_HOSTS_LINE")?,
             base = self.get("RIG_BASE_DIR")?,
             confd = self.get("RIG_FRONT_CONF_D")?,
             listen = self.get("RIG_FRONT_LISTEN")?,
+            host_berth = self.get("RIG_HOST_BERTH")?,
         ))
+    }
+
+    /// Installs `exe` as the rig host's root-owned berth, the one its
+    /// deploy user may run as root (`egress apply`, tests/rig/up's sudoers
+    /// entry). Replaced atomically, and only when it differs, so a deploy
+    /// running it meanwhile is not disturbed. Must run as root.
+    pub fn install_host_berth(&self, exe: &Path) -> anyhow::Result<()> {
+        let target = Path::new(self.get("RIG_HOST_BERTH")?);
+        let new = std::fs::read(exe).with_context(|| format!("read {}", exe.display()))?;
+        if std::fs::read(target).ok().as_deref() == Some(new.as_slice()) {
+            return Ok(());
+        }
+        let staged = target.with_extension(format!("new-{}", std::process::id()));
+        std::fs::write(&staged, &new).with_context(|| format!("write {}", staged.display()))?;
+        std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        std::fs::rename(&staged, target)
+            .with_context(|| format!("install {}", target.display()))?;
+        Ok(())
     }
 }

@@ -269,6 +269,7 @@ fn a_dry_run_demo_says_what_it_would_do_and_does_nothing() {
         format!(
             "dry run, nothing was done; berth demo would:\n\
              run {root}/tests/rig/up (apt packages, the runtime image, sshd and the front nginx)\n\
+             install this berth as the host's root-run berth (egress policy)\n\
              write the demo app and inventory under {rig}/demo\n\
              release {root}/examples/plugin as v1.0.0 to test on that host, and print its URL\n",
             root = root.display(),

@@ -21,6 +21,13 @@ impl Rig {
         let env = berth::rig::RigEnv::read(&path).unwrap_or_else(|e| {
             panic!("{e:#}; start the rig with tests/rig/up (scripts/test does)")
         });
+        // The host side of deploys (`egress apply`, run as root) is this
+        // build of berth.
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            env.install_host_berth(Path::new(env!("CARGO_BIN_EXE_berth")))
+                .unwrap_or_else(|e| panic!("{e:#}"))
+        });
         Rig { env }
     }
 
@@ -111,6 +118,14 @@ impl RigApp {
         let code = self.dir.path().join(format!("code-{version}"));
         example_plugin(&code, version, healthy);
         code
+    }
+
+    /// Adds `text` (top-level keys) to the app's app.yml.
+    pub fn append_app_yml(&self, text: &str) {
+        let path = self.dir.path().join("app/app.yml");
+        let mut app = std::fs::read_to_string(&path).unwrap();
+        app.push_str(text);
+        std::fs::write(path, app).unwrap();
     }
 
     /// Moves the app's releases to `base` (another base directory on the

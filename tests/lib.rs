@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod common;
 mod deploy;
+mod egress;
 mod fake;
 mod gitlab_app;
 mod gitlab_flow;

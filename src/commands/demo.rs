@@ -32,6 +32,7 @@ pub fn run(
             &format!(
                 "dry run, nothing was done; berth demo would:\n\
                  run {}/tests/rig/up (apt packages, the runtime image, sshd and the front nginx)\n\
+                 install this berth as the host's root-run berth (egress policy)\n\
                  write the demo app and inventory under {}/demo\n\
                  release {}/examples/plugin as v1.0.0 to test on that host, and print its URL",
                 repo.display(),
@@ -51,6 +52,8 @@ pub fn run(
         return Err(anyhow::anyhow!("tests/rig/up failed ({status})").into());
     }
     let rig = RigEnv::read(Path::new(&rig_dir(env)).join("rig.env").as_path())?;
+    let exe = std::env::current_exe().context("find this berth binary")?;
+    rig.install_host_berth(&exe)?;
 
     let demo = PathBuf::from(rig.get("RIG")?).join("demo");
     let app_dir = demo.join("app");

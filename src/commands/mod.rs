@@ -6,6 +6,7 @@ mod approval;
 mod checkout;
 mod demo;
 mod deploy;
+mod egress;
 mod gitlab;
 pub(crate) mod logs;
 mod render;
@@ -70,6 +71,9 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         }
         Command::Request(args) => request::run(args, global.dry_run, &env, &reporter),
         Command::Demo(args) => demo::run(args, global.dry_run, &env, &reporter),
+        Command::Egress(crate::cli::EgressCommand::Apply(args)) => {
+            egress::apply(args, global.dry_run, &reporter)
+        }
     };
     match result {
         Ok(()) => ExitStatus::Success,

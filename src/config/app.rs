@@ -4,8 +4,8 @@
 
 use super::decode::{Decoder, Problems};
 use super::values::{
-    AppId, ByteSize, Cpus, DomainName, EnvName, GitLabUser, HostName, ImageRef, IpAddress, Port,
-    ProjectPath, RelPath, UrlPath,
+    AnyPort, AppId, ByteSize, Cpus, DomainName, EnvName, GitLabUser, HostName, ImageRef, IpAddress,
+    Port, ProjectPath, RelPath, UrlPath,
 };
 use super::yaml::{Mark, Node};
 
@@ -24,6 +24,8 @@ pub struct AppFile {
     pub limits: Limits,
     pub php: PhpSettings,
     pub extra_hosts: Vec<ExtraHost>,
+    /// What the app's containers may reach; everything else is refused.
+    pub egress: Vec<EgressAllow>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -67,6 +69,16 @@ pub struct PhpSettings {
 pub struct ExtraHost {
     pub name: DomainName,
     pub address: IpAddress,
+}
+
+/// A destination an app may reach: a name its code uses (pinned in the
+/// containers' `/etc/hosts`), the IPv4 address it stands for and the TCP
+/// ports allowed there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EgressAllow {
+    pub name: DomainName,
+    pub address: std::net::Ipv4Addr,
+    pub ports: Vec<AnyPort>,
 }
 
 /// Platform bounds, also published in `docs/schema/app.schema.json`.
@@ -130,6 +142,7 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
             })
         })
     });
+    let egress = f.optional(d, "egress", |d, node, key| d.list(node, key, decode_egress));
     let root_mark = root.mark;
     f.finish(d);
     let (php, php_marks) = php.unzip();
@@ -144,6 +157,7 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
         limits: limits?,
         php: php.unwrap_or_default(),
         extra_hosts: extra_hosts.unwrap_or_default(),
+        egress: egress.unwrap_or_default(),
     };
     let fallback = limits_mark.unwrap_or(root_mark);
     let php_marks = php_marks.unwrap_or(PhpMarks {
@@ -152,6 +166,45 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
     });
     check_semantics(d, &app, php_marks);
     Some(app)
+}
+
+fn decode_egress(d: &mut Decoder, node: &Node, key: &str) -> Option<EgressAllow> {
+    let mut f = d.mapping(node, key)?;
+    let name = f.required(d, "name", Decoder::scalar::<DomainName>);
+    let address = f.required(d, "address", |d, node, key| {
+        let address = Decoder::scalar::<IpAddress>(d, node, key)?;
+        match address.ip() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => {
+                d.problem(
+                    node.mark,
+                    key,
+                    format!("{address} is an IPv6 address"),
+                    "slot networks are IPv4 only: give the destination's IPv4 address",
+                );
+                None
+            }
+        }
+    });
+    let ports = f.required(d, "ports", |d, node, key| {
+        let ports = d.list(node, key, Decoder::scalar::<AnyPort>)?;
+        if ports.is_empty() {
+            d.problem(
+                node.mark,
+                key,
+                "no port is allowed",
+                "list the TCP ports the app calls there, e.g. [443]",
+            );
+            return None;
+        }
+        Some(ports)
+    });
+    f.finish(d);
+    Some(EgressAllow {
+        name: name?,
+        address: address?,
+        ports: ports?,
+    })
 }
 
 fn decode_environment(

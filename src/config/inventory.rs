@@ -25,6 +25,10 @@ pub struct Host {
     pub base_dir: AbsPath,
     pub environments: Vec<EnvName>,
     pub front: Front,
+    /// How the deploy user runs berth as root, for `berth egress apply`
+    /// (the egress policy is host firewall rules): e.g.
+    /// `[sudo, -n, /usr/local/bin/berth]`.
+    pub egress_command: Vec<CommandArg>,
     #[serde(skip)]
     pub mark: Mark,
 }
@@ -117,6 +121,7 @@ fn decode_host(
         d.list(node, key, Decoder::scalar::<EnvName>)
     });
     let front = f.required(d, "front", decode_front);
+    let egress_command = f.required(d, "egress_command", decode_command);
     f.finish(d);
     Some(Host {
         name: name?,
@@ -128,30 +133,33 @@ fn decode_host(
         base_dir: base_dir?,
         environments: environments?,
         front: front?,
+        egress_command: egress_command?,
         mark,
     })
 }
 
+/// A command as a list: the program and its arguments.
+fn decode_command(d: &mut Decoder, node: &Node, key: &str) -> Option<Vec<CommandArg>> {
+    let args = d.list(node, key, Decoder::scalar::<CommandArg>)?;
+    if args.is_empty() {
+        d.problem(
+            node.mark,
+            key,
+            "command is empty",
+            "give the program and its arguments as a list, e.g. [nginx, -s, reload]",
+        );
+        return None;
+    }
+    Some(args)
+}
+
 fn decode_front(d: &mut Decoder, node: &Node, key: &str) -> Option<Front> {
     let mut f = d.mapping(node, key)?;
-    let command = |d: &mut Decoder, node: &Node, key: &str| {
-        let args = d.list(node, key, Decoder::scalar::<CommandArg>)?;
-        if args.is_empty() {
-            d.problem(
-                node.mark,
-                key,
-                "command is empty",
-                "give the program and its arguments as a list, e.g. [nginx, -s, reload]",
-            );
-            return None;
-        }
-        Some(args)
-    };
     let include_dir = f.required(d, "include_dir", Decoder::scalar::<AbsPath>);
     let log_dir = f.required(d, "log_dir", Decoder::scalar::<AbsPath>);
     let listen = f.required(d, "listen", Decoder::scalar::<ListenAddress>);
-    let test_command = f.required(d, "test_command", command);
-    let reload_command = f.required(d, "reload_command", command);
+    let test_command = f.required(d, "test_command", decode_command);
+    let reload_command = f.required(d, "reload_command", decode_command);
     let trusted_proxies = f.optional(d, "trusted_proxies", |d, node, key| {
         d.list(node, key, Decoder::scalar::<Cidr>)
     });

@@ -717,6 +717,12 @@ impl ScalarValue for PublishAddress {
 #[serde(transparent)]
 pub struct IpAddress(IpAddr);
 
+impl IpAddress {
+    pub fn ip(self) -> IpAddr {
+        self.0
+    }
+}
+
 impl fmt::Display for IpAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

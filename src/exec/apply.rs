@@ -93,6 +93,10 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
                 .map(|(path, file)| remote.write_file(path, file.contents.as_bytes()));
             futures_util::future::try_join_all(writes).await?;
         }
+        Step::ApplyEgress { command, .. } => {
+            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+            remote.run("apply the egress policy", &argv).await?;
+        }
         Step::ComposeUp {
             project,
             file,

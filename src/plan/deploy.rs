@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::egress;
 use super::release::{
     front_lock_file, project_name, vhost_file, HostLayout, ReleaseId, Slot, SlotNetwork,
 };
@@ -71,6 +72,12 @@ pub enum Step {
         dir: AbsPath,
         files: Vec<RenderedFile>,
     },
+    /// Set the app environment's egress policy in the host's firewall
+    /// (`berth egress apply`, run as root), before its containers start.
+    ApplyEgress {
+        command: Vec<String>,
+        allowed: usize,
+    },
     ComposeUp {
         project: String,
         file: AbsPath,
@@ -134,6 +141,11 @@ impl fmt::Display for Step {
                 let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
                 write!(f, "upload {} to {dir}", names.join(", "))
             }
+            Step::ApplyEgress { allowed, .. } => write!(
+                f,
+                "apply the egress policy ({allowed} allowed destination{})",
+                if *allowed == 1 { "" } else { "s" }
+            ),
             Step::ComposeUp { project, .. } => write!(f, "start {project} (compose up)"),
             Step::WaitHealthy {
                 address,
@@ -207,6 +219,38 @@ pub struct Release<'a> {
 impl Release<'_> {
     fn layout(&self) -> HostLayout {
         HostLayout::new(&self.host.base_dir, &self.app.id, self.env)
+    }
+
+    /// The app environment's egress policy, applied by the host's root
+    /// berth: both slots' networks, each allowed address and port.
+    fn egress(&self) -> Step {
+        let policy = egress::Policy {
+            app: self.app.id.clone(),
+            env: self.env.name.clone(),
+            slot_ports: self.env.ports.to_vec(),
+            allow: self
+                .app
+                .egress
+                .iter()
+                .flat_map(|e| {
+                    e.ports.iter().map(|port| egress::Destination {
+                        address: e.address,
+                        port: port.get(),
+                    })
+                })
+                .collect(),
+        };
+        let mut command: Vec<String> = self
+            .host
+            .egress_command
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        command.extend(policy.apply_args());
+        Step::ApplyEgress {
+            command,
+            allowed: policy.allow.len(),
+        }
     }
 
     fn render(
@@ -413,6 +457,7 @@ fn start_slot(
             dir: conf_dir.clone(),
             files,
         },
+        r.egress(),
         Step::ComposeUp {
             project,
             file: file.clone(),
@@ -509,6 +554,7 @@ mod tests {
       listen: 0.0.0.0:80
       test_command: [nginx, -t]
       reload_command: [nginx, -s, reload]
+    egress_command: [sudo, -n, /usr/local/bin/berth]
 ";
 
     /// The skeleton's test environment on a production-like host.
@@ -556,12 +602,36 @@ mod tests {
             [
                 format!("1. sync code to {root}/releases/v1.0.0/code"),
                 format!("2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to {root}/releases/v1.0.0/conf-blue"),
-                "3. start berth-example-test-blue (compose up)".to_string(),
-                "4. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)".to_string(),
-                "5. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload".to_string(),
-                "6. wait until the front on 127.0.0.1:80 serves v1.0.0".to_string(),
-                format!("7. record state in {root}/state.json: active v1.0.0 in blue"),
+                "3. apply the egress policy (0 allowed destinations)".to_string(),
+                "4. start berth-example-test-blue (compose up)".to_string(),
+                "5. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)".to_string(),
+                "6. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload".to_string(),
+                "7. wait until the front on 127.0.0.1:80 serves v1.0.0".to_string(),
+                format!("8. record state in {root}/state.json: active v1.0.0 in blue"),
             ]
+        );
+        assert_eq!(
+            plan.steps[2],
+            Step::ApplyEgress {
+                command: [
+                    "sudo",
+                    "-n",
+                    "/usr/local/bin/berth",
+                    "egress",
+                    "apply",
+                    "--app",
+                    "example",
+                    "--env",
+                    "test",
+                    "--slot-port",
+                    "18001",
+                    "--slot-port",
+                    "18002",
+                ]
+                .map(String::from)
+                .to_vec(),
+                allowed: 0,
+            }
         );
         let Step::UploadConf { files, .. } = &plan.steps[1] else {
             panic!("upload")
@@ -646,7 +716,7 @@ mod tests {
         };
         let plan = plan_with(&observed, "v2.0.0");
         assert!(matches!(
-            &plan.steps[1],
+            &plan.steps[2],
             Step::ComposeUp { project, .. } if project == "berth-example-test-blue"
         ));
     }

@@ -3,6 +3,7 @@
 
 pub mod allocation;
 pub mod deploy;
+pub mod egress;
 pub mod gitlab;
 pub mod logs;
 pub mod release;

@@ -299,7 +299,7 @@ impl Context {
                     post_max_size: app.php.post_max_size.php(),
                     max_children: app.php.max_children,
                 },
-                extra_hosts: !app.extra_hosts.is_empty(),
+                extra_hosts: !app.extra_hosts.is_empty() || !app.egress.is_empty(),
             },
             env: EnvContext {
                 name: t.env.name.to_string(),
@@ -364,6 +364,7 @@ impl Context {
                 .extra_hosts
                 .iter()
                 .map(|h| format!("{}:{}", h.name, h.address))
+                .chain(app.egress.iter().map(|e| format!("{}:{}", e.name, e.address)))
                 .collect(),
             health_probe: format!(
                 "exec 3<>/dev/tcp/127.0.0.1/{WEB_PORT} && printf 'GET {} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '",

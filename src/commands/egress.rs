@@ -1,0 +1,76 @@
+//! `berth egress apply`: the host side of an app environment's egress
+//! policy, run as root by a deploy (the inventory's `egress_command`).
+//! Every argument is validated here again: the caller is the deploy user.
+
+use crate::cli::EgressApplyArgs;
+use crate::config::values::{AppId, EnvName, Port, ScalarValue};
+use crate::exec::firewall;
+use crate::plan::egress::{restore_input, Destination, Firewall, Policy};
+use crate::report::Reporter;
+
+use super::CommandError;
+
+pub fn apply(
+    args: &EgressApplyArgs,
+    dry_run: bool,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    let policy = policy(args)?;
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(firewall::lock()?)
+    };
+    let observed = Firewall::parse(&firewall::list()?);
+    let input = restore_input(&policy, &observed).map_err(anyhow::Error::new)?;
+    if dry_run {
+        reporter.result(
+            &input,
+            &serde_json::json!({"app": policy.app.to_string(), "env": policy.env.to_string(), "iptables_restore": input}),
+        );
+        return Ok(());
+    }
+    firewall::restore(&input)?;
+    reporter.info(&format!(
+        "egress policy of {}/{} set: {} allowed destination(s) ({})",
+        policy.app,
+        policy.env,
+        policy.allow.len(),
+        policy.chain()
+    ));
+    Ok(())
+}
+
+fn policy(args: &EgressApplyArgs) -> Result<Policy, CommandError> {
+    let usage = |message: String, hint: &str| CommandError::Usage {
+        message,
+        hint: hint.to_string(),
+    };
+    let app =
+        AppId::parse(&args.app).map_err(|e| usage(format!("--app: {}", e.message), &e.hint))?;
+    let env =
+        EnvName::parse(&args.env).map_err(|e| usage(format!("--env: {}", e.message), &e.hint))?;
+    let slot_ports = args
+        .slot_ports
+        .iter()
+        .map(|p| Port::parse(p).map_err(|e| usage(format!("--slot-port: {}", e.message), &e.hint)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let allow = args
+        .allow
+        .iter()
+        .map(|d| {
+            d.parse::<Destination>().map_err(|e| {
+                usage(
+                    format!("--allow: {e}"),
+                    "give ADDRESS:PORT, e.g. 203.0.113.10:443",
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Policy {
+        app,
+        env,
+        slot_ports,
+        allow,
+    })
+}
