@@ -14,6 +14,13 @@ use crate::config::{AppFile, Inventory, Problems, ReleaseFile};
 
 const RELEASE_YML: &str = include_str!("../mgmt-repo-skeleton/release.yml");
 const APP_YML: &str = include_str!("../mgmt-repo-skeleton/app.yml");
+/// The skeleton with the optional lists too, so that mutations reach their
+/// decoders.
+const APP_YML_FULL: &str = concat!(
+    include_str!("../mgmt-repo-skeleton/app.yml"),
+    "extra_hosts:\n  - name: db.partner.example\n    address: 10.1.2.3\n",
+    "egress:\n  - name: api.partner.example\n    address: 198.51.100.7\n    ports: [443, 8443]\n",
+);
 const INVENTORY_YML: &str = include_str!("../tests/fixtures/inventory.yml");
 const ALLOCATIONS_YML: &str = "\
 hosts:
@@ -265,7 +272,7 @@ proptest! {
     }
 
     #[test]
-    fn app_yml(text in inputs(APP_YML)) {
+    fn app_yml(text in inputs(APP_YML_FULL)) {
         check_problems(AppFile::parse("app.yml", &text));
     }
 

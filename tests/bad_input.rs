@@ -703,6 +703,18 @@ pub fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "egress to an IPv6 address", App, format!("{APP_YML}egress:\n  - name: api.partner.example\n    address: \"2001:db8::1\"\n    ports: [443]\n"),
+            &[
+                "app.yml:29:14: egress[0].address: 2001:db8::1 is an IPv6 address\n  hint: slot networks are IPv4 only: give the destination's IPv4 address",
+            ],
+        ),
+        case(
+            "egress without ports", App, format!("{APP_YML}egress:\n  - name: api.partner.example\n    address: 198.51.100.7\n    ports: []\n"),
+            &[
+                "app.yml:30:12: egress[0].ports: no port is allowed\n  hint: list the TCP ports the app calls there, e.g. [443]",
+            ],
+        ),
+        case(
             "missing required keys", App, APP_YML.replacen("id: example\n", "", 1).replacen("health_path: /health.php\n", "", 1),
             &[
                 "app.yml:2:1: id: required key id is missing\n  hint: add `id:` at the top of the file",
@@ -747,6 +759,12 @@ pub fn cases() -> Vec<Case> {
             "reload command empty", Inventory, inventory("reload_command: [nginx, -s, reload]", "reload_command: []"),
             &[
                 "inventory.yml:17:23: hosts.web-1.front.reload_command: command is empty\n  hint: give the program and its arguments as a list, e.g. [nginx, -s, reload]",
+            ],
+        ),
+        case(
+            "no egress command", Inventory, inventory("    egress_command: [sudo, -n, /usr/local/bin/berth]\n", ""),
+            &[
+                "inventory.yml:4:5: hosts.web-1.egress_command: required key egress_command is missing\n  hint: add `egress_command:` under hosts.web-1",
             ],
         ),
         case(
