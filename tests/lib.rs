@@ -3,6 +3,7 @@
 mod bad_input;
 mod bench;
 mod cli;
+mod code_limits;
 mod common;
 mod deploy;
 mod fake;

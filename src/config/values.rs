@@ -571,6 +571,10 @@ impl ByteSize {
         ByteSize(n << 20)
     }
 
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+
     /// The PHP ini spelling, e.g. `256M`.
     pub fn php(self) -> String {
         for (shift, unit) in [(30, 'G'), (20, 'M'), (10, 'K')] {

@@ -6,3 +6,4 @@ pub mod apply;
 pub mod git;
 pub mod gitlab;
 pub mod remote;
+pub mod tree;
