@@ -10,6 +10,7 @@ mod fake;
 mod gitlab_app;
 mod gitlab_flow;
 mod isolation;
+mod log_cgroup;
 mod logs;
 mod pipeline_e2e;
 mod pipelines;

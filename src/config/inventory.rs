@@ -4,8 +4,8 @@
 
 use super::decode::{Decoder, Problems};
 use super::values::{
-    AbsPath, AnyPort, Cidr, CommandArg, EnvName, HostName, KnownHostsLine, ListenAddress,
-    PublishAddress, SshAddress, UnixUser,
+    AbsPath, AnyPort, CgroupPath, Cidr, CommandArg, EnvName, HostName, KnownHostsLine,
+    ListenAddress, PublishAddress, SshAddress, UnixUser,
 };
 use super::yaml::{Mark, Node};
 
@@ -25,6 +25,9 @@ pub struct Host {
     pub base_dir: AbsPath,
     pub environments: Vec<EnvName>,
     pub front: Front,
+    /// The prepared cgroup app logs keys run `serve-logs` in
+    /// (`--cgroup`); none when absent.
+    pub logs_cgroup: Option<CgroupPath>,
     #[serde(skip)]
     pub mark: Mark,
 }
@@ -117,6 +120,7 @@ fn decode_host(
         d.list(node, key, Decoder::scalar::<EnvName>)
     });
     let front = f.required(d, "front", decode_front);
+    let logs_cgroup = f.optional(d, "logs_cgroup", Decoder::scalar::<CgroupPath>);
     f.finish(d);
     Some(Host {
         name: name?,
@@ -128,6 +132,7 @@ fn decode_host(
         base_dir: base_dir?,
         environments: environments?,
         front: front?,
+        logs_cgroup,
         mark,
     })
 }

@@ -1003,6 +1003,28 @@ impl ScalarValue for CommandArg {
     }
 }
 
+string_newtype!(
+    /// A cgroup below the root of each cgroup hierarchy on a host, e.g.
+    /// `berth/logs` or `system.slice/berth-logs.slice`.
+    CgroupPath
+);
+impl ScalarValue for CgroupPath {
+    const EXPECTED: &'static str = "a cgroup path";
+    const KIND: ScalarKind = ScalarKind::String;
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        let hint = "give the cgroup's path below the hierarchy's root, such as berth/logs, using letters, digits and . _ - /";
+        check_path_chars("cgroup path", text, hint)?;
+        if text.starts_with('/') {
+            return Err(ValueError::new(
+                format!("cgroup path {} is absolute", quoted(text)),
+                hint,
+            ));
+        }
+        check_path_components("cgroup path", text, hint, false)?;
+        Ok(CgroupPath(text.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! and the host.
 
 pub mod apply;
+pub mod cgroup;
 pub mod git;
 pub mod gitlab;
 pub mod remote;
