@@ -360,6 +360,11 @@ pub struct ServeLogsArgs {
     /// in <base-dir>/.logs-sessions/).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub max_sessions: u32,
+    /// Before anything else, move into this prepared cgroup (a path below
+    /// each hierarchy's root, e.g. berth/logs) and refuse to serve if that
+    /// fails. Its limits bound every request of the key.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

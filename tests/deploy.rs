@@ -139,6 +139,19 @@ impl RigApp {
         std::fs::write(path, inventory).unwrap();
     }
 
+    pub fn app_yml_path(&self) -> PathBuf {
+        self.dir.path().join("app/app.yml")
+    }
+
+    /// Replaces `from` with `to` in the app's app.yml; fails when `from`
+    /// is not there.
+    pub fn edit_app_yml(&self, from: &str, to: &str) {
+        let path = self.dir.path().join("app/app.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "app.yml has no {from:?}:\n{text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
     pub fn request(&self, tag: &str) {
         std::fs::write(
             self.dir.path().join("app/release.yml"),

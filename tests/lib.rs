@@ -3,6 +3,7 @@
 mod bad_input;
 mod bench;
 mod cli;
+mod code_limits;
 mod common;
 mod deploy;
 mod egress;
@@ -10,6 +11,7 @@ mod fake;
 mod gitlab_app;
 mod gitlab_flow;
 mod isolation;
+mod log_cgroup;
 mod logs;
 mod pipeline_e2e;
 mod pipelines;

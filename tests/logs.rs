@@ -200,6 +200,11 @@ impl LogsKey {
     /// A new key for app `id`, its line added to the rig's
     /// `authorized_keys.berth-logs` (and removed again on drop).
     pub(crate) fn install_for(rig: &crate::deploy::Rig, id: &str) -> LogsKey {
+        LogsKey::install_with(rig, id, &[])
+    }
+
+    /// As `install_for`, with `extra` arguments in the forced command.
+    pub(crate) fn install_with(rig: &crate::deploy::Rig, id: &str, extra: &[&str]) -> LogsKey {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("logs_key");
         let made = std::process::Command::new("ssh-keygen")
@@ -216,11 +221,12 @@ impl LogsKey {
         std::fs::copy(env!("CARGO_BIN_EXE_berth"), &bin).unwrap();
         let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
         let line = format!(
-            "restrict,command=\"{} serve-logs --app {} --base-dir {} --log-dir {}/logs\" {}",
+            "restrict,command=\"{} serve-logs --app {} --base-dir {} --log-dir {}/logs{}\" {}",
             bin.display(),
             id,
             rig.get("RIG_BASE_DIR"),
             rig.get("RIG_FRONT_PREFIX"),
+            extra.iter().map(|a| format!(" {a}")).collect::<String>(),
             public.trim()
         );
         let authorized = rig_dir.join("home/deploy/.ssh/authorized_keys.berth-logs");
@@ -250,11 +256,11 @@ impl LogsKey {
     }
 
     /// Plain `ssh` with this key and `args`.
-    fn ssh(&self, app: &RigApp, args: &[&str]) -> std::process::Output {
+    pub(crate) fn ssh(&self, app: &RigApp, args: &[&str]) -> std::process::Output {
         self.command(app, args).output().unwrap()
     }
 
-    fn spawn_ssh(&self, app: &RigApp, args: &[&str]) -> std::process::Child {
+    pub(crate) fn spawn_ssh(&self, app: &RigApp, args: &[&str]) -> std::process::Child {
         self.command(app, args).spawn().unwrap()
     }
 

@@ -442,20 +442,22 @@ fn generate_logs_key(id: &AppId) -> Result<LogsKey, CommandError> {
 
 /// The line for the hosts' `authorized_keys` of the app's logs key.
 fn authorized_keys_line(
-    s: &Onboarding,
+    id: &crate::config::values::AppId,
     inventory: Option<&Inventory>,
     host: &str,
     public: &str,
 ) -> String {
-    let dirs = inventory.and_then(|inventory| {
-        let host = inventory.hosts.iter().find(|h| h.name.as_str() == host)?;
-        Some((host.base_dir.to_string(), host.front.log_dir.to_string()))
-    });
-    let (base, logs) =
-        dirs.unwrap_or_else(|| ("/srv/berth".to_string(), "/var/log/nginx/berth".to_string()));
+    let host =
+        inventory.and_then(|inventory| inventory.hosts.iter().find(|h| h.name.as_str() == host));
+    let (base, logs) = host.map_or_else(
+        || ("/srv/berth".to_string(), "/var/log/nginx/berth".to_string()),
+        |host| (host.base_dir.to_string(), host.front.log_dir.to_string()),
+    );
+    let cgroup = host
+        .and_then(|host| host.logs_cgroup.as_ref())
+        .map_or(String::new(), |cgroup| format!(" --cgroup {cgroup}"));
     format!(
-        "restrict,command=\"berth serve-logs --app {} --base-dir {base} --log-dir {logs}\" {public}",
-        s.id
+        "restrict,command=\"berth serve-logs --app {id} --base-dir {base} --log-dir {logs}{cgroup}\" {public}"
     )
 }
 
@@ -501,7 +503,7 @@ fn report(
     text.push_str("add this line to the deploy user's authorized_keys on");
     let mut lines = Vec::new();
     for host in &hosts {
-        let line = authorized_keys_line(s, inventory, host, public_key);
+        let line = authorized_keys_line(&s.id, inventory, host, public_key);
         text.push_str(&format!(" {host}:\n  {line}\n"));
         lines.push(serde_json::json!({"host": host, "line": line}));
     }
@@ -521,4 +523,46 @@ fn report(
         }),
     );
     Ok(outputs.write(env.dotenv.as_deref())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVENTORY: &str = "hosts:
+  web-1:
+    ssh: {address: web-1.example.com, user: deploy, known_hosts: \"web-1.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx\"}
+    publish_address: 127.0.0.1
+    base_dir: /srv/apps
+    environments: [test]
+    front:
+      include_dir: /etc/nginx/berth.d
+      log_dir: /var/log/front
+      listen: 0.0.0.0:80
+      test_command: [nginx, -t]
+      reload_command: [nginx, -s, reload]
+    egress_command: [sudo, -n, /usr/local/bin/berth]
+";
+
+    #[test]
+    fn the_logs_keys_forced_command_names_the_hosts_logs_cgroup_when_it_has_one() {
+        let id = "shop".parse().unwrap();
+        let plain = Inventory::parse("inventory.yml", INVENTORY).unwrap();
+        assert_eq!(
+            authorized_keys_line(&id, Some(&plain), "web-1", "ssh-ed25519 AAAA k"),
+            "restrict,command=\"berth serve-logs --app shop --base-dir /srv/apps --log-dir /var/log/front\" ssh-ed25519 AAAA k"
+        );
+        let text = format!("{INVENTORY}    logs_cgroup: berth/logs\n");
+        let with_cgroup = Inventory::parse("inventory.yml", &text).unwrap();
+        assert_eq!(
+            authorized_keys_line(&id, Some(&with_cgroup), "web-1", "ssh-ed25519 AAAA k"),
+            "restrict,command=\"berth serve-logs --app shop --base-dir /srv/apps --log-dir /var/log/front --cgroup berth/logs\" ssh-ed25519 AAAA k"
+        );
+        let bad = format!("{INVENTORY}    logs_cgroup: ../logs\n");
+        let problems = Inventory::parse("inventory.yml", &bad).unwrap_err();
+        assert_eq!(
+            problems.0[0].to_string(),
+            "inventory.yml:13:18: hosts.web-1.logs_cgroup: cgroup path \"../logs\" leaves its directory with \"..\"\n  hint: give the cgroup's path below the hierarchy's root, such as berth/logs, using letters, digits and . _ - /"
+        );
+    }
 }

@@ -169,6 +169,9 @@ pub fn deploy_target(
     options: Options,
     reporter: &Reporter,
 ) -> Result<Option<Slot>, CommandError> {
+    if let Some(code) = code {
+        check_code_size(target, code, reporter)?;
+    }
     let now = now_utc();
     let release = target.release(options.keep, options.health_timeout_secs, &now);
     let layout = target.layout();
@@ -211,4 +214,28 @@ pub fn deploy_target(
         });
         Ok(active)
     })
+}
+
+/// Counts the checkout as the sync would copy it and refuses a release
+/// over `limits.code` before anything reaches the host.
+fn check_code_size(
+    target: &EnvTarget,
+    code: &Path,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    let measured = crate::exec::tree::measure(code)
+        .with_context(|| format!("measure the code checkout {}", code.display()))?;
+    let limits = &target.app_dir.app.limits.code;
+    reporter.detail(&format!(
+        "code to sync: {measured} (limits.code: {}, {} files)",
+        limits.size.php(),
+        limits.files
+    ));
+    crate::plan::code::check(
+        &target.app_file.display().to_string(),
+        limits,
+        &measured,
+        &format!("the code checkout {}", code.display()),
+    )?;
+    Ok(())
 }

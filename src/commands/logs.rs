@@ -146,6 +146,11 @@ pub fn serve_logs(
     env: &Env,
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
+    // First: whatever the request turns out to be, it runs inside the
+    // cgroup's limits or not at all.
+    if let Some(cgroup) = &args.cgroup {
+        enter_cgroup(cgroup)?;
+    }
     let refuse = |message: String| CommandError::Usage {
         message,
         hint: format!(
@@ -185,6 +190,24 @@ pub fn serve_logs(
         docker_socket: path(&args.docker_socket, "--docker-socket")?,
     };
     runtime()?.block_on(serve(&host, &env_name, &query, &filter))
+}
+
+/// Moves serve-logs into the cgroup `name` (`--cgroup`): observe the
+/// mounted hierarchies, plan the writes, write, check.
+fn enter_cgroup(name: &str) -> Result<(), CommandError> {
+    use crate::config::values::CgroupPath;
+    use crate::plan::cgroup::plan_join;
+    let name = CgroupPath::parse(name).map_err(|e| CommandError::Usage {
+        message: format!("--cgroup: {}", e.message),
+        hint: e.hint,
+    })?;
+    let not_ready = |e: crate::plan::cgroup::CgroupError| CommandError::HostNotReady {
+        message: e.to_string(),
+        hint: e.hint().to_string(),
+    };
+    let mounts = crate::exec::cgroup::mounts().context("read /proc/self/mountinfo")?;
+    let plan = plan_join(&mounts, &name).map_err(not_ready)?;
+    crate::exec::cgroup::join(&plan).map_err(not_ready)
 }
 
 /// Takes one of the app's `max` session slots: an exclusive `flock` on

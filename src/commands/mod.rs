@@ -37,6 +37,9 @@ pub enum CommandError {
     NotAvailable { message: String, hint: String },
     #[error("{message}")]
     Usage { message: String, hint: String },
+    /// The host is not set up for what was asked (exit 1, with a hint).
+    #[error("{message}")]
+    HostNotReady { message: String, hint: String },
     #[error(transparent)]
     Stopped(crate::exec::apply::StepFailed),
     #[error(transparent)]
@@ -88,6 +91,10 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Err(CommandError::Usage { message, hint }) => {
             reporter.error(&anyhow::anyhow!(message), Some(&hint));
             ExitStatus::Usage
+        }
+        Err(CommandError::HostNotReady { message, hint }) => {
+            reporter.error(&anyhow::anyhow!(message), Some(&hint));
+            ExitStatus::Failure
         }
         Err(CommandError::Stopped(failed)) if !failed.front_switched => {
             reporter.error(

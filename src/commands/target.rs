@@ -22,6 +22,8 @@ use crate::report::Reporter;
 /// The loaded, checked configuration of one app environment.
 pub struct EnvTarget {
     pub app_dir: AppDir,
+    /// The path of `app.yml`, for problems found against its limits.
+    pub app_file: PathBuf,
     pub inventory: Inventory,
     pub env: EnvName,
     pub ssh_key: PathBuf,
@@ -65,6 +67,7 @@ impl EnvTarget {
         let templates_dir = templates.clone().or_else(|| env.templates_dir.clone());
         Ok(EnvTarget {
             app_dir: loaded,
+            app_file: app_file_path(dir),
             inventory,
             env: env_name,
             ssh_key,

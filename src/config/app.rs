@@ -53,6 +53,30 @@ pub struct Limits {
     pub cpus: Cpus,
     pub memory: ByteSize,
     pub pids: u32,
+    /// What one release's code may hold on the host.
+    pub code: CodeLimits,
+}
+
+/// `limits.code`: the most bytes and files (inodes: files, directories)
+/// one release's code may hold. Each environment keeps several releases.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CodeLimits {
+    pub size: ByteSize,
+    pub files: u64,
+    /// Where each limit is written, or `limits` when it is the default.
+    #[serde(skip)]
+    pub marks: CodeLimitMarks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CodeLimitMarks {
+    pub size: Mark,
+    pub files: Mark,
+}
+
+impl CodeLimits {
+    pub const DEFAULT_SIZE: ByteSize = ByteSize::mib(256);
+    pub const DEFAULT_FILES: u64 = 20_000;
 }
 
 /// PHP settings an app may choose, within the platform's bounds.
@@ -91,6 +115,9 @@ pub mod bounds {
     pub const PIDS: (i64, i64) = (16, 4096);
     pub const MAX_EXECUTION_TIME: (i64, i64) = (1, 300);
     pub const MAX_CHILDREN: (i64, i64) = (1, 64);
+    pub const CODE_SIZE_MIN: ByteSize = ByteSize::mib(1);
+    pub const CODE_SIZE_MAX: ByteSize = ByteSize::mib(4096);
+    pub const CODE_FILES: (i64, i64) = (100, 200_000);
 }
 
 impl AppFile {
@@ -282,11 +309,50 @@ fn decode_limits(d: &mut Decoder, node: &Node, key: &str) -> Option<Limits> {
     let pids = f.required(d, "pids", |d, node, key| {
         d.integer(node, key, bounds::PIDS.0, bounds::PIDS.1)
     });
+    let code = f.optional(d, "code", decode_code_limits);
     f.finish(d);
     Some(Limits {
         cpus: cpus?,
         memory: memory?,
         pids: pids? as u32,
+        code: code.unwrap_or(CodeLimits {
+            size: CodeLimits::DEFAULT_SIZE,
+            files: CodeLimits::DEFAULT_FILES,
+            marks: CodeLimitMarks {
+                size: node.mark,
+                files: node.mark,
+            },
+        }),
+    })
+}
+
+fn decode_code_limits(d: &mut Decoder, node: &Node, key: &str) -> Option<CodeLimits> {
+    let mut marks = CodeLimitMarks {
+        size: node.mark,
+        files: node.mark,
+    };
+    let mut f = d.mapping(node, key)?;
+    let size = f.optional(d, "size", |d, node, key| {
+        marks.size = node.mark;
+        let size = d.scalar::<ByteSize>(node, key)?;
+        in_bounds(
+            d,
+            node,
+            key,
+            size,
+            bounds::CODE_SIZE_MIN,
+            bounds::CODE_SIZE_MAX,
+        )
+    });
+    let files = f.optional(d, "files", |d, node, key| {
+        marks.files = node.mark;
+        d.integer(node, key, bounds::CODE_FILES.0, bounds::CODE_FILES.1)
+    });
+    f.finish(d);
+    Some(CodeLimits {
+        size: size.unwrap_or(CodeLimits::DEFAULT_SIZE),
+        files: files.map_or(CodeLimits::DEFAULT_FILES, |n| n as u64),
+        marks,
     })
 }
 

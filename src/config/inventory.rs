@@ -4,8 +4,8 @@
 
 use super::decode::{Decoder, Problems};
 use super::values::{
-    AbsPath, AnyPort, Cidr, CommandArg, EnvName, HostName, KnownHostsLine, ListenAddress,
-    PublishAddress, SshAddress, UnixUser,
+    AbsPath, AnyPort, CgroupPath, Cidr, CommandArg, EnvName, HostName, KnownHostsLine,
+    ListenAddress, PublishAddress, SshAddress, UnixUser,
 };
 use super::yaml::{Mark, Node};
 
@@ -29,6 +29,9 @@ pub struct Host {
     /// (the egress policy is host firewall rules): e.g.
     /// `[sudo, -n, /usr/local/bin/berth]`.
     pub egress_command: Vec<CommandArg>,
+    /// The prepared cgroup app logs keys run `serve-logs` in
+    /// (`--cgroup`); none when absent.
+    pub logs_cgroup: Option<CgroupPath>,
     #[serde(skip)]
     pub mark: Mark,
 }
@@ -122,6 +125,7 @@ fn decode_host(
     });
     let front = f.required(d, "front", decode_front);
     let egress_command = f.required(d, "egress_command", decode_command);
+    let logs_cgroup = f.optional(d, "logs_cgroup", Decoder::scalar::<CgroupPath>);
     f.finish(d);
     Some(Host {
         name: name?,
@@ -134,6 +138,7 @@ fn decode_host(
         environments: environments?,
         front: front?,
         egress_command: egress_command?,
+        logs_cgroup,
         mark,
     })
 }

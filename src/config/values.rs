@@ -571,6 +571,10 @@ impl ByteSize {
         ByteSize(n << 20)
     }
 
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+
     /// The PHP ini spelling, e.g. `256M`.
     pub fn php(self) -> String {
         for (shift, unit) in [(30, 'G'), (20, 'M'), (10, 'K')] {
@@ -1002,6 +1006,28 @@ impl ScalarValue for CommandArg {
                 "give each argument as its own list item, using letters, digits and . _ - / = : @ % + ,",
             ))
         }
+    }
+}
+
+string_newtype!(
+    /// A cgroup below the root of each cgroup hierarchy on a host, e.g.
+    /// `berth/logs` or `system.slice/berth-logs.slice`.
+    CgroupPath
+);
+impl ScalarValue for CgroupPath {
+    const EXPECTED: &'static str = "a cgroup path";
+    const KIND: ScalarKind = ScalarKind::String;
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        let hint = "give the cgroup's path below the hierarchy's root, such as berth/logs, using letters, digits and . _ - /";
+        check_path_chars("cgroup path", text, hint)?;
+        if text.starts_with('/') {
+            return Err(ValueError::new(
+                format!("cgroup path {} is absolute", quoted(text)),
+                hint,
+            ));
+        }
+        check_path_components("cgroup path", text, hint, false)?;
+        Ok(CgroupPath(text.to_string()))
     }
 }
 

@@ -4,6 +4,8 @@
 
 pub mod apply;
 pub mod firewall;
+pub mod cgroup;
 pub mod git;
 pub mod gitlab;
 pub mod remote;
+pub mod tree;

@@ -2,6 +2,8 @@
 //! settings and observed state. No network, no clock, no environment reads.
 
 pub mod allocation;
+pub mod cgroup;
+pub mod code;
 pub mod deploy;
 pub mod egress;
 pub mod gitlab;
