@@ -562,7 +562,7 @@ mod tests {
         let problems = Inventory::parse("inventory.yml", &bad).unwrap_err();
         assert_eq!(
             problems.0[0].to_string(),
-            "inventory.yml:13:18: hosts.web-1.logs_cgroup: cgroup path \"../logs\" leaves its directory with \"..\"\n  hint: give the cgroup's path below the hierarchy's root, such as berth/logs, using letters, digits and . _ - /"
+            "inventory.yml:14:18: hosts.web-1.logs_cgroup: cgroup path \"../logs\" leaves its directory with \"..\"\n  hint: give the cgroup's path below the hierarchy's root, such as berth/logs, using letters, digits and . _ - /"
         );
     }
 }

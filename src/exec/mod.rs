@@ -3,8 +3,8 @@
 //! and the host.
 
 pub mod apply;
-pub mod firewall;
 pub mod cgroup;
+pub mod firewall;
 pub mod git;
 pub mod gitlab;
 pub mod remote;
