@@ -674,7 +674,7 @@ class Bench:
             f"      listen: {r['RIG_FRONT_LISTEN']}\n"
             f"      test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]\n"
             f"      reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]\n"
-            f"    egress_command: [/usr/bin/sudo, -n, {r['RIG_HOST_BERTH']}]\n"
+            f"    root_berth: [/usr/bin/sudo, -n, {r['RIG_HOST_BERTH']}]\n"
         )
 
     # --- helpers ---

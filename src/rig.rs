@@ -48,7 +48,7 @@ impl RigEnv {
       listen: {listen}
       test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]
       reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]
-    egress_command: [/usr/bin/sudo, -n, {host_berth}]
+    root_berth: [/usr/bin/sudo, -n, {host_berth}]
 ",
             port = self.get("RIG_SSH_PORT")?,
             known = self.get("RIG_KNOWN_HOSTS_LINE")?,

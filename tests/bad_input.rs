@@ -762,9 +762,9 @@ pub fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "no egress command", Inventory, inventory("    egress_command: [sudo, -n, /usr/local/bin/berth]\n", ""),
+            "no egress command", Inventory, inventory("    root_berth: [sudo, -n, /usr/local/bin/berth]\n", ""),
             &[
-                "inventory.yml:4:5: hosts.web-1.egress_command: required key egress_command is missing\n  hint: add `egress_command:` under hosts.web-1",
+                "inventory.yml:4:5: hosts.web-1.root_berth: required key root_berth is missing\n  hint: add `root_berth:` under hosts.web-1",
             ],
         ),
         case(

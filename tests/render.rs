@@ -40,7 +40,7 @@ fn inventory_in(dir: &Path, tls: bool) -> Inventory {
       test_command: [nginx, -t]
       reload_command: [nginx, -s, reload]
       trusted_proxies: [10.0.0.0/8, fd00::/8]
-{tls}    egress_command: [sudo, -n, /usr/local/bin/berth]
+{tls}    root_berth: [sudo, -n, /usr/local/bin/berth]
 "
     );
     Inventory::parse("inventory.yml", &text).expect("test inventory is valid")

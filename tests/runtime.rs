@@ -98,7 +98,7 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
       listen: 127.0.0.1:{front_port}
       test_command: [nginx, -t]
       reload_command: [nginx, -s, reload]
-    egress_command: [sudo, -n, /usr/local/bin/berth]
+    root_berth: [sudo, -n, /usr/local/bin/berth]
 ",
             base = base.display(),
             d = dir.path().display(),

@@ -541,7 +541,7 @@ mod tests {
       listen: 0.0.0.0:80
       test_command: [nginx, -t]
       reload_command: [nginx, -s, reload]
-    egress_command: [sudo, -n, /usr/local/bin/berth]
+    root_berth: [sudo, -n, /usr/local/bin/berth]
 ";
 
     #[test]

@@ -1,5 +1,5 @@
 //! `berth egress apply`: the host side of an app environment's egress
-//! policy, run as root by a deploy (the inventory's `egress_command`).
+//! policy, run as root by a deploy (the inventory's `root_berth`).
 //! Every argument is validated here again: the caller is the deploy user.
 
 use crate::cli::EgressApplyArgs;

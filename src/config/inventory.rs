@@ -25,10 +25,10 @@ pub struct Host {
     pub base_dir: AbsPath,
     pub environments: Vec<EnvName>,
     pub front: Front,
-    /// How the deploy user runs berth as root, for `berth egress apply`
-    /// (the egress policy is host firewall rules): e.g.
-    /// `[sudo, -n, /usr/local/bin/berth]`.
-    pub egress_command: Vec<CommandArg>,
+    /// How the deploy user runs berth as root, for the few host changes
+    /// that need root (`berth egress apply`: the egress policy is host
+    /// firewall rules), e.g. `[sudo, -n, /usr/local/bin/berth]`.
+    pub root_berth: Vec<CommandArg>,
     /// The prepared cgroup app logs keys run `serve-logs` in
     /// (`--cgroup`); none when absent.
     pub logs_cgroup: Option<CgroupPath>,
@@ -124,7 +124,7 @@ fn decode_host(
         d.list(node, key, Decoder::scalar::<EnvName>)
     });
     let front = f.required(d, "front", decode_front);
-    let egress_command = f.required(d, "egress_command", decode_command);
+    let root_berth = f.required(d, "root_berth", decode_command);
     let logs_cgroup = f.optional(d, "logs_cgroup", Decoder::scalar::<CgroupPath>);
     f.finish(d);
     Some(Host {
@@ -137,7 +137,7 @@ fn decode_host(
         base_dir: base_dir?,
         environments: environments?,
         front: front?,
-        egress_command: egress_command?,
+        root_berth: root_berth?,
         logs_cgroup,
         mark,
     })

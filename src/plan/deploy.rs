@@ -242,7 +242,7 @@ impl Release<'_> {
         };
         let mut command: Vec<String> = self
             .host
-            .egress_command
+            .root_berth
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -554,7 +554,7 @@ mod tests {
       listen: 0.0.0.0:80
       test_command: [nginx, -t]
       reload_command: [nginx, -s, reload]
-    egress_command: [sudo, -n, /usr/local/bin/berth]
+    root_berth: [sudo, -n, /usr/local/bin/berth]
 ";
 
     /// The skeleton's test environment on a production-like host.
