@@ -448,6 +448,57 @@ fn an_unhealthy_release_never_takes_traffic() {
 }
 
 #[test]
+fn a_failed_release_keeps_the_warm_backup() {
+    let app = RigApp::new("keeps-backup");
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect_code(ExitStatus::Success.code());
+    app.deploy("v2.0.0", &app.code("v2.0.0", true))
+        .expect_code(ExitStatus::Success.code());
+    // v1.0.0 is the warm backup in blue; the broken v3.0.0 starts there.
+    let run = app
+        .deploy("v3.0.0", &app.code("v3.0.0", false))
+        .expect_code(ExitStatus::Stopped.code());
+    let failed = run.stderr();
+    assert_eq!(app.served(), (200, "v2.0.0".into(), "v2.0.0".into()));
+
+    // status tells the truth: the backup's containers run v1.0.0 again.
+    let run = app
+        .berth(&["--output", "json", "status"])
+        .run()
+        .expect_code(ExitStatus::Success.code());
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let state = &json["environments"][0]["state"];
+    assert_eq!(state["active"]["tag"], "v2.0.0");
+    assert_eq!(state["backup"]["tag"], "v1.0.0");
+    let containers = json["environments"][0]["containers"].as_array().unwrap();
+    let blue: Vec<(&str, &str)> = containers
+        .iter()
+        .filter(|c| c["slot"] == "blue")
+        .map(|c| (c["release"].as_str().unwrap(), c["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(blue, [("v1.0.0", "running"), ("v1.0.0", "running")]);
+
+    // And the rollback to it works at once, without starting anything.
+    let run = app
+        .berth(&["rollback"])
+        .run()
+        .expect_code(ExitStatus::Success.code());
+    assert!(
+        !run.stderr().contains("compose up"),
+        "a rollback is a switch: {}",
+        run.stderr()
+    );
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
+
+    // The failed deploy said so.
+    assert_eq!(
+        failed.lines().last().unwrap_or_default(),
+        "  hint: the previous release still serves and its warm backup was restored (`berth rollback` works); fix the cause and run the same command again",
+        "{failed}"
+    );
+}
+
+#[test]
 fn a_vhost_nginx_refuses_is_rolled_back() {
     let app = RigApp::new("badfront");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))

@@ -335,7 +335,7 @@ fn a_plugin_reaches_only_what_its_allow_list_names() {
 }
 
 #[test]
-fn the_root_berth_validates_its_arguments_before_touching_the_firewall() {
+fn egress_apply_validates_its_arguments_before_touching_the_firewall() {
     let run = crate::common::Berth::new()
         .args([
             "--dry-run",

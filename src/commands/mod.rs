@@ -97,10 +97,21 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
             ExitStatus::Failure
         }
         Err(CommandError::Stopped(failed)) if !failed.front_switched => {
-            reporter.error(
-                &anyhow::Error::new(failed),
-                Some("the previous release still serves; fix the cause and run the same command again"),
-            );
+            use crate::exec::apply::BackupAfterFailure;
+            let hint = match &failed.backup {
+                BackupAfterFailure::Untouched => {
+                    "the previous release still serves; fix the cause and run the same command again"
+                        .to_string()
+                }
+                BackupAfterFailure::Restored => {
+                    "the previous release still serves and its warm backup was restored (`berth rollback` works); fix the cause and run the same command again"
+                        .to_string()
+                }
+                BackupAfterFailure::NotRestored(e) => format!(
+                    "the previous release still serves, but its warm backup could not be restored ({e:#}): `berth rollback` will refuse it; fix the cause and run the same command again, which makes the serving release the backup"
+                ),
+            };
+            reporter.error(&anyhow::Error::new(failed), Some(&hint));
             ExitStatus::Stopped
         }
         Err(CommandError::Stopped(failed)) => {

@@ -18,8 +18,20 @@ pub struct StepFailed {
     /// Whether the front was already switched to the new release before
     /// the failure; if not, the previous release still serves.
     pub front_switched: bool,
+    /// Whether the plan's restore of the warm backup ran, and how it went.
+    pub backup: BackupAfterFailure,
     #[source]
     pub source: anyhow::Error,
+}
+
+/// The warm backup after a failed step.
+#[derive(Debug)]
+pub enum BackupAfterFailure {
+    /// Nothing to restore: no backup, or the front was already switched.
+    Untouched,
+    Restored,
+    /// Restoring it failed: the backup slot may not serve.
+    NotRestored(anyhow::Error),
 }
 
 /// Runs every step in order; stops at the first failure.
@@ -34,10 +46,17 @@ pub async fn apply(
         let started = Instant::now();
         reporter.info(&format!("{}. {step}", i + 1));
         if let Err(source) = run_step(remote, step, code).await {
+            let backup = if front_switched || plan.on_failure.is_empty() {
+                BackupAfterFailure::Untouched
+            } else {
+                reporter.info(&format!("step {} failed: restoring the warm backup", i + 1));
+                restore(remote, &plan.on_failure, reporter).await
+            };
             return Err(StepFailed {
                 number: i + 1,
                 step: step.to_string(),
                 front_switched,
+                backup,
                 source,
             });
         }
@@ -45,6 +64,17 @@ pub async fn apply(
         reporter.detail(&format!("   done in {} ms", started.elapsed().as_millis()));
     }
     Ok(())
+}
+
+/// Runs the plan's restore steps, stopping at the first failure.
+async fn restore(remote: &Remote, steps: &[Step], reporter: &Reporter) -> BackupAfterFailure {
+    for step in steps {
+        reporter.info(&format!("   - {step}"));
+        if let Err(e) = run_step(remote, step, None).await {
+            return BackupAfterFailure::NotRestored(e.context(format!("{step}")));
+        }
+    }
+    BackupAfterFailure::Restored
 }
 
 async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<()> {

@@ -186,8 +186,22 @@ impl fmt::Display for Step {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     pub steps: Vec<Step>,
+    /// What brings the warm backup back when a step fails before the front
+    /// switch: the candidate starts in the backup's slot, replacing its
+    /// containers, so they are started again from the backup's own files.
+    pub on_failure: Vec<Step>,
     /// Why there is nothing to do, when `steps` is empty.
     pub note: Option<String>,
+}
+
+impl Plan {
+    fn new(steps: Vec<Step>) -> Plan {
+        Plan {
+            steps,
+            on_failure: Vec::new(),
+            note: None,
+        }
+    }
 }
 
 impl fmt::Display for Plan {
@@ -197,6 +211,15 @@ impl fmt::Display for Plan {
         }
         for (i, step) in self.steps.iter().enumerate() {
             writeln!(f, "{}. {step}", i + 1)?;
+        }
+        if !self.on_failure.is_empty() {
+            writeln!(
+                f,
+                "if a step before the switch fails, restore the warm backup:"
+            )?;
+            for step in &self.on_failure {
+                writeln!(f, "   - {step}")?;
+            }
         }
         Ok(())
     }
@@ -402,11 +425,11 @@ fn start_in_idle_slot(
     if let Some(active) = &state.active {
         if active.release == release && observed.active_healthy {
             return Ok(Plan {
-                steps: Vec::new(),
                 note: Some(format!(
                     "{release} is already live in slot {}; nothing to do",
                     active.slot
                 )),
+                ..Plan::new(Vec::new())
             });
         }
     }
@@ -439,7 +462,32 @@ fn start_in_idle_slot(
     if !dirs.is_empty() {
         steps.push(Step::Prune { dirs });
     }
-    Ok(Plan { steps, note: None })
+    let on_failure = match &state.backup {
+        Some(backup) if backup.slot == slot => restore_slot(r, backup),
+        _ => Vec::new(),
+    };
+    Ok(Plan {
+        on_failure,
+        ..Plan::new(steps)
+    })
+}
+
+/// Starts `backup`'s containers again from its own compose file, and waits
+/// until they are healthy: the warm backup is back as it was.
+fn restore_slot(r: &Release, backup: &SlotRelease) -> Vec<Step> {
+    let file = r
+        .layout()
+        .conf_dir(&backup.release, backup.slot)
+        .join("compose.yml");
+    vec![
+        Step::ComposeUp {
+            project: project_name(&r.app.id, r.env, backup.slot),
+            file: file.clone(),
+            lock: r.layout().compose_lock_file(backup.slot),
+            subnet: SlotNetwork::for_port(backup.slot.port(r.env).get()).cidr(),
+        },
+        r.health(backup.slot, file),
+    ]
 }
 
 fn start_slot(
@@ -533,7 +581,7 @@ pub fn rollback(r: &Release, observed: &Observed) -> Result<Plan, RollbackError>
     let mut steps = steps;
     steps.extend(r.switch_front(&conf_dir, &backup.release));
     steps.push(r.record(state, backup.clone(), Some(active.clone()), "rollback"));
-    Ok(Plan { steps, note: None })
+    Ok(Plan::new(steps))
 }
 
 #[cfg(test)]
@@ -719,6 +767,50 @@ mod tests {
             &plan.steps[2],
             Step::ComposeUp { project, .. } if project == "berth-example-test-blue"
         ));
+    }
+
+    #[test]
+    fn a_release_into_the_backups_slot_plans_to_restore_the_backup_if_it_fails() {
+        let observed = Observed {
+            state: HostState {
+                active: Some(live(Slot::Blue, "v1.0.0")),
+                backup: Some(live(Slot::Green, "v0.9.0")),
+                history: Vec::new(),
+            },
+            complete_releases: vec![
+                ReleaseId::new(&"v0.9.0".parse().unwrap(), None),
+                ReleaseId::new(&"v1.0.0".parse().unwrap(), None),
+            ],
+            active_healthy: true,
+        };
+        let plan = plan_with(&observed, "v2.0.0");
+        let text = plan.to_string();
+        let restore: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("if a step"))
+            .collect();
+        assert_eq!(
+            restore,
+            [
+                "if a step before the switch fails, restore the warm backup:",
+                "   - start berth-example-test-green (compose up)",
+                "   - wait until http://127.0.0.1:18002/health.php answers 200 (at most 30s)",
+            ]
+        );
+        let Step::ComposeUp { file, subnet, .. } = &plan.on_failure[0] else {
+            panic!("compose up first: {plan}")
+        };
+        assert_eq!(
+            file.as_str(),
+            "/srv/berth/example/test/releases/v0.9.0/conf-green/compose.yml",
+            "the backup's own files, not the candidate's"
+        );
+        assert_eq!(subnet, "10.226.50.144/29");
+
+        // Without a backup there is nothing to restore.
+        let first = plan_with(&Observed::default(), "v1.0.0");
+        assert!(first.on_failure.is_empty());
+        assert!(!first.to_string().contains("restore"));
     }
 
     #[test]
