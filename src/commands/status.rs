@@ -101,7 +101,7 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             })
         };
         text.push(format!(
-            "{} {} on {}\n  active: {}{}\n  backup: {}\n  url:    {}\n  containers:\n{}",
+            "{} {} on {}\n  active: {}{}\n  backup: {}\n  url:    {}\n  containers:\n{}{}",
             target.app_dir.app.id,
             target.env,
             target.host().name,
@@ -120,7 +120,11 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
                     c.slot, c.role, c.release, c.state, c.health
                 ))
                 .collect::<Vec<_>>()
-                .join("\n")
+                .join("\n"),
+            slot_mismatches(state, &containers)
+                .iter()
+                .map(|m| format!("\n  WARNING: {m}"))
+                .collect::<String>()
         ));
         let mut history: Vec<&ReleaseRecord> = records
             .iter()
@@ -173,6 +177,7 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             "url": target.url(),
             "state": state,
             "active_healthy": observed.active_healthy,
+            "mismatches": slot_mismatches(state, &containers),
             "containers": containers,
         }));
     }
@@ -181,6 +186,33 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
         &json!({ "ok": true, "environments": report }),
     );
     Ok(())
+}
+
+/// Where a slot's containers run another release than `state.json` says
+/// the slot holds (for example after a failed deploy whose backup could
+/// not be restored).
+fn slot_mismatches(
+    state: &crate::plan::deploy::HostState,
+    containers: &[Container],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for (what, slot) in [("active", &state.active), ("backup", &state.backup)] {
+        let Some(slot) = slot else { continue };
+        let name = slot.slot.to_string();
+        let mut others: Vec<&str> = containers
+            .iter()
+            .filter(|c| c.slot == name && c.release != slot.release.to_string())
+            .map(|c| c.release.as_str())
+            .collect();
+        others.dedup();
+        for release in others {
+            found.push(format!(
+                "slot {name} runs {release}, not the {what} release {}",
+                slot.release
+            ));
+        }
+    }
+    found
 }
 
 /// One container of a slot, as Docker reports it.
@@ -206,5 +238,48 @@ impl Container {
                 .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
             health: health.unwrap_or_else(|| "no healthcheck".to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::deploy::{HostState, SlotRelease};
+
+    fn container(slot: &str, release: &str) -> Container {
+        Container {
+            slot: slot.into(),
+            role: "web".into(),
+            release: release.into(),
+            state: "running".into(),
+            health: "healthy".into(),
+        }
+    }
+
+    fn release(slot: &str, tag: &str) -> SlotRelease {
+        serde_json::from_value(serde_json::json!({
+            "slot": slot, "release": tag, "tag": tag, "deployed_at": "2026-12-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_slot_running_another_release_than_the_state_says_is_named() {
+        let state = HostState {
+            active: Some(release("green", "v2.0.0")),
+            backup: Some(release("blue", "v1.0.0")),
+            history: Vec::new(),
+        };
+        let agreeing = [container("green", "v2.0.0"), container("blue", "v1.0.0")];
+        assert!(slot_mismatches(&state, &agreeing).is_empty());
+        let failed = [
+            container("green", "v2.0.0"),
+            container("blue", "v3.0.0"),
+            container("blue", "v3.0.0"),
+        ];
+        assert_eq!(
+            slot_mismatches(&state, &failed),
+            ["slot blue runs v3.0.0, not the backup release v1.0.0"]
+        );
     }
 }
