@@ -303,9 +303,10 @@ pub struct LogsArgs {
 /// sent with an app's logs key.
 #[derive(Debug, Clone, Args)]
 pub struct LogQuery {
-    /// Which log to read.
-    #[arg(long, value_enum, default_value_t = LogSource::App)]
-    pub source: LogSource,
+    /// Which logs to read, merged in time order (repeat the flag or
+    /// separate them with commas, e.g. app,access).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [LogSource::App])]
+    pub source: Vec<LogSource>,
     /// Only lines newer than this, e.g. 15m, 2h, 1d.
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
@@ -321,6 +322,11 @@ pub struct LogQuery {
     /// Which slot's containers to read.
     #[arg(long, value_enum, default_value_t = SlotChoice::Active)]
     pub slot: SlotChoice,
+    /// Read the logs the host kept of this release's replaced containers
+    /// (the release id as `berth status` shows it) instead of a running
+    /// slot's.
+    #[arg(long, value_name = "RELEASE", conflicts_with_all = ["slot", "follow"])]
+    pub release: Option<String>,
 }
 
 /// What an app's logs key may ask the host: `logs --env ENV [query]`.

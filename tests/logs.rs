@@ -473,3 +473,194 @@ fn an_apps_logs_key_reads_its_logs_and_nothing_else() {
     let _ = forward.wait();
     let _ = std::fs::remove_file(&socket);
 }
+
+/// Each request: a pause, three PHP lines, a pause, the answer. The nginx
+/// container logs the request after it: every line of a request is at
+/// least 100 ms from those of the requests before and after it.
+const ORDER: &str = r#"<?php
+usleep(100000);
+foreach (["a", "b", "c"] as $part) {
+    error_log("order-probe " . ($_GET['m'] ?? '') . " $part");
+}
+usleep(100000);
+echo "ok\n";
+"#;
+
+/// Prints `lines` PHP lines that do not match the probes.
+const FILL: &str = r#"<?php
+for ($i = 0; $i < (int) ($_GET['lines'] ?? 0); $i++) {
+    error_log("filler line $i");
+}
+echo "ok\n";
+"#;
+
+#[test]
+fn app_logs_merge_php_and_nginx_lines_in_time_order() {
+    let app = RigApp::new("logorder");
+    let code = app.code("v1.0.0", true);
+    std::fs::write(code.join("public/order.php"), ORDER).unwrap();
+    app.deploy("v1.0.0", &code).expect_code(0);
+    let marker = format!("m{}x", std::process::id());
+    for i in 1..=3 {
+        let (status, _) = http_request(
+            app.rig.front_port(),
+            &app.domain,
+            "GET",
+            &format!("/order.php?m={marker}{i}"),
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+    }
+    // The last request's nginx line is the last to come.
+    wait_for_line(
+        &app,
+        &["--source", "nginx", "--grep", &format!("{marker}3")],
+        &format!("{marker}3"),
+    );
+    let shown: Vec<String> = logs(&app, &["--source", "app", "--grep", &marker])
+        .iter()
+        .map(|line| {
+            let (head, text) = line.split_once(" | ").unwrap();
+            let source = head.split_whitespace().nth(1).unwrap();
+            let what = text
+                .split_once("order-probe ")
+                .map(|(_, probe)| probe.to_string())
+                .unwrap_or_else(|| {
+                    let at = text.find(&marker).unwrap();
+                    format!("GET {}", &text[at..at + marker.len() + 1])
+                });
+            format!("{source} {what}")
+        })
+        .collect();
+    let expected: Vec<String> = (1..=3)
+        .flat_map(|i| {
+            [
+                format!("php {marker}{i} a"),
+                format!("php {marker}{i} b"),
+                format!("php {marker}{i} c"),
+                format!("nginx GET {marker}{i}"),
+            ]
+        })
+        .collect();
+    assert_eq!(shown, expected);
+}
+
+#[test]
+fn grep_finds_the_last_matching_lines_before_tail_counts() {
+    let app = RigApp::new("grepfirst");
+    let code = app.code("v1.0.0", true);
+    std::fs::write(code.join("public/boom.php"), BOOM).unwrap();
+    std::fs::write(code.join("public/fill.php"), FILL).unwrap();
+    app.deploy("v1.0.0", &code).expect_code(0);
+    let nonce = format!("needle{}", std::process::id());
+    let get = |path: &str| {
+        let (status, _) = http_request(app.rig.front_port(), &app.domain, "GET", path, "").unwrap();
+        assert_eq!(status, 200, "{path}");
+    };
+    get(&format!("/boom.php?n={nonce}"));
+    wait_for_line(&app, &["--source", "php", "--grep", &nonce], &nonce);
+    // 300 lines after it: the needle is far beyond the last 2.
+    get("/fill.php?lines=300");
+    wait_for_line(&app, &["--source", "php", "--tail", "1"], "filler line 299");
+    let found = logs(&app, &["--source", "php", "--tail", "2", "--grep", &nonce]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains(" php    | ")
+            && found[0].ends_with(&format!(" UTC] berth-log-probe {nonce}")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_replaced_releases_logs_stay_on_the_host_readable_by_release() {
+    let app = RigApp::new("keptlogs");
+    let v1 = app.code("v1.0.0", true);
+    std::fs::write(v1.join("public/boom.php"), BOOM).unwrap();
+    app.deploy("v1.0.0", &v1).expect_code(0);
+    let nonce = format!("kept{}", std::process::id());
+    let (status, _) = http_request(
+        app.rig.front_port(),
+        &app.domain,
+        "GET",
+        &format!("/boom.php?n={nonce}"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    wait_for_line(&app, &["--source", "php", "--grep", &nonce], &nonce);
+    // v2 goes to green and keeps v1 warm in blue; v3 replaces blue.
+    app.deploy("v2.0.0", &app.code("v2.0.0", true))
+        .expect_code(0);
+    app.request("v3.0.0");
+    let dir = format!("{}/{}/test/logs", app.rig.get("RIG_BASE_DIR"), app.id);
+    let plan = app
+        .berth(&["deploy", "--dry-run"])
+        .args(["--code"])
+        .arg_path(&app.code("v3.0.0", true))
+        .run()
+        .expect_code(berth::exit::ExitStatus::Success.code());
+    assert!(
+        plan.stdout().contains(&format!(
+            "keep the logs of v1.0.0 in slot blue in {dir}/v1.0.0-blue.log (the newest 8 MiB of each, the newest 10 files)\n"
+        )),
+        "{}",
+        plan.stdout()
+    );
+    app.deploy("v3.0.0", &app.code("v3.0.0", true))
+        .expect_code(0);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["v1.0.0-blue.log"]);
+
+    // Both containers' lines, in time order: PHP's, then nginx's line
+    // of the request, written when it ended.
+    let kept = logs(&app, &["--release", "v1.0.0", "--grep", &nonce]);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept[0].contains(" php    | ")
+            && kept[0].ends_with(&format!(" UTC] berth-log-probe {nonce}")),
+        "{kept:?}"
+    );
+    assert!(
+        kept[1].contains(" nginx  | ") && kept[1].contains(&format!("GET /boom.php?n={nonce} ")),
+        "{kept:?}"
+    );
+    // The nginx container's lines are kept too, and read through the
+    // app's logs key within its limits.
+    let key = LogsKey::install(&app);
+    let run = app
+        .berth(&[
+            "logs",
+            "--release",
+            "v1.0.0",
+            "--source",
+            "nginx",
+            "--grep",
+            &nonce,
+        ])
+        .args(["--logs-key"])
+        .arg_path(&key.key)
+        .run()
+        .expect_code(berth::exit::ExitStatus::Success.code());
+    let stdout = run.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(
+        lines[0].contains(" nginx  | ") && lines[0].contains(&format!("GET /boom.php?n={nonce} ")),
+        "{}",
+        run.stdout()
+    );
+    // A release with no kept logs.
+    let run = app
+        .berth(&["logs", "--release", "v2.0.0"])
+        .run()
+        .expect_code(berth::exit::ExitStatus::Usage.code());
+    assert_eq!(
+        run.stderr(),
+        "error: the host kept no logs of release v2.0.0 of environment test\n  hint: logs are kept when a deploy or restart replaces a release's containers, for the last 10 replaced slots\n"
+    );
+}

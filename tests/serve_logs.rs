@@ -125,7 +125,8 @@ fn the_costliest_grep_patterns_allowed_read_two_megabytes_within_a_budget() {
 #[test]
 fn a_request_stops_at_the_bytes_it_may_read() {
     // Each access line is 68 bytes and its newline: the limit of 250
-    // bytes lets three lines through and stops in the fourth.
+    // bytes lets three lines through and stops in the fourth. --tail
+    // reads back from the newest line: those three are the newest.
     let host = Host::new(&lines(10));
     assert_eq!(access_line(0).len() + 1, 69);
     let run = host
@@ -135,11 +136,81 @@ fn a_request_stops_at_the_bytes_it_may_read() {
         )
         .run()
         .expect_code(ExitStatus::Usage.code());
+    let expected: Vec<String> = (7..10).map(shown).collect();
+    assert_eq!(run.stdout(), format!("{}\n", expected.join("\n")));
+    assert_eq!(
+        run.stderr(),
+        "error: stopped after reading 250 bytes of logs, the most one request reads: the 3 lines shown are the newest that matched in what was read; older lines were not searched\n  hint: narrow the request with --tail or --since\n"
+    );
+    // Read forward (--since), the oldest come first and the stop says so
+    // by its place.
+    let run = host
+        .serve(
+            "logs --env test --source access --since 100000d",
+            &["--max-bytes", "250"],
+        )
+        .run()
+        .expect_code(ExitStatus::Usage.code());
     let expected: Vec<String> = (0..3).map(shown).collect();
     assert_eq!(run.stdout(), format!("{}\n", expected.join("\n")));
     assert_eq!(
         run.stderr(),
         "error: stopped after reading 250 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n"
+    );
+}
+
+#[test]
+fn grep_filters_before_tail_and_says_when_the_budget_cut_the_search() {
+    let host = Host::new(&lines(10));
+    let run = host
+        .serve(
+            "logs --env test --source access --tail 2 --grep '/000[0-4] '",
+            &[],
+        )
+        .run()
+        .expect_code(ExitStatus::Success.code());
+    assert_eq!(run.stdout(), format!("{}\n{}\n", shown(3), shown(4)));
+    assert_eq!(run.stderr(), "");
+    // 450 bytes: lines 9 to 4 are read (414 bytes), line 3 is past the
+    // limit. The one match found is shown, and the message says the
+    // search did not reach further back.
+    let run = host
+        .serve(
+            "logs --env test --source access --tail 2 --grep '/000[0-4] '",
+            &["--max-bytes", "450"],
+        )
+        .run()
+        .expect_code(ExitStatus::Usage.code());
+    assert_eq!(run.stdout(), format!("{}\n", shown(4)));
+    assert_eq!(
+        run.stderr(),
+        "error: stopped after reading 450 bytes of logs, the most one request reads: the 1 line shown is the newest that matched in what was read; older lines were not searched\n  hint: narrow the request with --tail or --since\n"
+    );
+}
+
+#[test]
+fn front_logs_merge_in_time_order() {
+    // The error log's line is from between the two access lines.
+    let host = Host::new(&[
+        r#"10.0.0.1 - - [22/Nov/2026:21:55:14 +0000] "GET /first HTTP/1.1" 200 5"#.to_string(),
+        r#"10.0.0.1 - - [22/Nov/2026:21:55:16 +0000] "GET /third HTTP/1.1" 200 5"#.to_string(),
+    ]);
+    std::fs::write(
+        host.path("logs/shop.test.error.log"),
+        "2026/11/22 21:55:15 [error] 7#7: second\n",
+    )
+    .unwrap();
+    let run = host
+        .serve("logs --env test --source access,error --tail 3", &[])
+        .run()
+        .expect_code(ExitStatus::Success.code());
+    assert_eq!(
+        run.stdout(),
+        concat!(
+            "2026-11-22T21:55:14Z access | 10.0.0.1 - - [22/Nov/2026:21:55:14 +0000] \"GET /first HTTP/1.1\" 200 5\n",
+            "2026-11-22T21:55:15Z error  | 2026/11/22 21:55:15 [error] 7#7: second\n",
+            "2026-11-22T21:55:16Z access | 10.0.0.1 - - [22/Nov/2026:21:55:16 +0000] \"GET /third HTTP/1.1\" 200 5\n",
+        )
     );
 }
 
@@ -164,7 +235,7 @@ fn lines_filtered_out_by_grep_count_against_the_bytes_read() {
         .expect_code(ExitStatus::Usage.code());
     assert_eq!(
         run.stderr(),
-        "error: stopped after reading 689 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n"
+        "error: stopped after reading 689 bytes of logs, the most one request reads: no line matched in what was read; older lines were not searched\n  hint: narrow the request with --tail or --since\n"
     );
 }
 
@@ -192,7 +263,7 @@ fn a_request_stops_at_its_time_budget() {
     let took = started.elapsed();
     assert_eq!(
         run.stderr(),
-        "error: stopped after 1 s, the longest one request takes\n  hint: narrow the request with --tail, --since or a simpler --grep\n"
+        "error: stopped after 1 s, the longest one request takes: no line matched in what was read; older lines were not searched\n  hint: narrow the request with --tail, --since or a simpler --grep\n"
     );
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_secs(5),

@@ -45,7 +45,7 @@ pub async fn apply(
     for (i, step) in plan.steps.iter().enumerate() {
         let started = Instant::now();
         reporter.info(&format!("{}. {step}", i + 1));
-        if let Err(source) = run_step(remote, step, code).await {
+        if let Err(source) = run_step(remote, step, code, reporter).await {
             let backup = if front_switched || plan.on_failure.is_empty() {
                 BackupAfterFailure::Untouched
             } else {
@@ -70,14 +70,19 @@ pub async fn apply(
 async fn restore(remote: &Remote, steps: &[Step], reporter: &Reporter) -> BackupAfterFailure {
     for step in steps {
         reporter.info(&format!("   - {step}"));
-        if let Err(e) = run_step(remote, step, None).await {
+        if let Err(e) = run_step(remote, step, None, reporter).await {
             return BackupAfterFailure::NotRestored(e.context(format!("{step}")));
         }
     }
     BackupAfterFailure::Restored
 }
 
-async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<()> {
+async fn run_step(
+    remote: &Remote,
+    step: &Step,
+    code: Option<&Path>,
+    reporter: &Reporter,
+) -> Result<()> {
     match step {
         Step::SyncCode {
             staging,
@@ -126,6 +131,41 @@ async fn run_step(remote: &Remote, step: &Step, code: Option<&Path>) -> Result<(
         Step::ApplyEgress { command, .. } => {
             let argv: Vec<&str> = command.iter().map(String::as_str).collect();
             remote.run("apply the egress policy", &argv).await?;
+        }
+        Step::SaveLogs {
+            app,
+            env,
+            slot,
+            dir,
+            max_bytes,
+            keep,
+            ..
+        } => {
+            let (max_bytes, keep) = (max_bytes.to_string(), keep.to_string());
+            let output = remote
+                .output(
+                    &[
+                        "bash",
+                        "-c",
+                        SAVE_LOGS,
+                        "bash",
+                        dir.as_str(),
+                        &max_bytes,
+                        &keep,
+                        app.as_str(),
+                        env.as_str(),
+                        slot.name(),
+                    ],
+                    None,
+                )
+                .await?;
+            // The script says what it kept or why not; it never stops a
+            // deploy (an old container already gone is not a failure).
+            let said = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            for line in said.lines() {
+                reporter.detail(&format!("   {line}"));
+            }
         }
         Step::ComposeUp {
             project,
@@ -317,3 +357,48 @@ if [ -n "$subnet" ] && [ "$subnet" != "$3 " ]; then
   docker-compose -p "$1" -f "$2" down --remove-orphans
 fi
 exec docker-compose -p "$1" -f "$2" up -d --remove-orphans"#;
+
+/// Keeps the logs of a slot's containers before `compose up` replaces them
+/// (`$1` the directory, `$2` the most bytes of a file, `$3` how many files,
+/// `$4` app, `$5` env, `$6` slot). Each container's `docker logs -t`,
+/// prefixed with its role, from after the newest line an earlier save of
+/// the same release and slot kept, is sorted by time (Docker's stamps
+/// have a fixed width) and appended to `<release>-<slot>.log`; the file
+/// keeps its newest `$2` bytes (whole lines), the directory its newest
+/// `$3` files. Files and directory are the deploy user's alone (umask
+/// 077). Says what it did; always exits 0.
+const SAVE_LOGS: &str = r#"set -u
+export LC_ALL=C
+# The kept logs are the app's and its visitors': the deploy user's only.
+umask 077
+dir=$1 max=$2 keep=$3 slot=$6
+ids=$(docker ps -aq --filter "label=berth.app=$4" --filter "label=berth.env=$5" --filter "label=berth.slot=$slot") || { echo "logs of slot $slot not kept: could not list its containers"; exit 0; }
+[ -n "$ids" ] || { echo "slot $slot has no containers: no logs to keep"; exit 0; }
+mkdir -p -- "$dir" || { echo "logs of slot $slot not kept: cannot create $dir"; exit 0; }
+new=$(mktemp -d "$dir/.new.XXXXXX") || { echo "logs of slot $slot not kept: no room in $dir"; exit 0; }
+trap 'rm -rf -- "$new"' EXIT
+for id in $ids; do
+  labels=$(docker inspect -f '{{index .Config.Labels "berth.release"}} {{index .Config.Labels "berth.role"}}' "$id" 2>/dev/null) || { echo "container $id is gone: its logs are not kept"; continue; }
+  release=${labels% *} role=${labels#* }
+  case $release in ''|[!A-Za-z0-9]*|*..*|*[!A-Za-z0-9._+-]*) echo "container $id has no usable berth.release label: its logs are not kept"; continue;; esac
+  case $role in php|web) ;; *) continue;; esac
+  file=$dir/$release-$slot.log
+  last=$(tail -n 1 -- "$file" 2>/dev/null | cut -d ' ' -f 2)
+  since=()
+  [ -n "$last" ] && since=(--since "$last")
+  docker logs -t "${since[@]}" "$id" 2>&1 | awk -v role="$role" -v last="$last" '$1 > last { print role " " $0 }' >> "$new/$release" \
+    || echo "the logs of container $id were not all read"
+done
+for chunk in "$new"/*; do
+  [ -e "$chunk" ] || continue
+  release=${chunk##*/}
+  file=$dir/$release-$slot.log
+  lines=$(wc -l < "$chunk")
+  sort -s -k 2,2 -- "$chunk" >> "$file" || { echo "logs of $release in slot $slot not kept: writing $file failed"; continue; }
+  if [ "$(stat -c %s -- "$file")" -gt "$max" ]; then
+    tail -c "$max" -- "$file" | tail -n +2 > "$new/trimmed" && mv -f -- "$new/trimmed" "$file"
+  fi
+  echo "kept $lines lines of $release in slot $slot in $file"
+done
+ls -t -- "$dir"/*.log 2>/dev/null | tail -n +$((keep + 1)) | while IFS= read -r old; do rm -f -- "$old"; done
+exit 0"#;

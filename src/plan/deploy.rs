@@ -9,12 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::egress;
 use super::release::{
-    front_lock_file, project_name, vhost_file, HostLayout, ReleaseId, Slot, SlotNetwork,
+    front_lock_file, project_name, saved_logs_file, vhost_file, HostLayout, ReleaseId, Slot,
+    SlotNetwork,
 };
 use super::render::{RenderError, RenderedFile, Target, Templates};
 use crate::config::app::{AppEnvironment, AppFile};
 use crate::config::inventory::Host;
-use crate::config::values::{AbsPath, CommandArg, DomainName, GitTag, Port, UrlPath};
+use crate::config::values::{
+    AbsPath, AppId, CommandArg, DomainName, EnvName, GitTag, Port, UrlPath,
+};
 
 /// `state.json` on a host: what each slot of an app environment serves.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -47,6 +50,13 @@ pub struct HistoryEntry {
 
 const HISTORY_LEN: usize = 20;
 
+/// The most of one replaced slot's logs a host keeps: the newest bytes of
+/// `<release>-<slot>.log` (the containers' own logs hold up to 30 MB each).
+pub const SAVED_LOGS_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// How many kept logs of replaced slots a host keeps per app environment,
+/// the newest.
+pub const SAVED_LOGS_KEEP: usize = 10;
+
 /// What berth read from the host before planning.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -77,6 +87,22 @@ pub enum Step {
     ApplyEgress {
         command: Vec<String>,
         allowed: usize,
+    },
+    /// Before `compose up` replaces a slot's containers: append their logs
+    /// (both containers', time-ordered, from after what an earlier save
+    /// of theirs kept) to `<dir>/<release>-<slot>.log`, the release read
+    /// from the containers' `berth.release` label; keep the newest
+    /// `max_bytes` of it and the newest `keep` files. A slot without
+    /// containers, or a save that fails, leaves the deploy going.
+    SaveLogs {
+        app: AppId,
+        env: EnvName,
+        slot: Slot,
+        /// What the state says runs in the slot, for the plan's text.
+        replaced: Option<ReleaseId>,
+        dir: AbsPath,
+        max_bytes: u64,
+        keep: usize,
     },
     ComposeUp {
         project: String,
@@ -146,6 +172,28 @@ impl fmt::Display for Step {
                 "apply the egress policy ({allowed} allowed destination{})",
                 if *allowed == 1 { "" } else { "s" }
             ),
+            Step::SaveLogs {
+                slot,
+                replaced,
+                dir,
+                max_bytes,
+                keep,
+                ..
+            } => {
+                match replaced {
+                    Some(release) => write!(
+                        f,
+                        "keep the logs of {release} in slot {slot} in {}",
+                        saved_logs_file(dir, release, *slot)
+                    )?,
+                    None => write!(f, "keep the logs of any containers in slot {slot} in {dir}")?,
+                }
+                write!(
+                    f,
+                    " (the newest {} MiB of each, the newest {keep} files)",
+                    max_bytes / (1024 * 1024)
+                )
+            }
             Step::ComposeUp { project, .. } => write!(f, "start {project} (compose up)"),
             Step::WaitHealthy {
                 address,
@@ -445,7 +493,14 @@ fn start_in_idle_slot(
             lock: layout.sync_lock_file(),
         });
     }
-    steps.extend(start_slot(r, &release, slot, backup, &conf_dir)?);
+    // The containers compose up replaces: the backup's, when it is in the
+    // idle slot (else whatever a failed release left there, if anything).
+    let replaced = state
+        .backup
+        .as_ref()
+        .filter(|b| b.slot == slot)
+        .map(|b| b.release.clone());
+    steps.extend(start_slot(r, &release, slot, backup, &conf_dir, replaced)?);
     steps.extend(r.switch_front(&conf_dir, &release));
     let active = SlotRelease {
         slot,
@@ -496,6 +551,7 @@ fn start_slot(
     slot: Slot,
     backup: Option<Slot>,
     conf_dir: &AbsPath,
+    replaced: Option<ReleaseId>,
 ) -> Result<Vec<Step>, RenderError> {
     let files = r.render(release, slot, backup)?;
     let project = project_name(&r.app.id, r.env, slot);
@@ -506,6 +562,15 @@ fn start_slot(
             files,
         },
         r.egress(),
+        Step::SaveLogs {
+            app: r.app.id.clone(),
+            env: r.env.name.clone(),
+            slot,
+            replaced,
+            dir: r.layout().saved_logs_dir(),
+            max_bytes: SAVED_LOGS_MAX_BYTES,
+            keep: SAVED_LOGS_KEEP,
+        },
         Step::ComposeUp {
             project,
             file: file.clone(),
@@ -651,11 +716,12 @@ mod tests {
                 format!("1. sync code to {root}/releases/v1.0.0/code"),
                 format!("2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to {root}/releases/v1.0.0/conf-blue"),
                 "3. apply the egress policy (0 allowed destinations)".to_string(),
-                "4. start berth-example-test-blue (compose up)".to_string(),
-                "5. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)".to_string(),
-                "6. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload".to_string(),
-                "7. wait until the front on 127.0.0.1:80 serves v1.0.0".to_string(),
-                format!("8. record state in {root}/state.json: active v1.0.0 in blue"),
+                format!("4. keep the logs of any containers in slot blue in {root}/logs (the newest 8 MiB of each, the newest 10 files)"),
+                "5. start berth-example-test-blue (compose up)".to_string(),
+                "6. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)".to_string(),
+                "7. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload".to_string(),
+                "8. wait until the front on 127.0.0.1:80 serves v1.0.0".to_string(),
+                format!("9. record state in {root}/state.json: active v1.0.0 in blue"),
             ]
         );
         assert_eq!(
@@ -740,6 +806,56 @@ mod tests {
     }
 
     #[test]
+    fn the_replaced_backups_logs_are_kept_before_compose_up() {
+        let observed = Observed {
+            state: HostState {
+                active: Some(live(Slot::Green, "v2.0.0")),
+                backup: Some(live(Slot::Blue, "v1.0.0")),
+                history: Vec::new(),
+            },
+            complete_releases: vec![ReleaseId::new(&"v2.0.0".parse().unwrap(), None)],
+            active_healthy: true,
+        };
+        let plan = plan_with(&observed, "v3.0.0");
+        let save = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::SaveLogs { .. }))
+            .expect("a save step");
+        assert!(matches!(
+            &plan.steps[save + 1],
+            Step::ComposeUp { project, .. } if project == "berth-example-test-blue"
+        ));
+        assert_eq!(
+            plan.steps[save],
+            Step::SaveLogs {
+                app: "example".parse().unwrap(),
+                env: "test".parse().unwrap(),
+                slot: Slot::Blue,
+                replaced: Some(ReleaseId::new(&"v1.0.0".parse().unwrap(), None)),
+                dir: "/srv/berth/example/test/logs".parse().unwrap(),
+                max_bytes: 8 * 1024 * 1024,
+                keep: 10,
+            }
+        );
+        assert_eq!(
+            plan.steps[save].to_string(),
+            "keep the logs of v1.0.0 in slot blue in /srv/berth/example/test/logs/v1.0.0-blue.log (the newest 8 MiB of each, the newest 10 files)"
+        );
+        // A restart replaces the same containers the same way.
+        let plan = with_release(|release| restart(release, &observed).unwrap().unwrap());
+        assert!(plan.steps.contains(&Step::SaveLogs {
+            app: "example".parse().unwrap(),
+            env: "test".parse().unwrap(),
+            slot: Slot::Blue,
+            replaced: Some(ReleaseId::new(&"v1.0.0".parse().unwrap(), None)),
+            dir: "/srv/berth/example/test/logs".parse().unwrap(),
+            max_bytes: 8 * 1024 * 1024,
+            keep: 10,
+        }));
+    }
+
+    #[test]
     fn a_release_already_live_plans_nothing() {
         let observed = Observed {
             state: HostState {
@@ -764,7 +880,7 @@ mod tests {
         };
         let plan = plan_with(&observed, "v2.0.0");
         assert!(matches!(
-            &plan.steps[2],
+            &plan.steps[3],
             Step::ComposeUp { project, .. } if project == "berth-example-test-blue"
         ));
     }

@@ -107,23 +107,205 @@ pub fn error_log_time(line: &str) -> Option<i64> {
     Some(epoch_seconds(year, month, day, hour, minute, second))
 }
 
-/// Docker's `--timestamps` prefix: `2026-11-22T21:55:14.123456789Z text`.
-pub fn split_docker_timestamp(line: &str) -> (Option<i64>, &str) {
+/// Nanoseconds since the epoch: the time of a log line, as precise as its
+/// source gives it.
+pub type Nanos = i64;
+
+const NANOS_PER_SECOND: Nanos = 1_000_000_000;
+
+/// The time of a line stamped to the whole second (nginx's own logs): the
+/// end of that second, so that an access line, written when its request
+/// ended, sorts after what the app's containers printed while serving it
+/// within the same second.
+pub fn end_of_second(seconds: i64) -> Nanos {
+    seconds * NANOS_PER_SECOND + NANOS_PER_SECOND - 1
+}
+
+/// Whole seconds of a time, for `--since` and for printing.
+pub fn seconds(time: Nanos) -> i64 {
+    time.div_euclid(NANOS_PER_SECOND)
+}
+
+/// Docker's `--timestamps` prefix: `2026-11-22T21:55:14.123456789Z text`
+/// (the fraction may be shorter or absent).
+pub fn split_docker_timestamp(line: &str) -> (Option<Nanos>, &str) {
     let Some((stamp, text)) = line.split_once(' ') else {
         return (None, line);
     };
-    let time = (|| {
-        let year = number(stamp.get(0..4)?)?;
-        let month = number(stamp.get(5..7)?)?;
-        let day = number(stamp.get(8..10)?)?;
-        let hour = number(stamp.get(11..13)?)?;
-        let minute = number(stamp.get(14..16)?)?;
-        let second = number(stamp.get(17..19)?)?;
-        Some(epoch_seconds(year, month, day, hour, minute, second))
-    })();
-    match time {
+    match docker_time(stamp) {
         Some(time) => (Some(time), text),
         None => (None, line),
+    }
+}
+
+fn docker_time(stamp: &str) -> Option<Nanos> {
+    let stamp = stamp.strip_suffix('Z')?;
+    let (whole, fraction) = match stamp.split_once('.') {
+        Some((whole, fraction)) => (whole, fraction),
+        None => (stamp, ""),
+    };
+    if whole.len() != 19 || fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| -> Option<i64> {
+        let text = whole.get(range)?;
+        text.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| number(text))?
+    };
+    let seconds = epoch_seconds(
+        field(0..4)?,
+        field(5..7)?,
+        field(8..10)?,
+        field(11..13)?,
+        field(14..16)?,
+        field(17..19)?,
+    );
+    let nanos = if fraction.is_empty() {
+        0
+    } else {
+        number(fraction)? * 10_i64.pow(9 - fraction.len() as u32)
+    };
+    Some(seconds * NANOS_PER_SECOND + nanos)
+}
+
+/// Which container of a slot printed a line of a saved release log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Php,
+    Web,
+}
+
+impl Role {
+    /// The label berth gives the container, and the first word of its
+    /// lines in a saved release log.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Php => "php",
+            Role::Web => "web",
+        }
+    }
+
+    /// The source its lines are shown as.
+    pub fn source(self) -> &'static str {
+        match self {
+            Role::Php => "php",
+            Role::Web => "nginx",
+        }
+    }
+}
+
+/// A line of a saved release log (written by the deploy step that keeps a
+/// replaced slot's logs): `php|web <docker time stamp> <text>`.
+pub fn split_saved_line(line: &str) -> Option<(Role, Option<Nanos>, &str)> {
+    let (role, rest) = line.split_once(' ')?;
+    let role = match role {
+        "php" => Role::Php,
+        "web" => Role::Web,
+        _ => return None,
+    };
+    let (time, text) = split_docker_timestamp(rest);
+    Some((role, time, text))
+}
+
+/// One line read from a source, before it is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub time: Option<Nanos>,
+    pub source: &'static str,
+    pub text: String,
+}
+
+impl Entry {
+    pub fn shown(&self) -> LogLine {
+        LogLine {
+            time: self.time.map(|t| rfc3339(seconds(t))),
+            source: self.source,
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// Where a line sorts: its own time, or that of the line before it in its
+/// source; lines before any timed line of their source sort first.
+fn sort_keys(lines: &[Entry]) -> Vec<Option<Nanos>> {
+    let mut carry = None;
+    lines
+        .iter()
+        .map(|line| {
+            carry = line.time.or(carry);
+            carry
+        })
+        .collect()
+}
+
+/// The lines of several sources, each in the order it was read, merged in
+/// time order. The sort is stable: equal times keep the order of the
+/// sources as given, then the order read.
+pub fn merge_by_time(sources: Vec<Vec<Entry>>) -> Vec<Entry> {
+    let mut keyed: Vec<(Option<Nanos>, Entry)> = sources
+        .into_iter()
+        .flat_map(|lines| {
+            let keys = sort_keys(&lines);
+            keys.into_iter().zip(lines)
+        })
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, line)| line).collect()
+}
+
+/// The last `n` of time-ordered lines.
+pub fn last(mut lines: Vec<Entry>, n: u64) -> Vec<Entry> {
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    let skip = lines.len().saturating_sub(n);
+    lines.drain(..skip);
+    lines
+}
+
+/// Merges sources that are read as streams, one line at a time, holding
+/// no more than a line or so per source: the earliest head goes out once
+/// every source still open has one (ties to the source given first).
+#[derive(Debug)]
+pub struct StreamMerge {
+    queues: Vec<std::collections::VecDeque<(Option<Nanos>, Entry)>>,
+    open: Vec<bool>,
+    carry: Vec<Option<Nanos>>,
+}
+
+impl StreamMerge {
+    pub fn new(sources: usize) -> StreamMerge {
+        StreamMerge {
+            queues: vec![std::collections::VecDeque::new(); sources],
+            open: vec![true; sources],
+            carry: vec![None; sources],
+        }
+    }
+
+    /// The source to read next: an open one with no line waiting; `None`
+    /// when a line can go out (or all is done).
+    pub fn wanted(&self) -> Option<usize> {
+        (0..self.queues.len()).find(|&i| self.open[i] && self.queues[i].is_empty())
+    }
+
+    pub fn push(&mut self, source: usize, line: Entry) {
+        self.carry[source] = line.time.or(self.carry[source]);
+        self.queues[source].push_back((self.carry[source], line));
+    }
+
+    pub fn close(&mut self, source: usize) {
+        self.open[source] = false;
+    }
+
+    /// The next line in time order, once no source can still give an
+    /// earlier one.
+    pub fn pop(&mut self) -> Option<Entry> {
+        if self.wanted().is_some() {
+            return None;
+        }
+        let next = (0..self.queues.len())
+            .filter_map(|i| self.queues[i].front().map(|(key, _)| (*key, i)))
+            .min()?;
+        self.queues[next.1].pop_front().map(|(_, line)| line)
     }
 }
 
@@ -134,7 +316,6 @@ pub struct LogLine {
     pub source: &'static str,
     pub text: String,
 }
-
 impl std::fmt::Display for LogLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Log text is the app's and its visitors': shown by the one rule of
@@ -189,10 +370,79 @@ mod tests {
         );
         assert_eq!(
             split_docker_timestamp("2026-11-22T21:55:14.123456789Z hello world"),
-            (Some(t), "hello world")
+            (Some(t * 1_000_000_000 + 123_456_789), "hello world")
         );
+        assert_eq!(
+            split_docker_timestamp("2026-11-22T21:55:14.5Z short"),
+            (Some(t * 1_000_000_000 + 500_000_000), "short")
+        );
+        assert_eq!(
+            split_docker_timestamp("2026-11-22T21:55:14Z whole"),
+            (Some(t * 1_000_000_000), "whole")
+        );
+        assert_eq!(
+            split_docker_timestamp("2026-11-22T21:55:14.+1Z x"),
+            (None, "2026-11-22T21:55:14.+1Z x")
+        );
+        assert_eq!(end_of_second(t), t * 1_000_000_000 + 999_999_999);
+        assert_eq!(seconds(end_of_second(t)), t);
+        assert_eq!(
+            split_saved_line("web 2026-11-22T21:55:14.000000001Z GET /"),
+            Some((Role::Web, Some(t * 1_000_000_000 + 1), "GET /"))
+        );
+        assert_eq!(split_saved_line("db 2026-11-22T21:55:14Z x"), None);
         assert_eq!(split_docker_timestamp("no stamp"), (None, "no stamp"));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+
+    fn line(time: Option<i64>, source: &'static str, text: &str) -> Entry {
+        Entry {
+            time,
+            source,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn sources_merge_in_time_order_stably() {
+        let php = vec![
+            line(Some(10), "php", "p10"),
+            line(None, "php", "p10 trace"),
+            line(Some(30), "php", "p30"),
+        ];
+        let web = vec![
+            line(None, "nginx", "w start"),
+            line(Some(10), "nginx", "w10"),
+            line(Some(20), "nginx", "w20"),
+            line(Some(30), "nginx", "w30"),
+        ];
+        let texts =
+            |lines: Vec<Entry>| -> Vec<String> { lines.into_iter().map(|l| l.text).collect() };
+        let merged = merge_by_time(vec![php.clone(), web.clone()]);
+        assert_eq!(
+            texts(merged.clone()),
+            ["w start", "p10", "p10 trace", "w10", "w20", "p30", "w30"]
+        );
+        assert_eq!(texts(last(merged, 2)), ["p30", "w30"]);
+
+        let mut stream = StreamMerge::new(2);
+        let mut out = Vec::new();
+        let (mut php, mut web) = (php.into_iter(), web.into_iter());
+        loop {
+            while let Some(line) = stream.pop() {
+                out.push(line);
+            }
+            let Some(source) = stream.wanted() else { break };
+            let next = if source == 0 { php.next() } else { web.next() };
+            match next {
+                Some(line) => stream.push(source, line),
+                None => stream.close(source),
+            }
+        }
+        assert_eq!(
+            texts(out),
+            ["w start", "p10", "p10 trace", "w10", "w20", "p30", "w30"]
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::config::app::AppEnvironment;
-use crate::config::values::{AbsPath, AppId, GitTag, Port};
+use crate::config::values::{AbsPath, AppId, EnvName, GitTag, Port};
 
 /// One of the two side-by-side compose projects of an app environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -146,6 +146,11 @@ impl HostLayout {
         self.root.join(&format!("releases/.staging-{id}"))
     }
 
+    /// The logs kept of replaced slots (`saved_logs_dir`).
+    pub fn saved_logs_dir(&self) -> AbsPath {
+        self.root.join("logs")
+    }
+
     pub fn releases_dir(&self) -> AbsPath {
         self.root.join("releases")
     }
@@ -169,6 +174,17 @@ impl HostLayout {
     pub fn compose_lock_file(&self, slot: Slot) -> AbsPath {
         self.root.join(&format!(".compose-{slot}.lock"))
     }
+}
+
+/// Where a host keeps the logs of an app environment's replaced slots:
+/// `<base>/<app>/<env>/logs`, as `HostLayout::saved_logs_dir`.
+pub fn saved_logs_dir(base_dir: &AbsPath, app: &AppId, env: &EnvName) -> AbsPath {
+    base_dir.join(&format!("{app}/{env}/logs"))
+}
+
+/// The kept logs of `release`'s containers in `slot`.
+pub fn saved_logs_file(dir: &AbsPath, release: &ReleaseId, slot: Slot) -> AbsPath {
+    dir.join(&format!("{release}-{slot}.log"))
 }
 
 /// The front vhost file of an app environment in the host's include dir.
