@@ -37,10 +37,10 @@ fn inventory_in(dir: &Path, tls: bool) -> Inventory {
       include_dir: {d}/conf.d
       log_dir: {d}/logs
       listen: 127.0.0.1:8080
-      test_command: [nginx, -t]
-      reload_command: [nginx, -s, reload]
+      test_command: [/usr/sbin/nginx, -t]
+      reload_command: [/usr/sbin/nginx, -s, reload]
       trusted_proxies: [10.0.0.0/8, fd00::/8]
-{tls}    egress_command: [sudo, -n, /usr/local/bin/berth]
+{tls}    egress_command: [/usr/bin/sudo, -n, /usr/local/bin/berth]
 "
     );
     Inventory::parse("inventory.yml", &text).expect("test inventory is valid")

@@ -96,9 +96,9 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
       include_dir: {d}/conf.d
       log_dir: {logs}
       listen: 127.0.0.1:{front_port}
-      test_command: [nginx, -t]
-      reload_command: [nginx, -s, reload]
-    egress_command: [sudo, -n, /usr/local/bin/berth]
+      test_command: [/usr/sbin/nginx, -t]
+      reload_command: [/usr/sbin/nginx, -s, reload]
+    egress_command: [/usr/bin/sudo, -n, /usr/local/bin/berth]
 ",
             base = base.display(),
             d = dir.path().display(),
