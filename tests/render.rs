@@ -376,6 +376,17 @@ fn slot_nginx_believes_forwarded_scheme_and_port_from_the_front_only() {
 }
 
 #[test]
+fn php_ini_sizes_apcu() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = render(&FIXTURES[0], dir.path());
+    let ini = file(&files, "php.ini");
+    assert!(
+        ini.ends_with("\napc.enabled = 1\napc.shm_size = 32M\napc.enable_cli = 0\n"),
+        "{ini}"
+    );
+}
+
+#[test]
 fn compose_file_is_hardened() {
     let dir = tempfile::tempdir().unwrap();
     let files = render(&FIXTURES[2], dir.path());
