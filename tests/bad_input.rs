@@ -750,19 +750,37 @@ pub fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "reload command with shell", Inventory, inventory("reload_command: [nginx, -s, reload]", "reload_command: [\"nginx -s reload; rm -rf /\"]"),
+            "reload command with shell", Inventory, inventory("reload_command: [/usr/sbin/nginx, -s, reload]", "reload_command: [\"nginx -s reload; rm -rf /\"]"),
             &[
                 "inventory.yml:17:24: hosts.web-1.front.reload_command[0]: command argument \"nginx -s reload; rm -rf /\" has a character berth does not pass to a host\n  hint: give each argument as its own list item, using letters, digits and . _ - / = : @ % + ,",
             ],
         ),
         case(
-            "reload command empty", Inventory, inventory("reload_command: [nginx, -s, reload]", "reload_command: []"),
+            "reload command empty", Inventory, inventory("reload_command: [/usr/sbin/nginx, -s, reload]", "reload_command: []"),
             &[
-                "inventory.yml:17:23: hosts.web-1.front.reload_command: command is empty\n  hint: give the program and its arguments as a list, e.g. [nginx, -s, reload]",
+                "inventory.yml:17:23: hosts.web-1.front.reload_command: command is empty\n  hint: give the program and its arguments as a list, e.g. [/usr/sbin/nginx, -s, reload]",
             ],
         ),
         case(
-            "no egress command", Inventory, inventory("    root_berth: [sudo, -n, /usr/local/bin/berth]\n", ""),
+            "test command by name", Inventory, inventory("test_command: [/usr/sbin/nginx, -t]", "test_command: [nginx, -t]"),
+            &[
+                "inventory.yml:16:22: hosts.web-1.front.test_command[0]: program \"nginx\" is not an absolute path\n  hint: write the program's full path, e.g. /usr/sbin/nginx or /usr/bin/sudo: berth runs it over a non-root SSH session, whose PATH lacks /usr/sbin",
+            ],
+        ),
+        case(
+            "reload command by name", Inventory, inventory("reload_command: [/usr/sbin/nginx, -s, reload]", "reload_command: [nginx, -s, reload]"),
+            &[
+                "inventory.yml:17:24: hosts.web-1.front.reload_command[0]: program \"nginx\" is not an absolute path\n  hint: write the program's full path, e.g. /usr/sbin/nginx or /usr/bin/sudo: berth runs it over a non-root SSH session, whose PATH lacks /usr/sbin",
+            ],
+        ),
+        case(
+            "root berth by relative path", Inventory, inventory("root_berth: [/usr/bin/sudo,", "root_berth: [bin/sudo,"),
+            &[
+                "inventory.yml:19:22: hosts.web-1.root_berth[0]: program \"bin/sudo\" is not an absolute path\n  hint: write the program's full path, e.g. /usr/sbin/nginx or /usr/bin/sudo: berth runs it over a non-root SSH session, whose PATH lacks /usr/sbin",
+            ],
+        ),
+        case(
+            "no root berth", Inventory, inventory("    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]\n", ""),
             &[
                 "inventory.yml:4:5: hosts.web-1.root_berth: required key root_berth is missing\n  hint: add `root_berth:` under hosts.web-1",
             ],

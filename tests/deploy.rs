@@ -1105,3 +1105,134 @@ fn a_slot_network_without_fixed_addresses_is_recreated_by_the_next_deploy() {
     );
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
 }
+
+/// Sends `request` as is to 127.0.0.1:`port`; the whole response.
+fn raw_http(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The value of the response's header `name`, if it has one.
+fn response_header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+const PROBE_PHP: &str = r#"<?php
+header('Content-Type: text/plain');
+foreach (['HTTP_HOST', 'SERVER_PORT', 'HTTPS', 'REQUEST_SCHEME', 'HTTP_X_FORWARDED_PROTO',
+          'HTTP_X_FORWARDED_PORT', 'HTTP_X_FORWARDED_HOST', 'HTTP_FORWARDED'] as $key) {
+    echo $key, '=', $_SERVER[$key] ?? '-', "\n";
+}
+"#;
+
+/// What a typical app does to send the browser back to its start page.
+const REDIRECT_PHP: &str = r#"<?php
+$scheme = ($_SERVER['HTTPS'] ?? '') === 'on' ? 'https' : 'http';
+header('Location: ' . $scheme . '://' . $_SERVER['HTTP_HOST'] . '/', true, 302);
+"#;
+
+#[test]
+fn apps_see_the_host_port_and_scheme_the_client_used_at_the_front() {
+    let app = RigApp::new("fwd");
+    let code = app.code("v1.0.0", true);
+    std::fs::write(code.join("public/probe.php"), PROBE_PHP).unwrap();
+    std::fs::write(code.join("public/go.php"), REDIRECT_PHP).unwrap();
+    app.deploy("v1.0.0", &code)
+        .expect_code(ExitStatus::Success.code());
+    let port = app.rig.front_port();
+    let domain = &app.domain;
+
+    // A redirect PHP builds from $_SERVER comes back to the front's port,
+    // and following it serves the app.
+    let response = raw_http(
+        port,
+        &format!("GET /go.php HTTP/1.0\r\nHost: {domain}\r\n\r\n"),
+    );
+    assert!(response.starts_with("HTTP/1.1 302 "), "{response}");
+    let location = format!("http://{domain}:{port}/");
+    assert_eq!(
+        response_header(&response, "Location"),
+        Some(location.as_str()),
+        "{response}"
+    );
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
+
+    // What the client claims about the host's port, the scheme and the
+    // forwarding is replaced by what the front saw.
+    let response = raw_http(
+        port,
+        &format!(
+            "GET /probe.php HTTP/1.0\r\nHost: {domain}:9999\r\nX-Forwarded-Proto: https\r\n\
+             X-Forwarded-Port: 443\r\nX-Forwarded-Host: evil.example\r\n\
+             Forwarded: proto=https;host=evil.example\r\n\r\n"
+        ),
+    );
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    assert_eq!(
+        response.split_once("\r\n\r\n").unwrap().1,
+        format!(
+            "HTTP_HOST={domain}:{port}\nSERVER_PORT={port}\nHTTPS=-\nREQUEST_SCHEME=http\n\
+             HTTP_X_FORWARDED_PROTO=http\nHTTP_X_FORWARDED_PORT={port}\n\
+             HTTP_X_FORWARDED_HOST={domain}:{port}\nHTTP_FORWARDED=-\n"
+        )
+    );
+
+    // Straight to the slot's nginx from another address (the slot's php
+    // container), not through the front: the claims are not believed, and
+    // PHP sees the slot nginx's own scheme and port.
+    let container = |role: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["ps", "-q", "--filter"])
+            .arg(format!("label=berth.app={}", app.id))
+            .args(["--filter"])
+            .arg(format!("label=berth.role={role}"))
+            .output()
+            .unwrap();
+        let id = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(id.lines().count(), 1, "one {role} container: {id:?}");
+        id.trim().to_string()
+    };
+    let web = container("web");
+    let out = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &web,
+        ])
+        .output()
+        .unwrap();
+    let web_ip = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let fetch = format!(
+        "echo file_get_contents('http://{web_ip}:8080/probe.php', false, stream_context_create(['http' => \
+         ['header' => \"Host: {domain}\\r\\nX-Forwarded-Proto: https\\r\\nX-Forwarded-Port: 443\\r\\n\"]]));"
+    );
+    let out = std::process::Command::new("docker")
+        .args(["exec", &container("php"), "php", "-r", &fetch])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!(
+            "HTTP_HOST={domain}\nSERVER_PORT=8080\nHTTPS=-\nREQUEST_SCHEME=http\n\
+             HTTP_X_FORWARDED_PROTO=http\nHTTP_X_FORWARDED_PORT=8080\n\
+             HTTP_X_FORWARDED_HOST=-\nHTTP_FORWARDED=-\n"
+        )
+    );
+}

@@ -37,10 +37,10 @@ fn inventory_in(dir: &Path, tls: bool) -> Inventory {
       include_dir: {d}/conf.d
       log_dir: {d}/logs
       listen: 127.0.0.1:8080
-      test_command: [nginx, -t]
-      reload_command: [nginx, -s, reload]
+      test_command: [/usr/sbin/nginx, -t]
+      reload_command: [/usr/sbin/nginx, -s, reload]
       trusted_proxies: [10.0.0.0/8, fd00::/8]
-{tls}    root_berth: [sudo, -n, /usr/local/bin/berth]
+{tls}    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
 "
     );
     Inventory::parse("inventory.yml", &text).expect("test inventory is valid")
@@ -260,10 +260,130 @@ fn tls_listener_appears_only_with_a_certificate() {
     let with_tls = render(&FIXTURES[2], dir.path());
     let front = file(&with_tls, "front.conf");
     assert!(front.contains("listen 127.0.0.1:8443 ssl;"));
-    assert!(front.contains("return 301 https://$host$request_uri;"));
+    // The redirect keeps a TLS port that is not 443.
+    assert!(front.contains("return 301 https://$host:8443$request_uri;"));
     assert!(front.contains("set_real_ip_from fd00::/8;"));
     let without = render(&FIXTURES[0], dir.path());
     assert!(!file(&without, "front.conf").contains("ssl"));
+}
+
+/// The `proxy_set_header` lines of a rendered front vhost, in order.
+fn proxy_headers(front: &str) -> Vec<&str> {
+    front
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("proxy_set_header "))
+        .collect()
+}
+
+#[test]
+fn front_sends_the_host_port_and_scheme_the_client_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = [
+        "proxy_set_header Connection \"\";",
+        "proxy_set_header Host $berth_host;",
+        "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Forwarded-Port $server_port;",
+        "proxy_set_header X-Forwarded-Host $berth_host;",
+        "proxy_set_header Forwarded \"\";",
+    ];
+    // Plain HTTP: the port is left out only when it is 80.
+    let files = render(&FIXTURES[0], dir.path());
+    let front = file(&files, "front.conf");
+    assert_eq!(proxy_headers(front), headers);
+    assert!(
+        front.contains(
+            "\n    set $berth_host $host:$server_port;\n    if ($server_port = 80) {\n        set $berth_host $host;\n    }\n"
+        ),
+        "{front}"
+    );
+    // TLS: the proxying server is the https one, whose default port is 443.
+    let files = render(&FIXTURES[2], dir.path());
+    let front = file(&files, "front.conf");
+    assert_eq!(proxy_headers(front), headers);
+    assert!(
+        front.contains(
+            "\n    set $berth_host $host:$server_port;\n    if ($server_port = 443) {\n        set $berth_host $host;\n    }\n"
+        ),
+        "{front}"
+    );
+}
+
+#[test]
+fn slot_nginx_believes_forwarded_scheme_and_port_from_the_front_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = render(&FIXTURES[0], dir.path());
+    let nginx = file(&files, "nginx.conf");
+    // The slot network of port 18001 is 10.226.50.136/29: its gateway is
+    // where Docker's proxy connects from, 127.0.0.1 the publish address.
+    assert!(
+        nginx.contains(
+            "
+    geo $berth_from_front {
+        default 0;
+        10.226.50.137 1;
+        127.0.0.1 1;
+    }
+    map \"$berth_from_front:$http_x_forwarded_proto\" $berth_scheme {
+        default $scheme;
+        \"1:http\" http;
+        \"1:https\" https;
+    }
+    map \"$berth_from_front:$http_x_forwarded_port\" $berth_port {
+        default $server_port;
+        \"~^1:([1-9][0-9]{0,4})$\" $1;
+    }
+    map $berth_scheme $berth_https {
+        default \"\";
+        https on;
+    }
+"
+        ),
+        "{nginx}"
+    );
+    assert!(
+        nginx.contains(
+            "
+    map $berth_from_front $berth_http_host {
+        default $host;
+        1 $http_host;
+    }
+"
+        ),
+        "{nginx}"
+    );
+    let params: Vec<&str> = nginx
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("fastcgi_param "))
+        .collect();
+    assert_eq!(
+        params,
+        [
+            "fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;",
+            "fastcgi_param DOCUMENT_ROOT $realpath_root;",
+            "fastcgi_param PATH_INFO $fastcgi_path_info;",
+            "fastcgi_param HTTP_HOST $berth_http_host;",
+            "fastcgi_param HTTPS $berth_https if_not_empty;",
+            "fastcgi_param REQUEST_SCHEME $berth_scheme;",
+            "fastcgi_param SERVER_PORT $berth_port;",
+            "fastcgi_param HTTP_X_FORWARDED_PROTO $berth_scheme;",
+            "fastcgi_param HTTP_X_FORWARDED_PORT $berth_port;",
+        ]
+    );
+}
+
+#[test]
+fn php_ini_sizes_apcu() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = render(&FIXTURES[0], dir.path());
+    let ini = file(&files, "php.ini");
+    assert!(
+        ini.ends_with("\napc.enabled = 1\napc.shm_size = 32M\napc.enable_cli = 0\n"),
+        "{ini}"
+    );
 }
 
 #[test]

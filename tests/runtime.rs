@@ -96,9 +96,9 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
       include_dir: {d}/conf.d
       log_dir: {logs}
       listen: 127.0.0.1:{front_port}
-      test_command: [nginx, -t]
-      reload_command: [nginx, -s, reload]
-    root_berth: [sudo, -n, /usr/local/bin/berth]
+      test_command: [/usr/sbin/nginx, -t]
+      reload_command: [/usr/sbin/nginx, -s, reload]
+    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
 ",
             base = base.display(),
             d = dir.path().display(),
@@ -210,4 +210,94 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
         "per-app access log: {access_log}"
     );
     drop(cleanup);
+}
+
+/// The PHP extensions php-fpm loads in the runtime image: what typical apps
+/// need (zip, bz2, sqlite3 and pdo_sqlite, apcu among them), and no FFI.
+const EXTENSIONS: &[&str] = &[
+    "apcu",
+    "bz2",
+    "calendar",
+    "cgi-fcgi",
+    "Core",
+    "ctype",
+    "curl",
+    "date",
+    "dom",
+    "exif",
+    "fileinfo",
+    "filter",
+    "ftp",
+    "gd",
+    "gettext",
+    "hash",
+    "iconv",
+    "igbinary",
+    "intl",
+    "json",
+    "libxml",
+    "mbstring",
+    "mysqli",
+    "mysqlnd",
+    "openssl",
+    "pcre",
+    "PDO",
+    "pdo_mysql",
+    "pdo_sqlite",
+    "Phar",
+    "posix",
+    "random",
+    "readline",
+    "redis",
+    "Reflection",
+    "session",
+    "shmop",
+    "SimpleXML",
+    "sockets",
+    "sodium",
+    "SPL",
+    "sqlite3",
+    "standard",
+    "sysvmsg",
+    "sysvsem",
+    "sysvshm",
+    "tokenizer",
+    "xml",
+    "xmlreader",
+    "xmlwriter",
+    "xsl",
+    "Zend OPcache",
+    "zip",
+    "zlib",
+];
+
+#[test]
+fn the_runtime_image_loads_exactly_the_documented_extensions() {
+    let out = run(Command::new(require_tool("docker")).args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "php-fpm8.2",
+        "-m",
+    ]));
+    let expected = format!(
+        "[PHP Modules]\n{}\n\n[Zend Modules]\nZend OPcache\n\n",
+        EXTENSIONS.join("\n")
+    );
+    assert_eq!(
+        out, expected,
+        "the image's extensions changed: rebuild it (scripts/build-images) or update EXTENSIONS and docs/rig.md"
+    );
+
+    // docs/rig.md lists the same set, on the line that starts with
+    // "Extensions php-fpm loads", each name in backticks.
+    let rig_md = std::fs::read_to_string(repo_root().join("docs/rig.md")).unwrap();
+    let line = rig_md
+        .lines()
+        .find(|line| line.starts_with("Extensions php-fpm loads"))
+        .expect("docs/rig.md lists the extensions");
+    let documented: Vec<&str> = line.split('`').skip(1).step_by(2).collect();
+    assert_eq!(documented, EXTENSIONS);
 }

@@ -539,9 +539,9 @@ mod tests {
       include_dir: /etc/nginx/berth.d
       log_dir: /var/log/front
       listen: 0.0.0.0:80
-      test_command: [nginx, -t]
-      reload_command: [nginx, -s, reload]
-    root_berth: [sudo, -n, /usr/local/bin/berth]
+      test_command: [/usr/sbin/nginx, -t]
+      reload_command: [/usr/sbin/nginx, -s, reload]
+    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
 ";
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::decode::{Decoder, Problems};
 use super::values::{
-    AbsPath, AnyPort, CgroupPath, Cidr, CommandArg, EnvName, HostName, KnownHostsLine,
+    quoted, AbsPath, AnyPort, CgroupPath, Cidr, CommandArg, EnvName, HostName, KnownHostsLine,
     ListenAddress, PublishAddress, SshAddress, UnixUser,
 };
 use super::yaml::{Mark, Node};
@@ -143,15 +143,33 @@ fn decode_host(
     })
 }
 
-/// A command as a list: the program and its arguments.
+/// A command as a list: the program, by its absolute path, and its
+/// arguments. berth runs it over the deploy user's SSH session, whose PATH
+/// (a non-root login's) lacks /usr/sbin, where nginx lives: a bare `nginx`
+/// would pass `validate` and fail at deploy.
 fn decode_command(d: &mut Decoder, node: &Node, key: &str) -> Option<Vec<CommandArg>> {
-    let args = d.list(node, key, Decoder::scalar::<CommandArg>)?;
+    let mut index = 0;
+    let args = d.list(node, key, |d, item, item_key| {
+        let arg = Decoder::scalar::<CommandArg>(d, item, item_key)?;
+        index += 1;
+        if index == 1 && !arg.as_str().starts_with('/') {
+            d.problem(
+                item.mark,
+                item_key,
+                format!("program {} is not an absolute path", quoted(arg.as_str())),
+                "write the program's full path, e.g. /usr/sbin/nginx or /usr/bin/sudo: \
+                 berth runs it over a non-root SSH session, whose PATH lacks /usr/sbin",
+            );
+            return None;
+        }
+        Some(arg)
+    })?;
     if args.is_empty() {
         d.problem(
             node.mark,
             key,
             "command is empty",
-            "give the program and its arguments as a list, e.g. [nginx, -s, reload]",
+            "give the program and its arguments as a list, e.g. [/usr/sbin/nginx, -s, reload]",
         );
         return None;
     }

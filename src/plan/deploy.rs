@@ -665,9 +665,9 @@ mod tests {
       include_dir: /etc/nginx/berth.d
       log_dir: /var/log/nginx/berth
       listen: 0.0.0.0:80
-      test_command: [nginx, -t]
-      reload_command: [nginx, -s, reload]
-    root_berth: [sudo, -n, /usr/local/bin/berth]
+      test_command: [/usr/sbin/nginx, -t]
+      reload_command: [/usr/sbin/nginx, -s, reload]
+    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
 ";
 
     /// The skeleton's test environment on a production-like host.
@@ -728,7 +728,7 @@ mod tests {
             plan.steps[2],
             Step::ApplyEgress {
                 command: [
-                    "sudo",
+                    "/usr/bin/sudo",
                     "-n",
                     "/usr/local/bin/berth",
                     "egress",

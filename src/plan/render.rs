@@ -214,6 +214,8 @@ struct FrontContext {
 #[derive(Serialize)]
 struct TlsContext {
     listen: String,
+    /// For the redirect from plain HTTP, which names the port unless it is 443.
+    port: u16,
     certificate: String,
     key: String,
 }
@@ -312,6 +314,7 @@ impl Context {
                     trusted_proxies: front.trusted_proxies.iter().map(ToString::to_string).collect(),
                     tls: front.tls.as_ref().map(|tls| TlsContext {
                         listen: tls.listen.to_string(),
+                        port: tls.listen.port(),
                         certificate: tls.certificate.to_string(),
                         key: tls.key.to_string(),
                     }),
