@@ -776,7 +776,7 @@ pub fn cases() -> Vec<Case> {
         case(
             "root berth by relative path", Inventory, inventory("root_berth: [/usr/bin/sudo,", "root_berth: [bin/sudo,"),
             &[
-                "inventory.yml:19:22: hosts.web-1.root_berth[0]: program \"bin/sudo\" is not an absolute path\n  hint: write the program's full path, e.g. /usr/sbin/nginx or /usr/bin/sudo: berth runs it over a non-root SSH session, whose PATH lacks /usr/sbin",
+                "inventory.yml:19:18: hosts.web-1.root_berth[0]: program \"bin/sudo\" is not an absolute path\n  hint: write the program's full path, e.g. /usr/sbin/nginx or /usr/bin/sudo: berth runs it over a non-root SSH session, whose PATH lacks /usr/sbin",
             ],
         ),
         case(
