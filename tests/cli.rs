@@ -13,7 +13,7 @@ fn validate_accepts_the_skeleton_with_the_example_inventory() {
         .args(["--inventory"])
         .arg_path(&repo_root().join("examples/inventory.yml"))
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     assert_eq!(
         run.stdout(),
         "valid: app example with 2 environment(s) requested (test, production); inventory of 1 host(s)\n"
@@ -31,7 +31,7 @@ fn validate_reads_the_inventory_from_the_environment() {
             repo_root().join("examples/inventory.yml"),
         )
         .run()
-        .expect_code(3);
+        .expect(ExitStatus::InvalidInput);
     let app_yml = dir.path().join("app.yml");
     assert!(
         run.stderr().contains(&format!(
@@ -53,7 +53,7 @@ fn validate_reports_problems_of_every_file_together() {
         .args(["validate", "--app-dir"])
         .arg_path(dir.path())
         .run()
-        .expect_code(3);
+        .expect(ExitStatus::InvalidInput);
     let stderr = run.stderr();
     assert!(
         stderr.starts_with("error: 2 problems in the configuration:\n"),
@@ -77,7 +77,7 @@ fn validate_names_an_environment_app_yml_does_not_define() {
         .args(["validate", "--app-dir"])
         .arg_path(dir.path())
         .run()
-        .expect_code(3);
+        .expect(ExitStatus::InvalidInput);
     assert!(
         run.stderr().contains("release.yml:2:3: environments.staging: environment staging is not defined in app.yml\n  hint: this app's environments are: test, production"),
         "{}",
@@ -92,7 +92,7 @@ fn validate_json_lists_problems_on_stdout() {
         .args(["--output", "json", "validate", "--app-dir"])
         .arg_path(dir.path())
         .run()
-        .expect_code(3);
+        .expect(ExitStatus::InvalidInput);
     let json: serde_json::Value = serde_json::from_str(&run.stdout()).expect("stdout is JSON");
     assert_eq!(json["ok"], false);
     let problem = &json["problems"][0];
@@ -109,7 +109,7 @@ fn a_missing_file_is_named() {
         .args(["validate", "--app-dir"])
         .arg_path(dir.path())
         .run()
-        .expect_code(3);
+        .expect(ExitStatus::InvalidInput);
     let stderr = run.stderr();
     assert!(
         stderr.contains(&format!(
@@ -177,7 +177,7 @@ fn gitlab_commands_outside_a_job_name_the_missing_variable_and_exit_4() {
         let run = Berth::new()
             .args(*args)
             .run()
-            .expect_code(ExitStatus::NotAvailable.code());
+            .expect(ExitStatus::NotAvailable);
         assert!(run.stderr().contains(message), "{args:?}: {}", run.stderr());
         assert!(run.stderr().contains("hint:"), "{args:?}: {}", run.stderr());
     }
@@ -188,16 +188,19 @@ fn usage_errors_exit_2() {
     Berth::new()
         .args(["deploy"])
         .run()
-        .expect_code(ExitStatus::Usage.code());
-    Berth::new().args(["no-such-command"]).run().expect_code(2);
+        .expect(ExitStatus::Usage);
+    Berth::new()
+        .args(["no-such-command"])
+        .run()
+        .expect(ExitStatus::Usage);
     Berth::new()
         .args(["--quiet", "--verbose", "validate"])
         .run()
-        .expect_code(2);
+        .expect(ExitStatus::Usage);
     let run = Berth::new()
         .args(["render", "--env", "test", "--out", "x"])
         .run()
-        .expect_code(2);
+        .expect(ExitStatus::Usage);
     assert!(
         run.stderr().contains(
             "error: no host inventory given\n  hint: pass --inventory FILE or set BERTH_INVENTORY"
@@ -209,12 +212,18 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn version_and_help_work() {
-    let run = Berth::new().args(["--version"]).run().expect_code(0);
+    let run = Berth::new()
+        .args(["--version"])
+        .run()
+        .expect(ExitStatus::Success);
     assert_eq!(
         run.stdout(),
         format!("berth {}\n", env!("CARGO_PKG_VERSION"))
     );
-    let run = Berth::new().args(["--help"]).run().expect_code(0);
+    let run = Berth::new()
+        .args(["--help"])
+        .run()
+        .expect(ExitStatus::Success);
     for command in [
         "validate", "render", "check", "plan", "checkout", "deploy", "rollback", "status", "logs",
         "report", "app", "request", "demo",
@@ -234,7 +243,7 @@ fn no_color_output_has_no_escape_codes() {
         .args(["validate", "--app-dir"])
         .arg_path(dir.path())
         .run()
-        .expect_code(3);
+        .expect(ExitStatus::InvalidInput);
     assert!(!run.stderr().contains('\x1b'));
 }
 
@@ -262,7 +271,7 @@ fn a_dry_run_demo_says_what_it_would_do_and_does_nothing() {
         .env("BERTH_RIG", &rig_dir)
         .args(["--dry-run", "demo", "--no-wait"])
         .run()
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     let root = repo_root();
     assert_eq!(
         run.stdout(),
@@ -290,7 +299,7 @@ fn validate_shows_escape_sequences_in_yaml_keys_instead_of_sending_them() {
         .args(["--inventory"])
         .arg_path(&repo_root().join("examples/inventory.yml"))
         .run()
-        .expect_code(ExitStatus::InvalidInput.code());
+        .expect(ExitStatus::InvalidInput);
     let line = RELEASE_YML.lines().count() + 1;
     assert_eq!(
         run.stderr(),
@@ -317,7 +326,7 @@ fn logs_refuses_a_since_with_a_multibyte_unit_before_connecting() {
         .arg_path(&repo_root().join("examples/inventory.yml"))
         .args(["--ssh-key", "/nonexistent/key"])
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(
         run.stderr(),
         "error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n"

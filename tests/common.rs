@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use berth::exit::ExitStatus;
+
 pub const APP_YML: &str = include_str!("../mgmt-repo-skeleton/app.yml");
 pub const RELEASE_YML: &str = include_str!("../mgmt-repo-skeleton/release.yml");
 pub const INVENTORY_YML: &str = include_str!("fixtures/inventory.yml");
@@ -144,15 +146,22 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
-    /// Asserts the exit code, showing both streams when it differs.
-    pub fn expect_code(self, code: i32) -> Run {
-        assert_eq!(
-            self.code(),
-            code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout(),
-            self.stderr()
-        );
+    /// Asserts how berth ended, showing both streams when it differs.
+    #[track_caller]
+    pub fn expect(self, status: ExitStatus) -> Run {
+        let code = self.code();
+        if code != status.code() {
+            let actual = ExitStatus::ALL
+                .iter()
+                .find(|s| s.code() == code)
+                .map_or_else(|| "not a berth status".to_string(), |s| format!("{s:?}"));
+            panic!(
+                "exit status: expected {status:?} ({}), got {code} ({actual})\n--- stdout\n{}\n--- stderr\n{}",
+                status.code(),
+                self.stdout(),
+                self.stderr()
+            );
+        }
         self
     }
 }

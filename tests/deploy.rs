@@ -292,7 +292,7 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
     let app = RigApp::new("load");
     let v1 = app.code("v1.0.0", true);
     let v2 = app.code("v2.0.0", true);
-    let run = app.deploy("v1.0.0", &v1).expect_code(0);
+    let run = app.deploy("v1.0.0", &v1).expect(ExitStatus::Success);
     assert!(
         run.stdout()
             .contains(&format!("v1.0.0 is live in test: http://{}:", app.domain)),
@@ -300,13 +300,13 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
         run.stdout()
     );
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
-    app.deploy("v2.0.0", &v2).expect_code(0);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     assert_eq!(
         app.served(),
         (200, "v2.0.0".into(), "v2.0.0".into()),
         "served when deploy returns"
     );
-    app.berth(&["rollback"]).run().expect_code(0);
+    app.berth(&["rollback"]).run().expect(ExitStatus::Success);
     assert_eq!(
         app.served(),
         (200, "v1.0.0".into(), "v1.0.0".into()),
@@ -316,9 +316,9 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
     // Under steady load: roll forward, back, forward again, then kill the
     // active slot's php container so the warm backup takes over.
     let load = Load::start(app.rig.front_port(), &app.domain, 4);
-    app.deploy("v2.0.0", &v2).expect_code(0);
-    app.berth(&["rollback"]).run().expect_code(0);
-    app.deploy("v2.0.0", &v2).expect_code(0);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
+    app.berth(&["rollback"]).run().expect(ExitStatus::Success);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     let killed = std::process::Command::new("docker")
         .args(["kill", &format!("berth-{}-test-green_php_1", app.id)])
         .output()
@@ -339,7 +339,7 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
     let run = app
         .berth(&["--output", "json", "status"])
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     let state = &json["environments"][0]["state"];
     assert_eq!(state["active"]["tag"], "v2.0.0");
@@ -363,11 +363,11 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
 fn an_unhealthy_release_never_takes_traffic() {
     let app = RigApp::new("sick");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let vhost = app.vhost().expect("vhost written");
     let run = app
         .deploy("v2.0.0", &app.code("v2.0.0", false))
-        .expect_code(ExitStatus::Stopped.code());
+        .expect(ExitStatus::Stopped);
     let stderr = run.stderr();
     assert!(
         stderr.contains("was not healthy after 20s (last: answered 503)"),
@@ -386,9 +386,9 @@ fn an_unhealthy_release_never_takes_traffic() {
 
     // A fixed release goes out; deploying it again changes nothing.
     let fixed = app.code("v2.0.1", true);
-    app.deploy("v2.0.1", &fixed).expect_code(0);
+    app.deploy("v2.0.1", &fixed).expect(ExitStatus::Success);
     assert_eq!(app.served().1, "v2.0.1");
-    let run = app.deploy("v2.0.1", &fixed).expect_code(0);
+    let run = app.deploy("v2.0.1", &fixed).expect(ExitStatus::Success);
     assert!(
         run.stderr()
             .contains("v2.0.1 is already live in slot green; nothing to do"),
@@ -400,7 +400,7 @@ fn an_unhealthy_release_never_takes_traffic() {
     let run = app
         .berth(&["rollback", "--to", "v1.0.0"])
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     assert!(
         !run.stderr().contains("sync code"),
         "no code is synced: {}",
@@ -410,7 +410,7 @@ fn an_unhealthy_release_never_takes_traffic() {
     let run = app
         .berth(&["rollback", "--to", "v0.9.0"])
         .run()
-        .expect_code(2);
+        .expect(ExitStatus::Usage);
     assert!(
         run.stderr()
             .contains("error: release v0.9.0 is not on host local"),
@@ -423,7 +423,7 @@ fn an_unhealthy_release_never_takes_traffic() {
 fn a_vhost_nginx_refuses_is_rolled_back() {
     let app = RigApp::new("badfront");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let vhost = app.vhost().expect("vhost written");
     let overrides = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -439,7 +439,7 @@ fn a_vhost_nginx_refuses_is_rolled_back() {
         .args(["--templates"])
         .arg_path(overrides.path())
         .run()
-        .expect_code(ExitStatus::Stopped.code());
+        .expect(ExitStatus::Stopped);
     assert!(
         run.stderr()
             .contains("the front nginx refused the new vhost; the previous one was restored"),
@@ -463,7 +463,7 @@ fn demo_releases_the_example_plugin_and_prints_its_url() {
         .args(["demo", "--no-wait"])
         .current_dir(&repo_root())
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let url = format!("http://example.test.berth.localhost:{}/", rig.front_port());
     assert_eq!(run.stdout(), format!("v1.0.0 is live in test: {url}\n"));
     let (status, body) = http_request(
@@ -498,7 +498,10 @@ fn concurrent_deploys_of_one_app_are_serialized() {
         .args(["--code"])
         .arg_path(&v1)
         .spawn();
-    let outputs = [first.wait().expect_code(0), second.wait().expect_code(0)];
+    let outputs = [
+        first.wait().expect(ExitStatus::Success),
+        second.wait().expect(ExitStatus::Success),
+    ];
     let waited = outputs
         .iter()
         .filter(|run| {
@@ -511,7 +514,7 @@ fn concurrent_deploys_of_one_app_are_serialized() {
         "the second deploy waited and saw the first one's result"
     );
     assert_eq!(app.served().1, "v1.0.0");
-    app.deploy("v2.0.0", &v2).expect_code(0);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     assert_eq!(app.served().1, "v2.0.0");
 }
 
@@ -519,7 +522,7 @@ fn concurrent_deploys_of_one_app_are_serialized() {
 fn berth_killed_at_any_step_leaves_a_serving_release_and_a_rerun_converges() {
     let app = RigApp::new("killed");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let mut live = "v1.0.0".to_string();
     // A deploy of a new release: 1 sync, 2 upload, 3 compose up, 4 health,
     // 5 switch the front, 6 wait for the front, 7 record the state.
@@ -549,7 +552,7 @@ fn berth_killed_at_any_step_leaves_a_serving_release_and_a_rerun_converges() {
         }
         // The lock died with berth; running again finishes the job.
         let started = std::time::Instant::now();
-        app.deploy(&version, &code).expect_code(0);
+        app.deploy(&version, &code).expect(ExitStatus::Success);
         eprintln!("killed at step {step}: re-run took {:?}", started.elapsed());
         assert_eq!(
             app.served().1,
@@ -614,16 +617,14 @@ fn a_full_disk_stops_the_deploy_before_the_switch() {
     let app = RigApp::new("full");
     app.set_base_dir(disk.dir.path());
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
 
     let v2 = app.code("v2.0.0", true);
     let big: Vec<u8> = (0..8 << 20)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     std::fs::write(v2.join("public/big.bin"), big).unwrap();
-    let run = app
-        .deploy("v2.0.0", &v2)
-        .expect_code(ExitStatus::Stopped.code());
+    let run = app.deploy("v2.0.0", &v2).expect(ExitStatus::Stopped);
     assert!(
         run.stderr().contains("No space left on device"),
         "{}",
@@ -637,7 +638,7 @@ fn a_full_disk_stops_the_deploy_before_the_switch() {
 
     // Space made (the release without the big file): the same command converges.
     std::fs::remove_file(v2.join("public/big.bin")).unwrap();
-    app.deploy("v2.0.0", &v2).expect_code(0);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     assert_eq!(app.served(), (200, "v2.0.0".into(), "v2.0.0".into()));
 }
 
@@ -645,7 +646,7 @@ fn a_full_disk_stops_the_deploy_before_the_switch() {
 fn ssh_dropped_in_the_middle_of_the_sync_leaves_the_old_release_serving() {
     let app = RigApp::new("dropped");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let v2 = app.code("v2.0.0", true);
     // Enough data that the sync is still running when its connection drops.
     let big: Vec<u8> = (0..64u32 << 20)
@@ -685,14 +686,14 @@ fn ssh_dropped_in_the_middle_of_the_sync_leaves_the_old_release_serving() {
                 std::thread::yield_now();
             }
         });
-    let run = run.expect_code(ExitStatus::Stopped.code());
+    let run = run.expect(ExitStatus::Stopped);
     assert!(run.stderr().contains("rsync"), "{}", run.stderr());
     assert_eq!(
         app.served(),
         (200, "v1.0.0".into(), "v1.0.0".into()),
         "the old release serves"
     );
-    app.deploy("v2.0.0", &v2).expect_code(0);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     assert_eq!(app.served(), (200, "v2.0.0".into(), "v2.0.0".into()));
 }
 
@@ -714,7 +715,7 @@ fn ten_apps_deployed_at_once_all_serve() {
         })
         .collect();
     for run in runs {
-        run.wait().expect_code(0);
+        run.wait().expect(ExitStatus::Success);
     }
     for a in &apps {
         assert_eq!(
@@ -752,7 +753,7 @@ fn a_host_key_other_than_the_inventorys_is_refused() {
     std::fs::write(&path, inventory.replace(pinned, other)).unwrap();
     let run = app
         .deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(ExitStatus::Failure.code());
+        .expect(ExitStatus::Failure);
     let stderr = run.stderr();
     assert!(
         stderr.contains("error: connect to host local (deploy@127.0.0.1, port 2222) over SSH"),
@@ -809,12 +810,12 @@ fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
             .args(["--outcome"])
             .arg_path(&outcome)
             .run()
-            .expect_code(0);
+            .expect(ExitStatus::Success);
         with_gitlab(Berth::new())
             .args(["report", "--outcome"])
             .arg_path(&outcome)
             .run()
-            .expect_code(0);
+            .expect(ExitStatus::Success);
     }
     // The release directory carries the commit.
     let releases = Path::new(app.rig.get("RIG_BASE_DIR"))
@@ -827,7 +828,9 @@ fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
     );
     assert_eq!(app.served().1, "v1.1.0");
 
-    with_gitlab(app.berth(&["rollback"])).run().expect_code(0);
+    with_gitlab(app.berth(&["rollback"]))
+        .run()
+        .expect(ExitStatus::Success);
     assert_eq!(app.served().1, "v1.0.0");
     let record = fake.ok(
         ROOT_TOKEN,
@@ -850,7 +853,9 @@ fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
         "/projects/deploy%2Fshop/deployments",
         serde_json::json!({"environment": "test", "sha": sha, "ref": "main", "tag": false, "status": "success"}),
     );
-    let status = with_gitlab(app.berth(&["status"])).run().expect_code(0);
+    let status = with_gitlab(app.berth(&["status"]))
+        .run()
+        .expect(ExitStatus::Success);
     let text = status.stdout();
     assert!(text.contains("history (GitLab):"), "{text}");
     assert!(
@@ -873,7 +878,7 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
     let v1 = app.code("v1.0.0", true);
     let dotenv = app.dir.path().join("deploy.env");
     app.request("v1.0.0");
-    let nothing = app.berth(&["restart"]).run().expect_code(2);
+    let nothing = app.berth(&["restart"]).run().expect(ExitStatus::Usage);
     assert!(
         nothing.stderr().contains("nothing runs in test yet"),
         "{}",
@@ -884,7 +889,7 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
         .arg_path(&v1)
         .env("BERTH_DOTENV", &dotenv)
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let outputs = std::fs::read_to_string(&dotenv).unwrap();
     assert!(
         outputs.contains(&format!("BERTH_DEPLOY_URL=http://{}:", app.domain)),
@@ -903,7 +908,7 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
         .args(["--outcome"])
         .arg_path(&outcome)
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let (ok, failed, torn, _) = load.finish();
     assert!(ok > 20, "the load ran ({ok} requests)");
     assert_eq!(
@@ -926,7 +931,7 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
     let json = app
         .berth(&["--output", "json", "status"])
         .run()
-        .expect_code(0)
+        .expect(ExitStatus::Success)
         .stdout();
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     let state = &json["environments"][0]["state"];
@@ -940,7 +945,7 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
         .args(["--outcome"])
         .arg_path(&outcome)
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let outcome: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
     assert_eq!(
@@ -954,7 +959,7 @@ fn unchanged_files_of_a_fresh_checkout_are_hard_linked_to_the_previous_release()
     use std::os::unix::fs::MetadataExt;
     let app = RigApp::new("links");
     let v1 = app.code("v1.0.0", true);
-    app.deploy("v1.0.0", &v1).expect_code(0);
+    app.deploy("v1.0.0", &v1).expect(ExitStatus::Success);
     // A fresh checkout: same contents, every file with a new mtime.
     let v2 = app.code("v2.0.0", true);
     let touched = std::process::Command::new("find")
@@ -972,7 +977,7 @@ fn unchanged_files_of_a_fresh_checkout_are_hard_linked_to_the_previous_release()
         .status()
         .unwrap();
     assert!(touched.success());
-    app.deploy("v2.0.0", &v2).expect_code(0);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     let releases = Path::new(app.rig.get("RIG_BASE_DIR"))
         .join(&app.id)
         .join("test/releases");
@@ -1019,7 +1024,7 @@ fn a_slot_network_without_fixed_addresses_is_recreated_by_the_next_deploy() {
     assert!(!subnet().starts_with("10.22"), "{}", subnet());
 
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert_eq!(
         subnet(),
         berth::plan::release::SlotNetwork::for_port(app.ports[0]).cidr()

@@ -304,16 +304,13 @@ impl Instance {
     /// (MR iid, merge commit).
     fn release(&self, tag: &str, commit: &str) -> (u64, String) {
         let iid = self.request(tag, commit);
-        self.review("check", iid)
-            .expect_code(ExitStatus::Success.code());
-        self.review("plan", iid)
-            .expect_code(ExitStatus::Success.code());
+        self.review("check", iid).expect(ExitStatus::Success);
+        self.review("plan", iid).expect(ExitStatus::Success);
         let sha = self.merge(iid);
-        self.checkout(&sha).expect_code(ExitStatus::Success.code());
+        self.checkout(&sha).expect(ExitStatus::Success);
         assert_eq!(head(&self.mgmt.join("codes")), commit);
         let outcome = self.outcome(tag, commit, None);
-        self.report(&sha, &outcome)
-            .expect_code(ExitStatus::Success.code());
+        self.report(&sha, &outcome).expect(ExitStatus::Success);
         (iid, sha)
     }
 
@@ -336,9 +333,7 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
 
     let iid = gl.request("v1.1.0", &v110);
     gl.fake.clear_log();
-    let check = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::Success.code());
+    let check = gl.review("check", iid).expect(ExitStatus::Success);
     assert_eq!(
         check.stdout(),
         format!(
@@ -348,12 +343,10 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     );
     let check_calls = gl.fake.api_requests().len();
     gl.fake.clear_log();
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let plan_calls = gl.fake.api_requests().len();
     // A second plan edits the same note instead of adding one.
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let plan = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(plan.contains("#### Environment test"), "{plan}");
     assert!(plan.contains("(nothing released yet)"), "{plan}");
@@ -368,7 +361,7 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
 
     let sha = gl.merge(iid);
     gl.fake.clear_log();
-    let checkout = gl.checkout(&sha).expect_code(ExitStatus::Success.code());
+    let checkout = gl.checkout(&sha).expect(ExitStatus::Success);
     assert!(
         checkout
             .stderr()
@@ -394,8 +387,7 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     }
 
     let outcome = gl.outcome("v1.1.0", &v110, None);
-    gl.report(&sha, &outcome)
-        .expect_code(ExitStatus::Success.code());
+    gl.report(&sha, &outcome).expect(ExitStatus::Success);
     let main_calls = gl.fake.api_requests().len();
     let total = check_calls + plan_calls + main_calls;
     println!(
@@ -423,14 +415,11 @@ fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
     let gl = instance();
     let approved = gl.tag_code("v1.1.0", "<?php echo 'approved';\n");
     let iid = gl.request("v1.1.0", &approved);
-    gl.review("check", iid)
-        .expect_code(ExitStatus::Success.code());
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("check", iid).expect(ExitStatus::Success);
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let sneaky = gl.tag_code("v1.1.0", "<?php system($_GET['c']);\n");
     // The retried plan tells the reviewer, and check fails.
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let plan = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(
         plan.contains(&format!(
@@ -438,9 +427,7 @@ fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
         )),
         "{plan}"
     );
-    let check = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
+    let check = gl.review("check", iid).expect(ExitStatus::InvalidInput);
     assert!(
         check.stderr().contains(&format!(
             "release.yml:4:13: environments.test.commit: tag v1.1.0 names commit {sneaky} in plugins/shop, but release.yml pins {approved}"
@@ -454,10 +441,8 @@ fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
     let branch_head = head(&gl.mgmt);
     let sha = gl.merge(iid);
     gl.review_at("plan", iid, &branch_head, &[])
-        .expect_code(ExitStatus::Success.code());
-    let run = gl
-        .checkout(&sha)
-        .expect_code(ExitStatus::InvalidInput.code());
+        .expect(ExitStatus::Success);
+    let run = gl.checkout(&sha).expect(ExitStatus::InvalidInput);
     assert!(
         run.stderr().contains(&format!(
             "environments.test.commit: tag v1.1.0 now names commit {sneaky}, but the approved release.yml pins {approved}: the tag was moved after approval; nothing was released"
@@ -479,8 +464,7 @@ fn a_note_written_to_look_like_a_plan_is_not_read_by_checkout() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
     let iid = gl.request("v1.1.0", &v110);
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     // The Reporter token is unprotected: a developer can use it to edit
     // berth's note. Nothing reads the note back.
     let notes = gl.notes(iid);
@@ -492,7 +476,7 @@ fn a_note_written_to_look_like_a_plan_is_not_read_by_checkout() {
         json!({"body": "<!-- berth:plan -->\n<!-- berth:plan-data {\"test\":{\"tag\":\"v1.1.0\",\"commit\":\"0000000000000000000000000000000000000000\"}} -->"}),
     );
     let sha = gl.merge(iid);
-    gl.checkout(&sha).expect_code(ExitStatus::Success.code());
+    gl.checkout(&sha).expect(ExitStatus::Success);
     assert_eq!(head(&gl.mgmt.join("codes")), v110);
 }
 
@@ -581,18 +565,14 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
         &[("app.yml", &greedy)],
     );
     let greedy_commit = head(&gl.mgmt);
-    let run = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
+    let run = gl.review("check", iid).expect(ExitStatus::InvalidInput);
     assert!(
         run.stderr().contains("app.yml: this merge request changes it, but a release request may change only release.yml"),
         "{}",
         run.stderr()
     );
     // Nor does it get a plan drawn from its own app.yml.
-    let plan = gl
-        .review("plan", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
+    let plan = gl.review("plan", iid).expect(ExitStatus::InvalidInput);
     assert!(
         plan.stderr()
             .contains("app.yml: this merge request changes it"),
@@ -609,7 +589,7 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     gl.push_branch("release/greedy");
     let stale = gl
         .review_at("check", iid, &greedy_commit, &[])
-        .expect_code(ExitStatus::InvalidInput.code());
+        .expect(ExitStatus::InvalidInput);
     assert!(
         stale.stderr().contains(&format!(
             "this pipeline runs for commit {greedy_commit}, but the head of merge request !{iid} is {}",
@@ -618,8 +598,7 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
         "{}",
         stale.stderr()
     );
-    gl.review("check", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("check", iid).expect(ExitStatus::Success);
 
     // release.yml as a symbolic link, and a moved submodule.
     let link = gl.request_with("release/link", &release_yml("v1.1.0", &v110), &[]);
@@ -637,9 +616,7 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     );
     git(&gl.mgmt, &["commit", "-q", "-m", "Link"]);
     gl.push_branch("release/link");
-    let run = gl
-        .review("check", link)
-        .expect_code(ExitStatus::InvalidInput.code());
+    let run = gl.review("check", link).expect(ExitStatus::InvalidInput);
     let stderr = run.stderr();
     for expected in [
         "codes: this merge request changes it, but a release request may change only release.yml",
@@ -712,12 +689,12 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
     let bad = gl.request_with("release/bad", &release_yml("v9.9.9", &v110), &[]);
     gl.fake.clear_log();
     gl.review_at("check", bad, &head(&gl.mgmt), &["--dry-run"])
-        .expect_code(ExitStatus::InvalidInput.code());
+        .expect(ExitStatus::InvalidInput);
     let iid = gl.request("v1.1.0", &v110);
     gl.fake.clear_log();
     let check = gl
         .review_at("check", iid, &head(&gl.mgmt), &["--dry-run"])
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert!(
         check.stdout().starts_with("check passed"),
         "{}",
@@ -725,7 +702,7 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
     );
     let plan = gl
         .review_at("plan", iid, &head(&gl.mgmt), &["--dry-run"])
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert!(
         plan.stdout()
             .starts_with(&format!("plan made (not posted: dry run) on !{iid}\n")),
@@ -747,7 +724,7 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
                 gl.mgmt.to_str().unwrap(),
             ],
         )
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert!(
         checkout
             .stderr()
@@ -768,7 +745,7 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
                 outcome.to_str().unwrap(),
             ],
         )
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert_eq!(
         report.stdout(),
         format!(
@@ -788,9 +765,7 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
 fn a_tag_that_does_not_exist_fails_check_naming_file_and_line() {
     let gl = instance();
     let iid = gl.request("v9.9.9", &head(&gl.code));
-    let run = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
+    let run = gl.review("check", iid).expect(ExitStatus::InvalidInput);
     assert!(
         run.stderr().contains("release.yml:3:10: environments.test.ref: v9.9.9 is not a tag of the code repository plugins/shop"),
         "{}",
@@ -808,9 +783,7 @@ fn a_request_without_the_commit_fails_check_with_a_hint() {
         "environments:\n  test:\n    ref: v1.1.0\n  production:\n    ref: v1.0.0\n",
         &[],
     );
-    let run = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
+    let run = gl.review("check", iid).expect(ExitStatus::InvalidInput);
     assert!(
         run.stderr().contains("release.yml:2:3: environments.test.commit: v1.1.0 is requested without the commit it names; the admin approves a commit, not a tag"),
         "{}",
@@ -843,10 +816,8 @@ fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
     git(&gl.code, &["tag", "v1.1.0"]);
     git(&gl.code, &["push", "-q", "origin", "main", "v1.1.0"]);
     let iid = gl.request("v1.1.0", &head(&gl.code));
-    gl.review("check", iid)
-        .expect_code(ExitStatus::Success.code());
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("check", iid).expect(ExitStatus::Success);
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let note = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(
         note.contains("| live | v1\\.0\\.0"),
@@ -876,9 +847,7 @@ fn a_429_storm_during_plan_is_ridden_out() {
     let gl = instance();
     let iid = gl.request("v1.0.0", &head(&gl.code));
     gl.fake.storm(4, 1);
-    let run = gl
-        .review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    let run = gl.review("plan", iid).expect(ExitStatus::Success);
     assert!(
         run.stderr().contains("GitLab answered 429"),
         "{}",
@@ -892,12 +861,10 @@ fn a_failed_deploy_is_reported_with_its_step_and_no_record() {
     let gl = instance();
     let v100 = head(&gl.code);
     let iid = gl.request("v1.0.0", &v100);
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let sha = gl.merge(iid);
     let outcome = gl.outcome("v1.0.0", &v100, Some("wait until blue is healthy"));
-    gl.report(&sha, &outcome)
-        .expect_code(ExitStatus::Success.code());
+    gl.report(&sha, &outcome).expect(ExitStatus::Success);
     let report = gl.berth_note(iid, "<!-- berth:report -->");
     assert!(
         report.contains("failed at wait until blue is healthy"),

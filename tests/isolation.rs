@@ -58,11 +58,11 @@ fn a_plugin_cannot_reach_out_of_its_slot() {
     let victim = RigApp::new("victim");
     victim
         .deploy("v1.0.0", &victim.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let prober = RigApp::new("prober");
     let code = prober.code("v1.0.0", true);
     std::fs::write(code.join("public/probe.php"), PROBE).unwrap();
-    prober.deploy("v1.0.0", &code).expect_code(0);
+    prober.deploy("v1.0.0", &code).expect(ExitStatus::Success);
 
     let own_web = format!("berth-{}-test-blue_web_1", prober.id);
     let other_web = format!("berth-{}-test-blue_web_1", victim.id);
@@ -125,10 +125,10 @@ fn a_fork_bomb_and_a_memory_hog_stay_inside_their_slot() {
     let neighbour = RigApp::new("neighbour");
     neighbour
         .deploy("v1.0.0", &neighbour.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let hog = RigApp::new("hog");
     hog.deploy("v1.0.0", &hog.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let php = format!("berth-{}-test-blue_php_1", hog.id);
 
     // Fork bomb: the pids limit (app.yml: 128) stops it. The kernel's
@@ -272,8 +272,7 @@ fn php_fpm_answers_only_its_own_slots_nginx_and_ffi_is_absent() {
     let code = app.code("v1.0.0", true);
     std::fs::write(code.join("public/probe.php"), FASTCGI_PROBE).unwrap();
     std::fs::write(code.join("public/passwd.php"), PASSWD).unwrap();
-    app.deploy("v1.0.0", &code)
-        .expect_code(ExitStatus::Success.code());
+    app.deploy("v1.0.0", &code).expect(ExitStatus::Success);
     let php = format!("berth-{}-test-blue_php_1", app.id);
     let own_php = container_ip(&php);
 
@@ -321,7 +320,7 @@ fn php_fpm_answers_only_its_own_slots_nginx_and_ffi_is_absent() {
 fn memory_and_swap_share_one_limit() {
     let app = RigApp::new("swap");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     let php = format!("berth-{}-test-blue_php_1", app.id);
     // app.yml: limits.memory 256M, and no swap on top of it.
     assert_eq!(
@@ -353,8 +352,7 @@ fn symlinks_in_released_code_are_never_followed() {
     for (name, target) in links {
         std::os::unix::fs::symlink(target, code.join("public").join(name)).unwrap();
     }
-    app.deploy("v1.0.0", &code)
-        .expect_code(ExitStatus::Success.code());
+    app.deploy("v1.0.0", &code).expect(ExitStatus::Success);
     let public = std::path::Path::new(app.rig.get("RIG_BASE_DIR"))
         .join(&app.id)
         .join("test/releases/v1.0.0/code/public");

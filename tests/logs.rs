@@ -4,6 +4,8 @@
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
+use berth::exit::ExitStatus;
+
 use crate::common::http_request;
 use crate::deploy::RigApp;
 
@@ -14,7 +16,11 @@ echo "ok\n";
 "#;
 
 fn logs(app: &RigApp, args: &[&str]) -> Vec<String> {
-    let run = app.berth(&["logs"]).args(args).run().expect_code(0);
+    let run = app
+        .berth(&["logs"])
+        .args(args)
+        .run()
+        .expect(ExitStatus::Success);
     run.stdout().lines().map(str::to_string).collect()
 }
 
@@ -38,7 +44,7 @@ fn php_errors_and_access_lines_appear_with_their_source() {
     let app = RigApp::new("logs");
     let code = app.code("v1.0.0", true);
     std::fs::write(code.join("public/boom.php"), BOOM).unwrap();
-    app.deploy("v1.0.0", &code).expect_code(0);
+    app.deploy("v1.0.0", &code).expect(ExitStatus::Success);
     let nonce = std::process::id().to_string();
     let (status, _) = http_request(
         app.rig.front_port(),
@@ -137,7 +143,7 @@ fn php_errors_and_access_lines_appear_with_their_source() {
 fn follow_shows_a_line_written_after_it_started_and_ends_on_interrupt() {
     let app = RigApp::new("follow");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let mut running = app
         .berth(&["logs", "--source", "access", "--follow", "--tail", "0"])
         .spawn();
@@ -317,10 +323,10 @@ fn an_apps_logs_key_reads_its_logs_and_nothing_else() {
     let other = RigApp::new("otherlogs");
     other
         .deploy("v1.0.0", &other.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let app = RigApp::new("keylogs");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let (status, _) = http_request(
         app.rig.front_port(),
         &app.domain,
@@ -347,7 +353,7 @@ fn an_apps_logs_key_reads_its_logs_and_nothing_else() {
         .args(["--logs-key"])
         .arg_path(&key.key)
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     assert!(
         run.stdout().contains("/?through=logs-key"),
         "{}{}",
@@ -364,7 +370,7 @@ fn an_apps_logs_key_reads_its_logs_and_nothing_else() {
         .args(["--logs-key"])
         .arg_path(&key.key)
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     assert!(run.stdout().contains(" php    | "), "{}", run.stdout());
 
     // Everything else is refused.

@@ -7,6 +7,7 @@ use std::process::Command;
 use berth::config::app::AppFile;
 use berth::config::values::EnvName;
 use berth::config::{Inventory, ReleaseFile};
+use berth::exit::ExitStatus;
 use berth::plan::release::{ReleaseId, Slot};
 use berth::plan::render::{RenderedFile, Target, Templates};
 
@@ -439,7 +440,7 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
             .args(["--out"])
             .arg_path(&out)
             .run()
-            .expect_code(0)
+            .expect(ExitStatus::Success)
     };
     let run = render_skeleton(&[]);
     for name in [
@@ -498,7 +499,7 @@ fn render_refuses_an_environment_release_yml_does_not_request() {
         .args(["--inventory"])
         .arg_path(&inventory)
         .run()
-        .expect_code(2);
+        .expect(ExitStatus::Usage);
     assert!(
         run.stderr()
             .contains("error: release.yml requests no tag for environment production"),

@@ -66,7 +66,7 @@ fn a_request_within_its_limits_is_served() {
     let run = host
         .serve("logs --env test --source access --grep '/000[02]'", &[])
         .run()
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert_eq!(run.stdout(), format!("{}\n{}\n", shown(0), shown(2)));
     assert_eq!(run.stderr(), "");
 }
@@ -80,7 +80,7 @@ fn a_long_grep_pattern_is_refused() {
             &[],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(
         run.stderr(),
         "error: --grep: the pattern is 201 characters, more than the 200 berth accepts\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n"
@@ -96,7 +96,7 @@ fn a_grep_pattern_that_compiles_large_is_refused() {
     let run = host
         .serve(r"logs --env test --source access --grep '\w{60}z'", &[])
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(
         run.stderr(),
         "error: --grep: the pattern compiles to more than the 262144 bytes berth allows\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n"
@@ -117,7 +117,7 @@ fn the_costliest_grep_patterns_allowed_read_two_megabytes_within_a_budget() {
                 &["--max-seconds", "10"],
             )
             .run()
-            .expect_code(ExitStatus::Success.code());
+            .expect(ExitStatus::Success);
         assert_eq!(run.stdout(), "", "{pattern}");
     }
 }
@@ -134,7 +134,7 @@ fn a_request_stops_at_the_bytes_it_may_read() {
             &["--max-bytes", "250"],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     let expected: Vec<String> = (0..3).map(shown).collect();
     assert_eq!(run.stdout(), format!("{}\n", expected.join("\n")));
     assert_eq!(
@@ -153,7 +153,7 @@ fn lines_filtered_out_by_grep_count_against_the_bytes_read() {
             &["--max-bytes", "690"],
         )
         .run()
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert_eq!(run.stdout(), "");
     let run = host
         .serve(
@@ -161,7 +161,7 @@ fn lines_filtered_out_by_grep_count_against_the_bytes_read() {
             &["--max-bytes", "689"],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(
         run.stderr(),
         "error: stopped after reading 689 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n"
@@ -188,7 +188,7 @@ fn a_request_stops_at_its_time_budget() {
     let run = host
         .serve("logs --env test --source access", &["--max-seconds", "1"])
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     let took = started.elapsed();
     assert_eq!(
         run.stderr(),
@@ -210,7 +210,7 @@ fn follow_stops_at_its_time_budget() {
             &["--max-seconds", "60", "--max-follow-seconds", "2"],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     let took = started.elapsed();
     assert_eq!(run.stdout(), format!("{}\n{}\n", shown(0), shown(1)));
     assert_eq!(
@@ -248,7 +248,7 @@ fn an_app_has_at_most_its_sessions_at_once() {
     let run = host
         .serve("logs --env test --source access", &limits)
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(
         run.stderr(),
         "error: app shop already has 2 logs requests running, the most it may\n  hint: wait for one to end (a --follow ends with Ctrl-C)\n"
@@ -259,7 +259,7 @@ fn an_app_has_at_most_its_sessions_at_once() {
     first.child().wait().expect("the first request ends");
     host.serve("logs --env test --source access", &limits)
         .run()
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     second.child().kill().expect("kill the second request");
     second.child().wait().expect("the second request ends");
     assert!(lock_files(&host.path("base"))
@@ -284,7 +284,7 @@ fn a_since_with_a_multibyte_unit_is_refused_not_a_panic() {
     let run = host
         .serve("logs --env test --source access --since '1é'", &[])
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(
         run.stderr(),
         "error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n"
