@@ -3,7 +3,7 @@
 
 use berth::exit::ExitStatus;
 
-use crate::common::{app_dir, repo_root, Berth, APP_YML, RELEASE_YML};
+use crate::common::{app_dir, edit, edit_all, repo_root, Berth, APP_YML, RELEASE_YML};
 
 #[test]
 fn validate_accepts_the_skeleton_with_the_example_inventory() {
@@ -22,7 +22,10 @@ fn validate_accepts_the_skeleton_with_the_example_inventory() {
 
 #[test]
 fn validate_reads_the_inventory_from_the_environment() {
-    let dir = app_dir(RELEASE_YML, &APP_YML.replace("host: local", "host: web-9"));
+    let dir = app_dir(
+        RELEASE_YML,
+        &edit_all(APP_YML, "host: local", "host: web-9"),
+    );
     let run = Berth::new()
         .args(["validate", "--app-dir"])
         .arg_path(dir.path())
@@ -47,7 +50,7 @@ fn validate_reads_the_inventory_from_the_environment() {
 fn validate_reports_problems_of_every_file_together() {
     let dir = app_dir(
         "environments:\n  staging:\n    ref: \"v1;id\"\n",
-        &APP_YML.replace("pids: 128", "pids: 1"),
+        &edit(APP_YML, "pids: 128", "pids: 1"),
     );
     let run = Berth::new()
         .args(["validate", "--app-dir"])

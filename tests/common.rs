@@ -166,6 +166,41 @@ impl Run {
     }
 }
 
+/// `text` with its one occurrence of `from` replaced by `to`. Panics,
+/// naming `from`, when `from` does not occur or occurs more than once, so a
+/// changed fixture fails the test instead of silently not being edited.
+#[track_caller]
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(!from.is_empty(), "fixture edit: nothing to replace");
+    match text.matches(from).count() {
+        1 => text.replacen(from, to, 1),
+        0 => panic!("fixture edit: {from:?} does not occur in the text:\n{text}"),
+        n => panic!("fixture edit: {from:?} occurs {n} times, expected once, in the text:\n{text}"),
+    }
+}
+
+/// `text` with the first of several occurrences of `from` replaced by `to`.
+/// Panics, naming `from`, when it does not occur at all.
+#[track_caller]
+pub fn edit_first(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        !from.is_empty() && text.contains(from),
+        "fixture edit: {from:?} does not occur in the text:\n{text}"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// `text` with every occurrence of `from` replaced by `to`. Panics, naming
+/// `from`, when it does not occur at all.
+#[track_caller]
+pub fn edit_all(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        !from.is_empty() && text.contains(from),
+        "fixture edit: {from:?} does not occur in the text:\n{text}"
+    );
+    text.replace(from, to)
+}
+
 /// A directory holding release.yml and app.yml with the given contents.
 pub fn app_dir(release: &str, app: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -310,9 +345,7 @@ pub fn example_plugin(dest: &Path, version: &str, healthy: bool) {
     assert!(copied.success());
     for file in ["lib/version.php", "lib/marker.php"] {
         let path = dest.join(file);
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("v1.0.0", version);
+        let text = edit(&std::fs::read_to_string(&path).unwrap(), "v1.0.0", version);
         std::fs::write(path, text).unwrap();
     }
     if !healthy {
@@ -335,4 +368,37 @@ pub fn remove_vhost(base_dir: &str, vhost: &Path) {
         .args(["rm", "-f", "--"])
         .arg(vhost)
         .status();
+}
+
+// The fixture edits must be able to fail: each refuses what it should.
+
+#[test]
+#[should_panic(expected = "fixture edit: \"ports: [1, 2]\" does not occur in the text")]
+fn edit_refuses_text_that_is_absent() {
+    edit(APP_YML, "ports: [1, 2]", "ports: [3, 4]");
+}
+
+#[test]
+#[should_panic(expected = "fixture edit: \"host: local\" occurs 2 times, expected once")]
+fn edit_refuses_text_that_occurs_twice() {
+    edit(APP_YML, "host: local", "host: web-9");
+}
+
+#[test]
+#[should_panic(expected = "fixture edit: \"host: web-9\" does not occur in the text")]
+fn edit_all_refuses_text_that_is_absent() {
+    edit_all(APP_YML, "host: web-9", "host: local");
+}
+
+#[test]
+#[should_panic(expected = "fixture edit: \"@ENV@\" does not occur in the text")]
+fn edit_first_refuses_text_that_is_absent() {
+    edit_first(APP_YML, "@ENV@", "@ENVIRONMENT@");
+}
+
+#[test]
+fn edits_replace_what_they_say() {
+    assert_eq!(edit("a b a", "b", "c"), "a c a");
+    assert_eq!(edit_all("a b a", "a", "c"), "c b c");
+    assert_eq!(edit_first("a b a", "a", "c"), "c b a");
 }

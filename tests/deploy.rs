@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use berth::exit::ExitStatus;
 
-use crate::common::{example_plugin, free_ports, http_request, repo_root, Berth, Run, APP_YML};
+use crate::common::{
+    edit, example_plugin, free_ports, http_request, repo_root, Berth, Run, APP_YML,
+};
 
 /// The rig's settings from `$BERTH_RIG/rig.env`.
 pub struct Rig {
@@ -74,24 +76,23 @@ impl RigApp {
         let domain = format!("{id}.test.berth.localhost");
         let dir = tempfile::tempdir().unwrap();
         let [blue, green, prod_blue, prod_green] = free_ports::<4>();
-        let app = APP_YML
-            .replacen("id: example", &format!("id: {id}"), 1)
-            .replacen(
-                "ports: [18001, 18002]",
-                &format!("ports: [{blue}, {green}]"),
-                1,
-            )
-            .replacen("example.test.berth.localhost", &domain, 1)
-            .replacen(
-                "ports: [18011, 18012]",
-                &format!("ports: [{prod_blue}, {prod_green}]"),
-                1,
-            )
-            .replacen(
-                "example.berth.localhost",
-                &format!("{id}.berth.localhost"),
-                1,
-            );
+        let mut app = edit(APP_YML, "id: example", &format!("id: {id}"));
+        app = edit(
+            &app,
+            "ports: [18001, 18002]",
+            &format!("ports: [{blue}, {green}]"),
+        );
+        app = edit(&app, "example.test.berth.localhost", &domain);
+        app = edit(
+            &app,
+            "ports: [18011, 18012]",
+            &format!("ports: [{prod_blue}, {prod_green}]"),
+        );
+        app = edit(
+            &app,
+            "example.berth.localhost",
+            &format!("{id}.berth.localhost"),
+        );
         std::fs::create_dir_all(dir.path().join("app")).unwrap();
         std::fs::write(dir.path().join("app/app.yml"), app).unwrap();
         std::fs::write(dir.path().join("inventory.yml"), rig.inventory()).unwrap();
@@ -117,7 +118,8 @@ impl RigApp {
     /// same host).
     pub fn set_base_dir(&self, base: &Path) {
         let path = self.dir.path().join("inventory.yml");
-        let inventory = std::fs::read_to_string(&path).unwrap().replace(
+        let inventory = edit(
+            &std::fs::read_to_string(&path).unwrap(),
             &format!("base_dir: {}", self.rig.get("RIG_BASE_DIR")),
             &format!("base_dir: {}", base.display()),
         );
@@ -750,7 +752,7 @@ fn a_host_key_other_than_the_inventorys_is_refused() {
     let inventory = std::fs::read_to_string(&path).unwrap();
     let pinned = app.rig.get("RIG_KNOWN_HOSTS_LINE");
     let other = "[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx";
-    std::fs::write(&path, inventory.replace(pinned, other)).unwrap();
+    std::fs::write(&path, edit(&inventory, pinned, other)).unwrap();
     let run = app
         .deploy("v1.0.0", &app.code("v1.0.0", true))
         .expect(ExitStatus::Failure);

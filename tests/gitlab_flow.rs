@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::common::APP_YML;
+use crate::common::{edit, APP_YML};
 use crate::fake::{git, FakeGitLab, ROOT_TOKEN};
 use berth::exit::ExitStatus;
 
@@ -99,9 +99,11 @@ fn instance() -> Instance {
         &mgmt,
         &["remote", "add", "origin", &fake.git_url(ROOT_TOKEN, MGMT)],
     );
-    let app = APP_YML
-        .replace("id: example", "id: shop")
-        .replace("code_repo: plugins/example", &format!("code_repo: {CODE}"));
+    let app = edit(
+        &edit(APP_YML, "id: example", "id: shop"),
+        "code_repo: plugins/example",
+        &format!("code_repo: {CODE}"),
+    );
     std::fs::write(mgmt.join("app.yml"), app).unwrap();
     git(&mgmt, &["add", "app.yml"]);
     commit_file(
@@ -557,8 +559,7 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
     let app = std::fs::read_to_string(gl.mgmt.join("app.yml")).unwrap();
-    let greedy = app.replace("cpus: 0.5", "cpus: 16");
-    assert_ne!(greedy, app, "the fixture has cpus: 0.5");
+    let greedy = edit(&app, "cpus: 0.5", "cpus: 16");
     let iid = gl.request_with(
         "release/greedy",
         &release_yml("v1.1.0", &v110),
@@ -649,10 +650,10 @@ fn the_merge_request_tokens_reach_only_this_app() {
     assert_eq!(status, 404, "not even the app's own code repository");
     // The deploy token reads this app's code over git, and only that.
     let url = |project: &str| {
-        gl.fake.git_url("unused", project).replacen(
+        edit(
+            &gl.fake.git_url("unused", project),
             "oauth2:unused",
             &format!("{}:{}", gl.code_user, gl.code_token),
-            1,
         )
     };
     let ls = |project: &str| {

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
-use crate::common::repo_root;
+use crate::common::{edit, edit_first, repo_root};
 
 // --- loading and interpolating components -------------------------------------
 
@@ -910,10 +910,13 @@ fn template_drift_is_shown_as_a_diff() {
     // A hand edit, and a file no piece makes.
     let logs = committed.path().join("logs.yml");
     let text = std::fs::read_to_string(&logs).unwrap();
-    assert_eq!(text.matches("BERTH_LOGS_LINES: \"500\"").count(), 1);
     std::fs::write(
         &logs,
-        text.replace("BERTH_LOGS_LINES: \"500\"", "BERTH_LOGS_LINES: \"200\""),
+        edit(
+            &text,
+            "BERTH_LOGS_LINES: \"500\"",
+            "BERTH_LOGS_LINES: \"200\"",
+        ),
     )
     .unwrap();
     std::fs::write(committed.path().join("extra.yml"), "x: 1\n").unwrap();
@@ -964,7 +967,7 @@ fn the_generator_refuses_a_placeholder_without_a_value_and_a_missing_piece() {
     let rollback = src.path().join("jobs/rollback.yml");
     let text = std::fs::read_to_string(&rollback).unwrap();
     let line = text.lines().position(|l| l.contains("@ENV@")).unwrap() + 1;
-    std::fs::write(&rollback, text.replacen("@ENV@", "@ENVIRONMENT@", 1)).unwrap();
+    std::fs::write(&rollback, edit_first(&text, "@ENV@", "@ENVIRONMENT@")).unwrap();
     let (ok, err) = run(src.path());
     assert!(!ok);
     assert_eq!(
@@ -979,7 +982,8 @@ fn the_generator_refuses_a_placeholder_without_a_value_and_a_missing_piece() {
     let text = std::fs::read_to_string(&logs).unwrap();
     std::fs::write(
         &logs,
-        text.replace(
+        edit(
+            &text,
             "    @insert inputs/image.yml\n",
             "    @insert inputs/imgae.yml\n",
         ),
@@ -2125,11 +2129,11 @@ fn run_pipeline_on_main_never_deploys_and_its_variables_narrow_the_logs() {
 fn a_failing_log_source_fails_the_logs_job_after_the_others_ran() {
     let repo = gcl_repo();
     // A berth whose `--source access` fails with exit code 4.
-    let stub = STUB_BERTH.replace(
+    let stub = edit(
+        STUB_BERTH,
         "  logs)\n",
         "  logs)\n    if [ \"$source\" = access ]; then echo 'error: no access log' >&2; exit 4; fi\n",
     );
-    assert_ne!(stub, STUB_BERTH);
     std::fs::write(repo.path().join("bin/berth"), stub).unwrap();
     let (ok, out) = gcl_run(repo.path(), PipelineFile::Management, LOGS_VARIABLES);
     assert!(!ok, "the pipeline passed:\n{out}");
