@@ -2,9 +2,9 @@
 //! cleared environment, so a CI job's real tokens never reach a test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use berth::exit::ExitStatus;
+use std::process::{Command, Output};
 
 pub const APP_YML: &str = include_str!("../mgmt-repo-skeleton/app.yml");
 pub const RELEASE_YML: &str = include_str!("../mgmt-repo-skeleton/release.yml");
@@ -63,7 +63,7 @@ impl Berth {
 
     pub fn run(mut self) -> Run {
         let output = self.command.output().expect("berth runs");
-        Run { output }
+        Run::new(output)
     }
 }
 
@@ -119,21 +119,29 @@ impl Running {
             .expect("read berth's stderr");
         let mut output = self.child.wait_with_output().expect("berth runs");
         output.stderr = seen.into_bytes();
-        Run { output }
+        Run::new(output)
     }
 
     pub fn wait(self) -> Run {
-        Run {
-            output: self.child.wait_with_output().expect("berth runs"),
-        }
+        Run::new(self.child.wait_with_output().expect("berth runs"))
     }
 }
 
 pub struct Run {
     pub output: Output,
+    /// (text, placeholder) pairs `expect_stdout`/`expect_stderr` replace
+    /// before comparing, e.g. a temp dir's path with `<dir>`.
+    placeholders: Vec<(String, String)>,
 }
 
 impl Run {
+    fn new(output: Output) -> Run {
+        Run {
+            output,
+            placeholders: Vec::new(),
+        }
+    }
+
     pub fn code(&self) -> i32 {
         self.output.status.code().expect("berth exited, not killed")
     }
@@ -164,6 +172,91 @@ impl Run {
         }
         self
     }
+
+    /// From here on, `expect_stdout` and `expect_stderr` show `path` (and
+    /// its canonical form) as `placeholder`, so expected output need not
+    /// know a temp dir's name. Longer paths are replaced first.
+    pub fn placeholder(mut self, path: &Path, placeholder: &str) -> Run {
+        let mut texts = vec![path.display().to_string()];
+        if let Ok(canonical) = path.canonicalize() {
+            texts.push(canonical.display().to_string());
+        }
+        for text in texts {
+            assert!(!text.is_empty(), "an empty path cannot be a placeholder");
+            self.placeholders.push((text, placeholder.to_string()));
+        }
+        self.placeholders
+            .sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
+        self
+    }
+
+    fn normalized(&self, text: String) -> String {
+        self.placeholders
+            .iter()
+            .fold(text, |text, (from, to)| text.replace(from.as_str(), to))
+    }
+
+    /// Asserts the whole of stdout (after placeholders), with a line diff.
+    #[track_caller]
+    pub fn expect_stdout(self, expected: &str) -> Run {
+        let actual = self.normalized(self.stdout());
+        assert_text("stdout", expected, &actual, &self.stderr());
+        self
+    }
+
+    /// Asserts the whole of stderr (after placeholders), with a line diff.
+    #[track_caller]
+    pub fn expect_stderr(self, expected: &str) -> Run {
+        let actual = self.normalized(self.stderr());
+        assert_text("stderr", expected, &actual, &self.stdout());
+        self
+    }
+}
+
+/// Panics with a line diff (`-` expected, `+` actual) unless `actual` is
+/// exactly `expected`; `other` is the other stream, shown for context.
+#[track_caller]
+pub fn assert_text(what: &str, expected: &str, actual: &str, other: &str) {
+    if expected != actual {
+        let other = if other.is_empty() { "(empty)" } else { other };
+        panic!(
+            "{what} differs from the expected text (- expected, + actual):\n{}--- the other stream\n{other}",
+            line_diff(expected, actual)
+        );
+    }
+}
+
+/// A line diff of two texts: `-` lines only in `expected`, `+` lines only
+/// in `actual`; control characters shown as escapes, a missing final
+/// newline marked.
+pub fn line_diff(expected: &str, actual: &str) -> String {
+    let diff = similar::TextDiff::from_lines(expected, actual);
+    let mut out = String::new();
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+            similar::ChangeTag::Equal => ' ',
+        };
+        let line = change.value();
+        let (line, newline) = match line.strip_suffix('\n') {
+            Some(line) => (line, true),
+            None => (line, false),
+        };
+        out.push(sign);
+        for c in line.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        if !newline {
+            out.push_str("  (no newline at end)");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// `text` with its one occurrence of `from` replaced by `to`. Panics,
@@ -370,7 +463,54 @@ pub fn remove_vhost(base_dir: &str, vhost: &Path) {
         .status();
 }
 
-// The fixture edits must be able to fail: each refuses what it should.
+// The helpers above must be able to fail: each refuses what it should.
+
+#[test]
+#[should_panic(expected = "exit status: expected Usage (2), got 0 (Success)")]
+fn expect_refuses_another_exit_status() {
+    Berth::new()
+        .args(["--version"])
+        .run()
+        .expect(ExitStatus::Usage);
+}
+
+#[test]
+#[should_panic(
+    expected = "stdout differs from the expected text (- expected, + actual):\n-berth\n+berth "
+)]
+fn expect_stdout_refuses_other_text_with_a_line_diff() {
+    Berth::new()
+        .args(["--version"])
+        .run()
+        .expect(ExitStatus::Success)
+        .expect_stdout("berth\n");
+}
+
+#[test]
+fn placeholders_replace_a_path_before_comparing() {
+    let dir = tempfile::tempdir().unwrap();
+    Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .run()
+        .expect(ExitStatus::InvalidInput)
+        .placeholder(dir.path(), "<dir>")
+        .expect_stderr(
+            "error: 2 problems in the configuration:\n\
+             <dir>/release.yml: cannot read: No such file or directory (os error 2)\n  \
+             hint: check the path\n\
+             <dir>/app.yml: cannot read: No such file or directory (os error 2)\n  \
+             hint: check the path\n",
+        );
+}
+
+#[test]
+fn line_diff_shows_changed_lines_control_characters_and_a_missing_newline() {
+    assert_eq!(
+        line_diff("a\nb\nc\n", "a\nB\x1b\nc"),
+        " a\n-b\n-c\n+B\\u{1b}\n+c  (no newline at end)\n"
+    );
+}
 
 #[test]
 #[should_panic(expected = "fixture edit: \"ports: [1, 2]\" does not occur in the text")]
