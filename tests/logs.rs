@@ -2,6 +2,7 @@
 //! SSH, and the front's per-app access log read on the host.
 
 use std::io::{BufRead, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth::exit::ExitStatus;
@@ -260,42 +261,141 @@ impl LogsKey {
         self.command(app, args).output().unwrap()
     }
 
-    fn spawn_ssh(&self, app: &RigApp, args: &[&str]) -> std::process::Child {
-        self.command(app, args).spawn().unwrap()
-    }
-
     fn command(&self, app: &RigApp, args: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new("ssh");
-        command
-            .args(["-p", app.rig.get("RIG_SSH_PORT"), "-i"])
-            .arg(&self.key)
-            .args([
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-            ])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                app.rig.get("RIG_KNOWN_HOSTS")
-            ))
-            .args([
-                "-o",
-                "GlobalKnownHostsFile=/dev/null",
-                "-o",
-                "ControlPath=none",
-                "-o",
-                "ExitOnForwardFailure=yes",
-            ])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        command
+        ssh_command(app, &self.key, args)
     }
+}
+
+/// Plain `ssh` to the rig's host with `key` and `args`.
+fn ssh_command(app: &RigApp, key: &Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new("ssh");
+    command
+        .args(["-p", app.rig.get("RIG_SSH_PORT"), "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            app.rig.get("RIG_KNOWN_HOSTS")
+        ))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "ExitOnForwardFailure=yes",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Opens `ssh -N -L spec` to the rig's host with `key`, makes one
+/// connection through the forward with `connect` (retried until ssh
+/// listens), sends `request` and reads until the far end closes. Returns
+/// what came back and ssh's stderr.
+fn through_forward<S: std::io::Read + Write>(
+    app: &RigApp,
+    key: &Path,
+    spec: &str,
+    connect: impl Fn() -> std::io::Result<S>,
+    request: &[u8],
+) -> (String, String) {
+    let mut ssh = ssh_command(app, key, &["-N", "-L", spec, "deploy@127.0.0.1"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match connect() {
+            Ok(stream) => break stream,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the local end of the forward {spec} never listened: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    // A refused channel closes the local connection at once; an open one
+    // closes when the target has answered.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    drop(stream);
+    let _ = ssh.kill();
+    let out = ssh.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A TCP listener on the host (this machine) that answers every connection
+/// with `TARGET_REACHED`: the target of a forward that must be refused, so
+/// that an allowed forward would show.
+fn tcp_target() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(TARGET_REACHED.as_bytes());
+        }
+    });
+    port
+}
+
+const TARGET_REACHED: &str = "target reached\n";
+
+/// The rig's sshd log (`sshd -e`), and how long it is now: what sshd logs
+/// after this is `log[len..]`.
+fn sshd_log(app: &RigApp) -> (std::path::PathBuf, usize) {
+    let path = Path::new(app.rig.get("RIG")).join("logs/sshd.log");
+    let len = std::fs::read(&path).map(|l| l.len()).unwrap_or(0);
+    (path, len)
+}
+
+/// Asserts a forward carried nothing, ssh reported its channel refused
+/// with `client` ("open failed: <reason>: open failed"), and the host's
+/// sshd logged the refusal: a line `sshd_line` accepts, written since
+/// `log` was taken.
+#[track_caller]
+fn assert_forward_refused(
+    what: &str,
+    (answer, stderr): (String, String),
+    client: &str,
+    log: (std::path::PathBuf, usize),
+    sshd_line: impl Fn(&str) -> bool,
+) {
+    assert_eq!(answer, "", "{what}: the forward carried data");
+    let refusals = stderr
+        .lines()
+        .filter(|line| {
+            line.strip_prefix("channel ")
+                .and_then(|rest| rest.split_once(": "))
+                .is_some_and(|(number, message)| number.parse::<u32>().is_ok() && message == client)
+        })
+        .count();
+    assert_eq!(
+        refusals, 1,
+        "{what}: ssh must report one channel refused with {client:?}; its stderr:\n{stderr}"
+    );
+    let text = std::fs::read(&log.0).unwrap();
+    let text = String::from_utf8_lossy(&text[log.1..]);
+    assert!(
+        text.lines().any(sshd_line),
+        "{what}: the host's sshd logs the refusal; it logged:\n{text}"
+    );
 }
 
 impl Drop for LogsKey {
@@ -373,29 +473,43 @@ fn an_apps_logs_key_reads_its_logs_and_nothing_else() {
         .expect(ExitStatus::Success);
     assert!(run.stdout().contains(" php    | "), "{}", run.stdout());
 
-    // Everything else is refused.
-    let refused = |args: &[&str], why: &str| {
+    // Everything else is refused by the forced command, which says why
+    // (exit 2 through ssh) and prints nothing on stdout.
+    let refused = |args: &[&str], error: &str| {
         let out = key.ssh(&app, args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success(),
-            "{args:?} must be refused: {}",
-            String::from_utf8_lossy(&out.stdout)
+        assert_eq!(
+            out.status.code(),
+            Some(ExitStatus::Usage.code()),
+            "{args:?} must be refused by the forced command: {stdout}{stderr}"
         );
-        assert!(stderr.contains(why), "{args:?}: {stderr}");
-        assert!(
-            !String::from_utf8_lossy(&out.stdout).contains("other=secret"),
-            "{args:?} leaked another app's log"
+        crate::common::assert_text(
+            &format!("{args:?}: stderr"),
+            &format!(
+                "error: {error}\n  hint: this key only reads the logs of app {}: logs --env ENV [--source ...]\n",
+                app.id
+            ),
+            &stderr,
+            &stdout,
         );
+        assert_eq!(stdout, "", "{args:?}");
     };
     let host = "deploy@127.0.0.1";
-    refused(&[host], "no request: this key does not open a shell");
-    refused(&[host, "sh", "-c", "id"], "refused request");
-    refused(&[host, "cat /etc/passwd"], "refused request");
-    refused(&[host, "logs --env test; id"], "unexpected character");
+    // -T: no pseudo-terminal request, so ssh adds no line of its own.
+    refused(&["-T", host], "no request: this key does not open a shell");
+    refused(&[host, "sh", "-c", "id"], "refused request \"sh -c id\"");
+    refused(
+        &[host, "cat /etc/passwd"],
+        "refused request \"cat /etc/passwd\"",
+    );
+    refused(
+        &[host, "logs --env test; id"],
+        "refused request: unexpected character \";\"",
+    );
     refused(
         &[host, "logs --env test --app", &other.id],
-        "refused request",
+        "refused request: unexpected argument found",
     );
     // Another app's logs cannot even be named: the forced command serves one
     // app; its access log is read, the other app's line is not there.
@@ -414,62 +528,78 @@ fn an_apps_logs_key_reads_its_logs_and_nothing_else() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("other=secret"));
 
     // Port forwards are refused by `restrict`: the listener opens on this
-    // side, but the host refuses every connection through it.
-    let port = crate::common::free_port();
-    let mut forward = key.spawn_ssh(
-        &app,
-        &[
-            "-N",
-            "-L",
-            &format!("127.0.0.1:{port}:127.0.0.1:{}", app.rig.front_port()),
-            host,
-        ],
+    // side, but the host refuses to open the channel. The targets are real
+    // listeners the deploy user reaches, so an allowed forward would show:
+    // the rig's own deploy key, which has no `restrict`, gets through.
+    let target = tcp_target();
+    let tcp = |key: &Path| {
+        let port = crate::common::free_port();
+        through_forward(
+            &app,
+            key,
+            &format!("127.0.0.1:{port}:127.0.0.1:{target}"),
+            || {
+                let stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+                stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+                Ok(stream)
+            },
+            b"",
+        )
+    };
+    let deploy_key = Path::new(app.rig.get("RIG_SSH_KEY"));
+    let (answer, stderr) = tcp(deploy_key);
+    assert_eq!(
+        answer, TARGET_REACHED,
+        "control: the deploy key forwards: {stderr}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the local end of the forward never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let through = http_request(port, &app.domain, "GET", "/", "");
-    assert!(
-        through.is_err(),
-        "a forward to the front must be refused: {through:?}"
+    let log = sshd_log(&app);
+    assert_forward_refused(
+        "a TCP forward",
+        tcp(&key.key),
+        "open failed: administratively prohibited: open failed",
+        log,
+        |line| {
+            line.starts_with("refused local port forward: originator 127.0.0.1 port ")
+                && line.ends_with(&format!(", target 127.0.0.1 port {target}"))
+        },
     );
-    let _ = forward.kill();
-    let _ = forward.wait();
-    let socket = std::env::temp_dir().join(format!("berth-docker-{}.sock", std::process::id()));
-    let mut forward = key.spawn_ssh(
-        &app,
-        &[
-            "-N",
-            "-L",
+
+    let docker = |key: &Path| {
+        let socket = std::env::temp_dir().join(format!(
+            "berth-docker-{}-{}.sock",
+            std::process::id(),
+            key.file_name().unwrap().to_string_lossy()
+        ));
+        let _ = std::fs::remove_file(&socket);
+        let seen = through_forward(
+            &app,
+            key,
             &format!("{}:/var/run/docker.sock", socket.display()),
-            host,
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the local end of the forward never listened"
+            || {
+                let stream = std::os::unix::net::UnixStream::connect(&socket)?;
+                stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+                Ok(stream)
+            },
+            b"GET /_ping HTTP/1.0\r\n\r\n",
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let _ = stream.write_all(b"GET /_ping HTTP/1.0\r\n\r\n");
-    let mut answer = String::new();
-    let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+        let _ = std::fs::remove_file(&socket);
+        seen
+    };
+    let (answer, stderr) = docker(deploy_key);
     assert!(
-        !answer.contains("OK"),
-        "a forward to the Docker socket must be refused: {answer:?}"
+        answer.starts_with("HTTP/1.0 200 OK\r\n") && answer.ends_with("\r\n\r\nOK"),
+        "control: the deploy key reaches the Docker socket: {answer:?} {stderr}"
     );
-    let _ = forward.kill();
-    let _ = forward.wait();
-    let _ = std::fs::remove_file(&socket);
+    // sshd answers a refused streamlocal forward with the generic "connect
+    // failed"; its log says it was the key's `restrict`.
+    let log = sshd_log(&app);
+    assert_forward_refused(
+        "a forward to the Docker socket",
+        docker(&key.key),
+        "open failed: connect failed: open failed",
+        log,
+        |line| {
+            line == "refused streamlocal port forward: originator  port 0, target /var/run/docker.sock"
+        },
+    );
 }
