@@ -290,6 +290,7 @@ impl Load {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn releases_and_rollbacks_under_load_fail_no_request() {
     let app = RigApp::new("load");
     let v1 = app.code("v1.0.0", true);
@@ -362,6 +363,7 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn an_unhealthy_release_never_takes_traffic() {
     let app = RigApp::new("sick");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
@@ -422,6 +424,7 @@ fn an_unhealthy_release_never_takes_traffic() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_vhost_nginx_refuses_is_rolled_back() {
     let app = RigApp::new("badfront");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
@@ -459,6 +462,7 @@ fn a_vhost_nginx_refuses_is_rolled_back() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn demo_releases_the_example_plugin_and_prints_its_url() {
     let rig = Rig::load();
     let run = Berth::new()
@@ -484,6 +488,7 @@ fn demo_releases_the_example_plugin_and_prints_its_url() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn concurrent_deploys_of_one_app_are_serialized() {
     // Two deploys of the same app environment at once: one waits for the
     // other's lock; both succeed and the last one's release serves.
@@ -521,6 +526,7 @@ fn concurrent_deploys_of_one_app_are_serialized() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn berth_killed_at_any_step_leaves_a_serving_release_and_a_rerun_converges() {
     let app = RigApp::new("killed");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
@@ -614,6 +620,7 @@ impl Drop for SmallDisk {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_full_disk_stops_the_deploy_before_the_switch() {
     let disk = SmallDisk::new("4m");
     let app = RigApp::new("full");
@@ -645,6 +652,7 @@ fn a_full_disk_stops_the_deploy_before_the_switch() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn ssh_dropped_in_the_middle_of_the_sync_leaves_the_old_release_serving() {
     let app = RigApp::new("dropped");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
@@ -702,6 +710,7 @@ fn ssh_dropped_in_the_middle_of_the_sync_leaves_the_old_release_serving() {
 /// Ten apps deployed at once to the same host all end healthy, and the
 /// front's configuration, written by all of them, passes `nginx -t`.
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn ten_apps_deployed_at_once_all_serve() {
     let _alone = RIG_NETWORKS.write().unwrap_or_else(|e| e.into_inner());
     let apps: Vec<RigApp> = (0..10)
@@ -746,6 +755,7 @@ fn ten_apps_deployed_at_once_all_serve() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_host_key_other_than_the_inventorys_is_refused() {
     let app = RigApp::new("hostkey");
     let path = app.dir.path().join("inventory.yml");
@@ -766,6 +776,7 @@ fn a_host_key_other_than_the_inventorys_is_refused() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx, rsync (tests/rig/up) and the fake GitLab (python3, git); scripts/test runs it"]
 fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
     use crate::fake::{FakeGitLab, ROOT_TOKEN};
     let fake = FakeGitLab::start(serde_json::json!({
@@ -875,6 +886,7 @@ fn releases_and_rollbacks_are_recorded_in_gitlab_and_status_lists_them() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_outputs() {
     let app = RigApp::new("restart");
     let v1 = app.code("v1.0.0", true);
@@ -957,6 +969,7 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn unchanged_files_of_a_fresh_checkout_are_hard_linked_to_the_previous_release() {
     use std::os::unix::fs::MetadataExt;
     let app = RigApp::new("links");
@@ -1002,6 +1015,7 @@ fn unchanged_files_of_a_fresh_checkout_are_hard_linked_to_the_previous_release()
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_slot_network_without_fixed_addresses_is_recreated_by_the_next_deploy() {
     // What a berth before fixed slot addresses left: the slot's network on
     // one of Docker's default pools, made by compose.

@@ -322,6 +322,7 @@ impl Instance {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
@@ -413,6 +414,7 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
 /// Attack 1: the developer moves the tag after the admin read the plan
 /// and retries the plan job, before and after the merge.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
     let gl = instance();
     let approved = gl.tag_code("v1.1.0", "<?php echo 'approved';\n");
@@ -462,6 +464,7 @@ fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
 /// Attack 1b: a forged plan note does not release anything: checkout
 /// reads release.yml on the protected branch only.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_note_written_to_look_like_a_plan_is_not_read_by_checkout() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
@@ -484,6 +487,7 @@ fn a_note_written_to_look_like_a_plan_is_not_read_by_checkout() {
 
 /// Attack 2: forged release records.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn release_records_cannot_be_forged_and_bad_ones_are_ignored() {
     let gl = instance();
     let v100 = head(&gl.code);
@@ -555,6 +559,7 @@ fn release_records_cannot_be_forged_and_bad_ones_are_ignored() {
 /// Attack 3: a pipeline for an older commit of the branch, a change to
 /// app.yml, and release.yml turned into a symbolic link.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
@@ -631,6 +636,7 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
 
 /// Attack 4: what the merge request jobs' tokens can reach.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn the_merge_request_tokens_reach_only_this_app() {
     let gl = instance();
     // The Reporter token sees this management repository and nothing else.
@@ -684,6 +690,7 @@ fn the_merge_request_tokens_reach_only_this_app() {
 /// Issue 11 §6: `--dry-run` writes nothing, in every GitLab command of
 /// the release flow.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
@@ -763,6 +770,7 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_tag_that_does_not_exist_fails_check_naming_file_and_line() {
     let gl = instance();
     let iid = gl.request("v9.9.9", &head(&gl.code));
@@ -776,6 +784,7 @@ fn a_tag_that_does_not_exist_fails_check_naming_file_and_line() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_request_without_the_commit_fails_check_with_a_hint() {
     let gl = instance();
     gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
@@ -795,6 +804,7 @@ fn a_request_without_the_commit_fails_check_with_a_hint() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
     let gl = instance();
     gl.release("v1.0.0", &head(&gl.code));
@@ -844,6 +854,7 @@ fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_429_storm_during_plan_is_ridden_out() {
     let gl = instance();
     let iid = gl.request("v1.0.0", &head(&gl.code));
@@ -858,6 +869,7 @@ fn a_429_storm_during_plan_is_ridden_out() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_failed_deploy_is_reported_with_its_step_and_no_record() {
     let gl = instance();
     let v100 = head(&gl.code);

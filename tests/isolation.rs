@@ -67,6 +67,7 @@ fn inspect(container: &str, format: &str) -> String {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_plugin_cannot_reach_out_of_its_slot() {
     let victim = RigApp::new("victim");
     victim
@@ -192,6 +193,7 @@ fn a_plugin_cannot_reach_out_of_its_slot() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_fork_bomb_and_a_memory_hog_stay_inside_their_slot() {
     let neighbour = RigApp::new("neighbour");
     neighbour
@@ -338,6 +340,7 @@ fn cgroup_dir(container: &str, controller: &str, file: &str) -> std::path::PathB
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn php_fpm_answers_only_its_own_slots_nginx_and_ffi_is_absent() {
     let app = RigApp::new("fastcgi");
     let code = app.code("v1.0.0", true);
@@ -388,6 +391,7 @@ fn php_fpm_answers_only_its_own_slots_nginx_and_ffi_is_absent() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn memory_and_swap_share_one_limit() {
     let app = RigApp::new("swap");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
@@ -413,6 +417,7 @@ fn memory_and_swap_share_one_limit() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn symlinks_in_released_code_are_never_followed() {
     let app = RigApp::new("links");
     let code = app.code("v1.0.0", true);

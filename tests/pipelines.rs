@@ -1891,6 +1891,7 @@ fn stub_lines(out: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn the_main_pipeline_passes_checkout_outputs_and_deploy_results_along() {
     let repo = gcl_repo();
     let (ok, out) = gcl_run(
@@ -1936,6 +1937,7 @@ fn the_main_pipeline_passes_checkout_outputs_and_deploy_results_along() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn a_failed_deploy_is_still_reported_and_fails_the_pipeline() {
     let repo = gcl_repo();
     let (ok, out) = gcl_run(
@@ -1964,6 +1966,7 @@ fn a_failed_deploy_is_still_reported_and_fails_the_pipeline() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn merge_request_jobs_get_the_reporter_token_and_no_host_key() {
     let repo = gcl_repo();
     let (ok, out) = gcl_run(
@@ -2012,6 +2015,7 @@ fn merge_request_jobs_get_the_reporter_token_and_no_host_key() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn merge_request_jobs_unset_the_variables_the_inputs_name_when_they_run() {
     let repo = gcl_repo();
     let (ok, out) = gcl_run(
@@ -2064,6 +2068,7 @@ const LOGS_VARIABLES: &[&str] = &[
 ];
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn run_pipeline_with_no_variables_runs_only_logs_with_its_defaults() {
     let repo = gcl_repo();
     git_in(repo.path(), &["checkout", "-q", "-b", "dee/look"]);
@@ -2093,6 +2098,7 @@ fn run_pipeline_with_no_variables_runs_only_logs_with_its_defaults() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn run_pipeline_on_main_never_deploys_and_its_variables_narrow_the_logs() {
     let repo = gcl_repo();
     let mut args = LOGS_VARIABLES.to_vec();
@@ -2126,6 +2132,7 @@ fn run_pipeline_on_main_never_deploys_and_its_variables_narrow_the_logs() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn a_failing_log_source_fails_the_logs_job_after_the_others_ran() {
     let repo = gcl_repo();
     // A berth whose `--source access` fails with exit code 4.
