@@ -471,7 +471,7 @@ fn demo_releases_the_example_plugin_and_prints_its_url() {
         .run()
         .expect(ExitStatus::Success);
     let url = format!("http://example.test.berth.localhost:{}/", rig.front_port());
-    assert_eq!(run.stdout(), format!("v1.0.0 is live in test: {url}\n"));
+    run.expect_stdout(&format!("v1.0.0 is live in test: {url}\n"));
     let (status, body) = http_request(
         rig.front_port(),
         "example.test.berth.localhost",

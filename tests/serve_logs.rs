@@ -67,8 +67,8 @@ fn a_request_within_its_limits_is_served() {
         .serve("logs --env test --source access --grep '/000[02]'", &[])
         .run()
         .expect(ExitStatus::Success);
-    assert_eq!(run.stdout(), format!("{}\n{}\n", shown(0), shown(2)));
-    assert_eq!(run.stderr(), "");
+    let run = run.expect_stdout(&format!("{}\n{}\n", shown(0), shown(2)));
+    run.expect_stderr("");
 }
 
 #[test]
@@ -81,11 +81,8 @@ fn a_long_grep_pattern_is_refused() {
         )
         .run()
         .expect(ExitStatus::Usage);
-    assert_eq!(
-        run.stderr(),
-        "error: --grep: the pattern is 201 characters, more than the 200 berth accepts\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n"
-    );
-    assert_eq!(run.stdout(), "");
+    let run = run.expect_stderr("error: --grep: the pattern is 201 characters, more than the 200 berth accepts\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n");
+    run.expect_stdout("");
 }
 
 #[test]
@@ -97,10 +94,7 @@ fn a_grep_pattern_that_compiles_large_is_refused() {
         .serve(r"logs --env test --source access --grep '\w{60}z'", &[])
         .run()
         .expect(ExitStatus::Usage);
-    assert_eq!(
-        run.stderr(),
-        "error: --grep: the pattern compiles to more than the 262144 bytes berth allows\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n"
-    );
+    run.expect_stderr("error: --grep: the pattern compiles to more than the 262144 bytes berth allows\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n");
 }
 
 #[test]
@@ -136,11 +130,8 @@ fn a_request_stops_at_the_bytes_it_may_read() {
         .run()
         .expect(ExitStatus::Usage);
     let expected: Vec<String> = (0..3).map(shown).collect();
-    assert_eq!(run.stdout(), format!("{}\n", expected.join("\n")));
-    assert_eq!(
-        run.stderr(),
-        "error: stopped after reading 250 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n"
-    );
+    let run = run.expect_stdout(&format!("{}\n", expected.join("\n")));
+    run.expect_stderr("error: stopped after reading 250 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n");
 }
 
 #[test]
@@ -154,7 +145,7 @@ fn lines_filtered_out_by_grep_count_against_the_bytes_read() {
         )
         .run()
         .expect(ExitStatus::Success);
-    assert_eq!(run.stdout(), "");
+    run.expect_stdout("");
     let run = host
         .serve(
             "logs --env test --source access --tail 10 --grep nothing-matches",
@@ -162,10 +153,7 @@ fn lines_filtered_out_by_grep_count_against_the_bytes_read() {
         )
         .run()
         .expect(ExitStatus::Usage);
-    assert_eq!(
-        run.stderr(),
-        "error: stopped after reading 689 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n"
-    );
+    run.expect_stderr("error: stopped after reading 689 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n");
 }
 
 /// Replaces the access log with a FIFO no one writes: `tail` waits on it
@@ -190,10 +178,7 @@ fn a_request_stops_at_its_time_budget() {
         .run()
         .expect(ExitStatus::Usage);
     let took = started.elapsed();
-    assert_eq!(
-        run.stderr(),
-        "error: stopped after 1 s, the longest one request takes\n  hint: narrow the request with --tail, --since or a simpler --grep\n"
-    );
+    run.expect_stderr("error: stopped after 1 s, the longest one request takes\n  hint: narrow the request with --tail, --since or a simpler --grep\n");
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_secs(5),
         "took {took:?}"
@@ -212,11 +197,8 @@ fn follow_stops_at_its_time_budget() {
         .run()
         .expect(ExitStatus::Usage);
     let took = started.elapsed();
-    assert_eq!(run.stdout(), format!("{}\n{}\n", shown(0), shown(1)));
-    assert_eq!(
-        run.stderr(),
-        "error: --follow stopped after 2 s, the longest one request follows\n  hint: run it again to go on following\n"
-    );
+    let run = run.expect_stdout(&format!("{}\n{}\n", shown(0), shown(1)));
+    run.expect_stderr("error: --follow stopped after 2 s, the longest one request follows\n  hint: run it again to go on following\n");
     assert!(
         took >= Duration::from_secs(2) && took < Duration::from_secs(6),
         "took {took:?}"
@@ -249,11 +231,8 @@ fn an_app_has_at_most_its_sessions_at_once() {
         .serve("logs --env test --source access", &limits)
         .run()
         .expect(ExitStatus::Usage);
-    assert_eq!(
-        run.stderr(),
-        "error: app shop already has 2 logs requests running, the most it may\n  hint: wait for one to end (a --follow ends with Ctrl-C)\n"
-    );
-    assert_eq!(run.stdout(), "");
+    let run = run.expect_stderr("error: app shop already has 2 logs requests running, the most it may\n  hint: wait for one to end (a --follow ends with Ctrl-C)\n");
+    run.expect_stdout("");
     // A slot is free again as soon as its request ends, however it ended.
     first.child().kill().expect("kill the first request");
     first.child().wait().expect("the first request ends");
@@ -285,8 +264,5 @@ fn a_since_with_a_multibyte_unit_is_refused_not_a_panic() {
         .serve("logs --env test --source access --since '1é'", &[])
         .run()
         .expect(ExitStatus::Usage);
-    assert_eq!(
-        run.stderr(),
-        "error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n"
-    );
+    run.expect_stderr("error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n");
 }
