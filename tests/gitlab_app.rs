@@ -744,13 +744,16 @@ fn a_developer_who_maintains_the_deploy_group_is_refused_before_any_write() {
         json!({"groups": [{"path": "deploy", "name": "Deploy", "members": {"dee": 40}}]}),
     );
     fake.clear_log();
-    let run = app_create(&fake, "shop").run().expect(ExitStatus::Usage);
-    assert!(
-        run.stderr()
-            .contains("dee has Maintainer or higher access to deploy/shop"),
-        "{}",
-        run.stderr()
-    );
+    app_create(&fake, "shop")
+        .run()
+        .expect(ExitStatus::Usage)
+        .expect_stderr(
+            "error: dee has Maintainer or higher access to deploy/shop: they could change its CI \
+             configuration and merge their own releases\n  \
+             hint: remove them from the deploy group (or lower their role) so that they are a \
+             Developer of the management repository only\n",
+        )
+        .expect_stdout("");
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
 }
 
@@ -955,34 +958,54 @@ POST projects/deploy%2Fshop/merge_requests  source_branch=release/production-v1.
 #[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn bad_requests_are_refused_and_create_nothing() {
     let fake = onboarded();
+    let tag_hint = "a tag may use letters, digits and . _ - / +, must start with a letter or \
+        digit, e.g. v1.4.0";
     let cases = [
         (
             "staging",
             "v1.4.0",
-            "environment staging is not defined in app.yml of deploy/shop",
+            "--env: environment staging is not defined in app.yml of deploy/shop\n  \
+             hint: this app's environments are: test, production"
+                .to_string(),
         ),
         (
             "test",
             "v9.9.9",
-            "tag v9.9.9 does not exist in the code repository plugins/shop",
+            "--ref: tag v9.9.9 does not exist in the code repository plugins/shop\n  \
+             hint: tag a commit and push the tag first: git tag v9.9.9 && git push origin v9.9.9"
+                .to_string(),
         ),
         (
             "test",
             "../v1",
-            "tag \"../v1\" must start with a letter or digit",
+            format!("--ref: tag \"../v1\" must start with a letter or digit\n  hint: {tag_hint}"),
         ),
-        ("test", "v1 --force", "contains a space"),
-        ("Test", "v1.4.0", "environment name \"Test\" contains 'T'"),
+        (
+            "test",
+            "v1 --force",
+            format!(
+                "--ref: tag \"v1 --force\" contains a space, which a tag may not contain\n  \
+                 hint: {tag_hint}"
+            ),
+        ),
+        (
+            "Test",
+            "v1.4.0",
+            "--env: environment name \"Test\" contains 'T'\n  \
+             hint: use at most 20 lowercase letters, digits and '-', starting with a letter, \
+             e.g. production"
+                .to_string(),
+        ),
     ];
-    for (env, tag, message) in cases {
-        let run = request(&fake, env, tag)
+    for (env, tag, problem) in cases {
+        eprintln!("berth request --env {env} --ref {tag}");
+        request(&fake, env, tag)
             .run()
-            .expect(ExitStatus::InvalidInput);
-        assert!(
-            run.stderr().contains(message),
-            "{env} {tag}: {message:?} in\n{}",
-            run.stderr()
-        );
+            .expect(ExitStatus::InvalidInput)
+            .expect_stderr(&format!(
+                "error: 1 problem in the configuration:\nberth request: {problem}\n"
+            ))
+            .expect_stdout("");
     }
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
     let (status, _) = fake.call(
