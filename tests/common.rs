@@ -132,6 +132,8 @@ pub struct Run {
     /// (text, placeholder) pairs `expect_stdout`/`expect_stderr` replace
     /// before comparing, e.g. a temp dir's path with `<dir>`.
     placeholders: Vec<(String, String)>,
+    /// (pattern, replacement) pairs applied after the placeholders.
+    patterns: Vec<(regex::Regex, String)>,
 }
 
 impl Run {
@@ -139,6 +141,7 @@ impl Run {
         Run {
             output,
             placeholders: Vec::new(),
+            patterns: Vec::new(),
         }
     }
 
@@ -190,10 +193,24 @@ impl Run {
         self
     }
 
+    /// From here on, `expect_stdout` and `expect_stderr` replace every
+    /// match of the regular expression `pattern` with `replacement` (`$1`
+    /// names a group), after the placeholders: for what changes from run to
+    /// run, such as another program's timestamp and process id.
+    pub fn normalize(mut self, pattern: &str, replacement: &str) -> Run {
+        let pattern = regex::Regex::new(pattern).expect("a valid regular expression");
+        self.patterns.push((pattern, replacement.to_string()));
+        self
+    }
+
     fn normalized(&self, text: String) -> String {
-        self.placeholders
+        let text = self
+            .placeholders
             .iter()
-            .fold(text, |text, (from, to)| text.replace(from.as_str(), to))
+            .fold(text, |text, (from, to)| text.replace(from.as_str(), to));
+        self.patterns.iter().fold(text, |text, (pattern, to)| {
+            pattern.replace_all(&text, to.as_str()).into_owned()
+        })
     }
 
     /// Asserts the whole of stdout (after placeholders), with a line diff.
@@ -227,8 +244,9 @@ pub fn assert_text(what: &str, expected: &str, actual: &str, other: &str) {
 }
 
 /// A line diff of two texts: `-` lines only in `expected`, `+` lines only
-/// in `actual`; control characters shown as escapes, a missing final
-/// newline marked.
+/// in `actual`; control characters shown as `\u{..}` escapes (a carriage
+/// return as `\u{d}`, never to be taken for the two characters `\r`), a
+/// missing final newline marked.
 pub fn line_diff(expected: &str, actual: &str) -> String {
     let diff = similar::TextDiff::from_lines(expected, actual);
     let mut out = String::new();
@@ -246,7 +264,7 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
         out.push(sign);
         for c in line.chars() {
             if c.is_control() {
-                out.extend(c.escape_default());
+                out.extend(c.escape_unicode());
             } else {
                 out.push(c);
             }
@@ -502,6 +520,16 @@ fn placeholders_replace_a_path_before_comparing() {
              <dir>/app.yml: cannot read: No such file or directory (os error 2)\n  \
              hint: check the path\n",
         );
+}
+
+#[test]
+fn normalize_replaces_what_changes_from_run_to_run() {
+    Berth::new()
+        .args(["--version"])
+        .run()
+        .expect(ExitStatus::Success)
+        .normalize(r"^berth \d+\.\d+\.\d+", "berth <version>")
+        .expect_stdout("berth <version>\n");
 }
 
 #[test]
