@@ -152,6 +152,54 @@ impl RigApp {
             .run()
     }
 
+    /// `run` with the rig's directories shown as `<srv>` (the base dir) and
+    /// `<front>` (the front nginx's prefix), for exact expected output.
+    pub fn placeholders(&self, run: Run) -> Run {
+        run.placeholder(Path::new(self.rig.get("RIG_BASE_DIR")), "<srv>")
+            .placeholder(Path::new(self.rig.get("RIG_FRONT_PREFIX")), "<front>")
+    }
+
+    /// What berth prints on stdout when `tag` went live.
+    pub fn live(&self, tag: &str) -> String {
+        format!(
+            "{tag} is live in test: http://{}:{}/\n",
+            self.domain,
+            self.rig.front_port()
+        )
+    }
+
+    /// The steps berth prints when it syncs `tag` (hard-linking from `from`)
+    /// and starts it in `slot` (port `port`), before the health check's
+    /// result.
+    pub fn start_steps(&self, tag: &str, from: Option<&str>, slot: &str, timeout: u32) -> String {
+        let id = &self.id;
+        let port = self.ports[if slot == "blue" { 0 } else { 1 }];
+        let linked = from.map_or_else(String::new, |from| {
+            format!(" (unchanged files hard-linked from <srv>/{id}/test/releases/{from}/code)")
+        });
+        format!(
+            "1. sync code to <srv>/{id}/test/releases/{tag}/code{linked}\n\
+             2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to \
+             <srv>/{id}/test/releases/{tag}/conf-{slot}\n\
+             3. start berth-{id}-test-{slot} (compose up)\n\
+             4. wait until http://127.0.0.1:{port}/health.php answers 200 (at most {timeout}s)\n"
+        )
+    }
+
+    /// The steps after a healthy start: switch the front to `tag` in `slot`
+    /// and record it, numbered from `first`.
+    pub fn switch_steps(&self, first: usize, tag: &str, slot: &str) -> String {
+        let id = &self.id;
+        format!(
+            "{first}. switch the front: write <front>/conf.d/berth-{id}-test.conf, nginx -t, reload\n\
+             {}. wait until the front on 127.0.0.1:{} serves {tag}\n\
+             {}. record state in <srv>/{id}/test/state.json: active {tag} in {slot}\n",
+            first + 1,
+            self.rig.front_port(),
+            first + 2
+        )
+    }
+
     /// GET / through the front; `(version, marker)` of the page.
     pub fn served(&self) -> (u16, String, String) {
         let (status, body) =
@@ -295,13 +343,13 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
     let app = RigApp::new("load");
     let v1 = app.code("v1.0.0", true);
     let v2 = app.code("v2.0.0", true);
-    let run = app.deploy("v1.0.0", &v1).expect(ExitStatus::Success);
-    assert!(
-        run.stdout()
-            .contains(&format!("v1.0.0 is live in test: http://{}:", app.domain)),
-        "{}",
-        run.stdout()
-    );
+    app.placeholders(app.deploy("v1.0.0", &v1).expect(ExitStatus::Success))
+        .expect_stdout(&app.live("v1.0.0"))
+        .expect_stderr(&format!(
+            "{}{}",
+            app.start_steps("v1.0.0", None, "blue", 20),
+            app.switch_steps(5, "v1.0.0", "blue")
+        ));
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
     app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     assert_eq!(
@@ -369,22 +417,29 @@ fn an_unhealthy_release_never_takes_traffic() {
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
         .expect(ExitStatus::Success);
     let vhost = app.vhost().expect("vhost written");
-    let run = app
-        .deploy("v2.0.0", &app.code("v2.0.0", false))
-        .expect(ExitStatus::Stopped);
-    let stderr = run.stderr();
-    assert!(
-        stderr.contains("was not healthy after 20s (last: answered 503)"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("--- last log lines of berth-"),
-        "logs shown: {stderr}"
-    );
-    assert!(
-        stderr.contains("hint: the previous release still serves"),
-        "{stderr}"
-    );
+    let green = app.ports[1];
+    app.placeholders(
+        app.deploy("v2.0.0", &app.code("v2.0.0", false))
+            .expect(ExitStatus::Stopped),
+    )
+    // The containers' own log lines differ from run to run; at least one
+    // is shown.
+    .normalize(
+        r"(?m)(^(Attaching to |web_1  \| |php_1  \| ).*\n)+",
+        "<log lines>\n",
+    )
+    .expect_stderr(&format!(
+        "{}error: step 4 (wait until http://127.0.0.1:{green}/health.php answers 200 (at most \
+         20s)) failed\n  \
+         caused by: /health.php on 127.0.0.1:{green} was not healthy after 20s (last: answered \
+         503)\n\
+         --- last log lines of berth-{}-test-green\n\
+         <log lines>\n  \
+         hint: the previous release still serves; fix the cause and run the same command again\n",
+        app.start_steps("v2.0.0", Some("v1.0.0"), "green", 20),
+        app.id
+    ))
+    .expect_stdout("");
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
     assert_eq!(app.vhost().unwrap(), vhost, "front vhost untouched");
 
@@ -392,35 +447,38 @@ fn an_unhealthy_release_never_takes_traffic() {
     let fixed = app.code("v2.0.1", true);
     app.deploy("v2.0.1", &fixed).expect(ExitStatus::Success);
     assert_eq!(app.served().1, "v2.0.1");
-    let run = app.deploy("v2.0.1", &fixed).expect(ExitStatus::Success);
-    assert!(
-        run.stderr()
-            .contains("v2.0.1 is already live in slot green; nothing to do"),
-        "{}",
-        run.stderr()
-    );
+    app.deploy("v2.0.1", &fixed)
+        .expect(ExitStatus::Success)
+        .expect_stderr("v2.0.1 is already live in slot green; nothing to do\n")
+        .expect_stdout(&app.live("v2.0.1"));
 
     // Back to an older release still on the host, through the health check.
-    let run = app
-        .berth(&["rollback", "--to", "v1.0.0"])
-        .run()
-        .expect(ExitStatus::Success);
-    assert!(
-        !run.stderr().contains("sync code"),
-        "no code is synced: {}",
-        run.stderr()
-    );
+    // No code is synced: the release is still on the host.
+    let id = &app.id;
+    app.placeholders(
+        app.berth(&["rollback", "--to", "v1.0.0"])
+            .run()
+            .expect(ExitStatus::Success),
+    )
+    .expect_stderr(&format!(
+        "1. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to \
+         <srv>/{id}/test/releases/v1.0.0/conf-blue\n\
+         2. start berth-{id}-test-blue (compose up)\n\
+         3. wait until http://127.0.0.1:{}/health.php answers 200 (at most 60s)\n{}",
+        app.ports[0],
+        app.switch_steps(4, "v1.0.0", "blue")
+    ))
+    .expect_stdout(&app.live("v1.0.0"));
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
-    let run = app
-        .berth(&["rollback", "--to", "v0.9.0"])
+    app.berth(&["rollback", "--to", "v0.9.0"])
         .run()
-        .expect(ExitStatus::Usage);
-    assert!(
-        run.stderr()
-            .contains("error: release v0.9.0 is not on host local"),
-        "{}",
-        run.stderr()
-    );
+        .expect(ExitStatus::Usage)
+        .expect_stderr(
+            "error: release v0.9.0 is not on host local\n  \
+             hint: only releases still on the host can be rolled back to; deploy older tags \
+             through release.yml\n",
+        )
+        .expect_stdout("");
 }
 
 #[test]
@@ -445,18 +503,27 @@ fn a_vhost_nginx_refuses_is_rolled_back() {
         .arg_path(overrides.path())
         .run()
         .expect(ExitStatus::Stopped);
-    assert!(
-        run.stderr()
-            .contains("the front nginx refused the new vhost; the previous one was restored"),
-        "{}",
-        run.stderr()
+    let step = format!(
+        "switch the front: write <front>/conf.d/berth-{}-test.conf, nginx -t, reload",
+        app.id
     );
-    assert!(
-        run.stderr()
-            .contains("unknown directive \"no_such_directive\""),
-        "{}",
-        run.stderr()
-    );
+    app.placeholders(run)
+        .normalize(
+            r"(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[emerg\] \d+#\d+: ",
+            "<time> [emerg] <pid>: ",
+        )
+        .expect_stderr(&format!(
+            "{}5. {step}\n\
+             error: step 5 ({step}) failed\n  \
+             caused by: the front nginx refused the new vhost; the previous one was restored:\n\
+             <time> [emerg] <pid>: unknown directive \"no_such_directive\" in \
+             <front>/conf.d/berth-{}-test.conf:1\n\
+             nginx: configuration file <front>/nginx.conf test failed\n  \
+             hint: the previous release still serves; fix the cause and run the same command again\n",
+            app.start_steps("v2.0.0", Some("v1.0.0"), "green", 60),
+            app.id
+        ))
+        .expect_stdout("");
     assert_eq!(app.vhost().unwrap(), vhost);
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
 }
@@ -761,17 +828,59 @@ fn a_host_key_other_than_the_inventorys_is_refused() {
     let path = app.dir.path().join("inventory.yml");
     let inventory = std::fs::read_to_string(&path).unwrap();
     let pinned = app.rig.get("RIG_KNOWN_HOSTS_LINE");
-    let other = "[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx";
-    std::fs::write(&path, edit(&inventory, pinned, other)).unwrap();
-    let run = app
-        .deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect(ExitStatus::Failure);
-    let stderr = run.stderr();
-    assert!(
-        stderr.contains("error: connect to host local (deploy@127.0.0.1, port 2222) over SSH"),
-        "{stderr}"
+    // A real ed25519 key, only not the host's: ssh must find the key
+    // changed, not merely unreadable.
+    let keys = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(keys.path().join("key"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = std::fs::read_to_string(keys.path().join("key.pub")).unwrap();
+    let other = format!(
+        "[127.0.0.1]:2222 {}",
+        public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    assert!(stderr.contains("Host key verification failed."), "{stderr}");
+    std::fs::write(&path, edit(&inventory, pinned, &other)).unwrap();
+    // The fingerprint ssh names is the host's real key.
+    let host_key = Path::new(app.rig.get("RIG_CONTROL_DIR")).join("ssh_host_ed25519_key.pub");
+    let listed = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&host_key)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let fingerprint = listed.split_whitespace().nth(1).unwrap();
+    app.deploy("v1.0.0", &app.code("v1.0.0", true))
+        .expect(ExitStatus::Failure)
+        // berth's own known_hosts file for the connection, in a temp dir.
+        .normalize(r"/tmp/berth-ssh-[A-Za-z0-9]+/", "<ssh>/")
+        .expect_stderr(&format!(
+            "error: connect to host local (deploy@127.0.0.1, port 2222) over SSH\n  \
+             caused by: failed to connect to the remote host\n  \
+             caused by: @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\\r\n\
+             @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\\r\n\
+             @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\\r\n\
+             IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\\r\n\
+             Someone could be eavesdropping on you right now (man-in-the-middle attack)!\\r\n\
+             It is also possible that a host key has just been changed.\\r\n\
+             The fingerprint for the ED25519 key sent by the remote host is\n\
+             {fingerprint}.\\r\n\
+             Please contact your system administrator.\\r\n\
+             Add correct host key in <ssh>/known_hosts to get rid of this message.\\r\n\
+             Offending ED25519 key in <ssh>/known_hosts:1\\r\n  \
+             remove with:\\r\n  \
+             ssh-keygen -f \"<ssh>/known_hosts\" -R \"[127.0.0.1]:2222\"\\r\n\
+             Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.\\r\n\
+             Host key verification failed.\n"
+        ))
+        .expect_stdout("");
     assert!(app.vhost().is_none(), "nothing was deployed");
 }
 
@@ -892,27 +1001,27 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
     let v1 = app.code("v1.0.0", true);
     let dotenv = app.dir.path().join("deploy.env");
     app.request("v1.0.0");
-    let nothing = app.berth(&["restart"]).run().expect(ExitStatus::Usage);
-    assert!(
-        nothing.stderr().contains("nothing runs in test yet"),
-        "{}",
-        nothing.stderr()
-    );
+    app.berth(&["restart"])
+        .run()
+        .expect(ExitStatus::Usage)
+        .expect_stderr("error: nothing runs in test yet\n  hint: deploy a release first\n")
+        .expect_stdout("");
     app.berth(&["deploy", "--health-timeout", "20"])
         .args(["--code"])
         .arg_path(&v1)
         .env("BERTH_DOTENV", &dotenv)
         .run()
         .expect(ExitStatus::Success);
-    let outputs = std::fs::read_to_string(&dotenv).unwrap();
-    assert!(
-        outputs.contains(&format!("BERTH_DEPLOY_URL=http://{}:", app.domain)),
-        "{outputs}"
-    );
-    assert!(outputs.contains("BERTH_DEPLOY_SLOT=blue\n"), "{outputs}");
-    assert!(
-        outputs.contains("BERTH_DEPLOY_RELEASE=v1.0.0\n"),
-        "{outputs}"
+    crate::common::assert_text(
+        "deploy.env",
+        &format!(
+            "BERTH_DEPLOY_ENV=test\nBERTH_DEPLOY_URL=http://{}:{}/\nBERTH_DEPLOY_REF=v1.0.0\n\
+             BERTH_DEPLOY_RELEASE=v1.0.0\nBERTH_DEPLOY_SLOT=blue\n",
+            app.domain,
+            app.rig.front_port()
+        ),
+        &std::fs::read_to_string(&dotenv).unwrap(),
+        "",
     );
 
     let load = Load::start(app.rig.front_port(), &app.domain, 4);
@@ -930,11 +1039,21 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
         (0, 0),
         "failed and torn requests during the restart"
     );
-    assert!(
-        run.stdout().contains("v1.0.0 restarted in test (green)"),
-        "{}",
-        run.stdout()
-    );
+    let id = &app.id;
+    app.placeholders(run)
+        .expect_stdout(&format!(
+            "v1.0.0 restarted in test (green): http://{}:{}/\n",
+            app.domain,
+            app.rig.front_port()
+        ))
+        .expect_stderr(&format!(
+            "1. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to \
+             <srv>/{id}/test/releases/v1.0.0/conf-green\n\
+             2. start berth-{id}-test-green (compose up)\n\
+             3. wait until http://127.0.0.1:{}/health.php answers 200 (at most 20s)\n{}",
+            app.ports[1],
+            app.switch_steps(4, "v1.0.0", "green")
+        ));
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
     let outcome: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap()).unwrap();
