@@ -364,14 +364,14 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
 
     let sha = gl.merge(iid);
     gl.fake.clear_log();
-    let checkout = gl.checkout(&sha).expect(ExitStatus::Success);
-    assert!(
-        checkout
-            .stderr()
-            .contains(&format!("test: checked out v1.1.0 at {v110}")),
-        "{}",
-        checkout.stderr()
-    );
+    let checkout = gl
+        .checkout(&sha)
+        .expect(ExitStatus::Success)
+        .placeholder(&gl.mgmt, "<mgmt>")
+        .expect_stdout("checked out and verified: test\n")
+        .expect_stderr(&format!(
+            "test: checked out v1.1.0 at {v110} in <mgmt>/codes\n"
+        ));
     assert_eq!(head(&gl.mgmt.join("codes")), v110);
     assert!(gl.mgmt.join("codes/lib/new.php").exists());
     let dotenv = gl.dotenv();
@@ -431,14 +431,16 @@ fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
         )),
         "{plan}"
     );
-    let check = gl.review("check", iid).expect(ExitStatus::InvalidInput);
-    assert!(
-        check.stderr().contains(&format!(
-            "release.yml:4:13: environments.test.commit: tag v1.1.0 names commit {sneaky} in plugins/shop, but release.yml pins {approved}"
-        )),
-        "{}",
-        check.stderr()
-    );
+    gl.review("check", iid)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "error: 1 problem in the configuration:\n\
+             release.yml:4:13: environments.test.commit: tag v1.1.0 names commit {sneaky} in \
+             plugins/shop, but release.yml pins {approved}\n  \
+             hint: a tag that moves is not a release: tag the new commit with a new tag and \
+             request that\n"
+        ))
+        .expect_stdout("");
     // Merged anyway (say the admin missed it): checkout releases nothing,
     // whatever the note says now, and a plan retried after the merge
     // changes nothing either.
@@ -446,14 +448,16 @@ fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
     let sha = gl.merge(iid);
     gl.review_at("plan", iid, &branch_head, &[])
         .expect(ExitStatus::Success);
-    let run = gl.checkout(&sha).expect(ExitStatus::InvalidInput);
-    assert!(
-        run.stderr().contains(&format!(
-            "environments.test.commit: tag v1.1.0 now names commit {sneaky}, but the approved release.yml pins {approved}: the tag was moved after approval; nothing was released"
-        )),
-        "{}",
-        run.stderr()
-    );
+    gl.checkout(&sha)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "error: 1 problem in the configuration:\n\
+             release.yml:4:13: environments.test.commit: tag v1.1.0 now names commit {sneaky}, \
+             but the approved release.yml pins {approved}: the tag was moved after approval; \
+             nothing was released\n  \
+             hint: tag a new release in the code repository and open a new release request\n"
+        ))
+        .expect_stdout("");
     assert!(
         !gl.dotenv().contains("BERTH_TEST_COMMIT"),
         "no outputs for a stopped release: {}",
@@ -571,20 +575,26 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
         &[("app.yml", &greedy)],
     );
     let greedy_commit = head(&gl.mgmt);
-    let run = gl.review("check", iid).expect(ExitStatus::InvalidInput);
-    assert!(
-        run.stderr().contains("app.yml: this merge request changes it, but a release request may change only release.yml"),
-        "{}",
-        run.stderr()
+    let only_release_yml = |path: &str| {
+        format!(
+            "{path}: this merge request changes it, but a release request may change only \
+             release.yml\n  hint: move other changes to a separate merge request for the \
+             platform team\n"
+        )
+    };
+    let refused = format!(
+        "error: 1 problem in the configuration:\n{}",
+        only_release_yml("app.yml")
     );
+    gl.review("check", iid)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&refused)
+        .expect_stdout("");
     // Nor does it get a plan drawn from its own app.yml.
-    let plan = gl.review("plan", iid).expect(ExitStatus::InvalidInput);
-    assert!(
-        plan.stderr()
-            .contains("app.yml: this merge request changes it"),
-        "{}",
-        plan.stderr()
-    );
+    gl.review("plan", iid)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&refused)
+        .expect_stdout("");
     assert!(gl
         .berth_note(iid, "<!-- berth:plan -->")
         .contains("berth check failed"));
@@ -593,17 +603,17 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     std::fs::write(gl.mgmt.join("app.yml"), &app).unwrap();
     git(&gl.mgmt, &["commit", "-q", "-am", "Revert app.yml"]);
     gl.push_branch("release/greedy");
-    let stale = gl
-        .review_at("check", iid, &greedy_commit, &[])
-        .expect(ExitStatus::InvalidInput);
-    assert!(
-        stale.stderr().contains(&format!(
-            "this pipeline runs for commit {greedy_commit}, but the head of merge request !{iid} is {}",
+    gl.review_at("check", iid, &greedy_commit, &[])
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "error: 1 problem in the configuration:\n\
+             release.yml: this pipeline runs for commit {greedy_commit}, but the head of merge \
+             request !{iid} is {}\n  \
+             hint: the newest push has its own pipeline, which judges it; a merge needs that \
+             pipeline to pass\n",
             head(&gl.mgmt)
-        )),
-        "{}",
-        stale.stderr()
-    );
+        ))
+        .expect_stdout("");
     gl.review("check", iid).expect(ExitStatus::Success);
 
     // release.yml as a symbolic link, and a moved submodule.
@@ -622,16 +632,23 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     );
     git(&gl.mgmt, &["commit", "-q", "-m", "Link"]);
     gl.push_branch("release/link");
-    let run = gl.review("check", link).expect(ExitStatus::InvalidInput);
-    let stderr = run.stderr();
-    for expected in [
-        "codes: this merge request changes it, but a release request may change only release.yml",
-        "r.yml: this merge request changes it, but a release request may change only release.yml",
-        "release.yml: this merge request makes release.yml a symbolic link; it must stay a regular file (git mode 100644)",
-        "release.yml: release.yml is a symbolic link in commit",
-    ] {
-        assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
-    }
+    gl.review("check", link)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "error: 5 problems in the configuration:\n{}{}{}\
+             release.yml: this merge request makes release.yml a symbolic link; it must stay a \
+             regular file (git mode 100644)\n  \
+             hint: commit release.yml as a plain text file (git update-index --chmod=-x, no \
+             symlink)\n\
+             release.yml: release.yml is a symbolic link in commit {}; berth reads only regular \
+             files\n  \
+             hint: commit it as a plain text file\n",
+            only_release_yml("berth.env"),
+            only_release_yml("codes"),
+            only_release_yml("r.yml"),
+            head(&gl.mgmt)
+        ))
+        .expect_stdout("");
 }
 
 /// Attack 4: what the merge request jobs' tokens can reach.
@@ -697,49 +714,58 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
     let bad = gl.request_with("release/bad", &release_yml("v9.9.9", &v110), &[]);
     gl.fake.clear_log();
     gl.review_at("check", bad, &head(&gl.mgmt), &["--dry-run"])
-        .expect(ExitStatus::InvalidInput);
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "dry run, nothing was written; berth would write:\n\
+             POST projects/deploy%2Fshop/merge_requests/{bad}/notes  body=8-lines \
+             first_line=\"<!-- berth:plan -->\"\n\n\
+             error: 1 problem in the configuration:\n\
+             release.yml:3:10: environments.test.ref: v9.9.9 is not a tag of the code repository \
+             plugins/shop\n  \
+             hint: tag the commit in plugins/shop and push the tag (git push origin TAG), then \
+             re-run\n"
+        ))
+        .expect_stdout("");
     let iid = gl.request("v1.1.0", &v110);
     gl.fake.clear_log();
-    let check = gl
-        .review_at("check", iid, &head(&gl.mgmt), &["--dry-run"])
-        .expect(ExitStatus::Success);
-    assert!(
-        check.stdout().starts_with("check passed"),
-        "{}",
-        check.stdout()
-    );
-    let plan = gl
-        .review_at("plan", iid, &head(&gl.mgmt), &["--dry-run"])
-        .expect(ExitStatus::Success);
-    assert!(
-        plan.stdout()
-            .starts_with(&format!("plan made (not posted: dry run) on !{iid}\n")),
-        "{}",
-        plan.stdout()
-    );
+    let mr_head = head(&gl.mgmt);
+    gl.review_at("check", iid, &mr_head, &["--dry-run"])
+        .expect(ExitStatus::Success)
+        .expect_stdout(&format!(
+            "check passed: !{iid} at {mr_head} changes only release.yml; test → v1.1.0 at {v110}\n"
+        ))
+        .expect_stderr("");
+    gl.review_at("plan", iid, &mr_head, &["--dry-run"])
+        .expect(ExitStatus::Success)
+        .expect_stdout(&format!(
+            "plan made (not posted: dry run) on !{iid}\n\
+             test: nothing → v1.1.0 at {v110} (0 commits, 0 files)\n"
+        ))
+        .expect_stderr(&format!(
+            "dry run, nothing was written; berth would write:\n\
+             POST projects/deploy%2Fshop/merge_requests/{iid}/notes  body=22-lines \
+             first_line=\"<!-- berth:plan -->\"\n\n"
+        ));
     assert_eq!(gl.fake.api_writes(), Vec::<Value>::new());
     assert!(gl.notes(bad).is_empty() && gl.notes(iid).is_empty());
 
     let sha = gl.merge(iid);
     gl.fake.clear_log();
-    let checkout = gl
-        .main_job(
-            &sha,
-            &[
-                "--dry-run",
-                "checkout",
-                "--app-dir",
-                gl.mgmt.to_str().unwrap(),
-            ],
-        )
-        .expect(ExitStatus::Success);
-    assert!(
-        checkout
-            .stderr()
-            .contains(&format!("test: would check out v1.1.0 at {v110}")),
-        "{}",
-        checkout.stderr()
-    );
+    gl.main_job(
+        &sha,
+        &[
+            "--dry-run",
+            "checkout",
+            "--app-dir",
+            gl.mgmt.to_str().unwrap(),
+        ],
+    )
+    .expect(ExitStatus::Success)
+    .placeholder(&gl.mgmt, "<mgmt>")
+    .expect_stdout("dry run, verified (nothing checked out): test\n")
+    .expect_stderr(&format!(
+        "test: would check out v1.1.0 at {v110} in <mgmt>/codes\n"
+    ));
     assert!(!gl.mgmt.join("codes").exists(), "nothing checked out");
     assert_eq!(gl.dotenv(), "", "no outputs written");
     let outcome = gl.outcome("v1.1.0", &v110, None);
@@ -754,16 +780,13 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
             ],
         )
         .expect(ExitStatus::Success);
-    assert_eq!(
-        report.stdout(),
-        format!(
+    report.expect_stdout(&format!(
             "dry run, nothing was written; berth report would write:\n\
              POST projects/deploy%2Fshop/repository/tags  tag_name=deployed/test/1 ref={sha} message=12-lines first_line=\"berth release record: test v1.1.0 to local\"\n\
              POST projects/deploy%2Fshop/merge_requests/{iid}/notes  body=10-lines first_line=\"<!-- berth:report -->\"\n\
              POST projects/deploy%2Fshop/statuses/{sha}  state=success name=berth/release description=\"test v1.1.0 released\" target_url={}/deploy/shop/-/pipelines/77\n\n",
             gl.fake.url
-        )
-    );
+        ));
     assert_eq!(gl.fake.api_writes(), Vec::<Value>::new());
     let (status, _) = gl.record("deployed/test/1");
     assert_eq!(status, 404);
