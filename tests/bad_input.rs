@@ -5,7 +5,7 @@
 
 use berth::config::{AppFile, Inventory, ReleaseFile};
 
-use crate::common::{APP_YML, INVENTORY_YML};
+use crate::common::{edit, APP_YML, INVENTORY_YML};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
@@ -38,18 +38,18 @@ fn release(body: &str) -> String {
     format!("environments:\n  test:\n    ref: {body}\n")
 }
 
-/// The skeleton's app.yml with one piece replaced; the piece must exist.
+/// The skeleton's app.yml with one piece replaced; the piece must occur
+/// exactly once.
+#[track_caller]
 fn app(from: &str, to: &str) -> String {
-    assert!(APP_YML.contains(from), "app.yml fixture has no {from:?}");
-    APP_YML.replacen(from, to, 1)
+    edit(APP_YML, from, to)
 }
 
+/// The inventory fixture with one piece replaced; the piece must occur
+/// exactly once.
+#[track_caller]
 fn inventory(from: &str, to: &str) -> String {
-    assert!(
-        INVENTORY_YML.contains(from),
-        "inventory fixture has no {from:?}"
-    );
-    INVENTORY_YML.replacen(from, to, 1)
+    edit(INVENTORY_YML, from, to)
 }
 
 pub fn cases() -> Vec<Case> {
@@ -715,14 +715,14 @@ pub fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "missing required keys", App, APP_YML.replacen("id: example\n", "", 1).replacen("health_path: /health.php\n", "", 1),
+            "missing required keys", App, edit(&app("id: example\n", ""), "health_path: /health.php\n", ""),
             &[
                 "app.yml:2:1: id: required key id is missing\n  hint: add `id:` at the top of the file",
                 "app.yml:2:1: health_path: required key health_path is missing\n  hint: add `health_path:` at the top of the file",
             ],
         ),
         case(
-            "several problems together", App, app("id: example", "id: Bad!").replacen("ports: [18001, 18002]", "ports: [1, 2]", 1).replacen("pids: 128", "pids: lots", 1),
+            "several problems together", App, edit(&edit(&app("id: example", "id: Bad!"), "ports: [18001, 18002]", "ports: [1, 2]"), "pids: 128", "pids: lots"),
             &[
                 "app.yml:2:5: id: app id \"Bad!\" contains 'B'\n  hint: use at most 40 lowercase letters, digits and '-', starting with a letter, e.g. shop-search",
                 "app.yml:11:13: environments.test.ports[0]: port \"1\" is out of range\n  hint: use an unprivileged port between 1024 and 65535",

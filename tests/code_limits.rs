@@ -40,10 +40,11 @@ fn host_entries(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_release_over_its_code_limits_is_refused_and_the_previous_one_keeps_serving() {
     let app = RigApp::new("codecap");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     let (status, version, _) = app.served();
     assert_eq!((status, version.as_str()), (200, "v1.0.0"));
     let root = Path::new(app.rig.get("RIG_BASE_DIR"))
@@ -94,11 +95,9 @@ fn a_release_over_its_code_limits_is_refused_and_the_previous_one_keeps_serving(
         .args(["--code"])
         .arg_path(&code)
         .run()
-        .expect_code(ExitStatus::InvalidInput.code());
+        .expect(ExitStatus::InvalidInput);
     assert_eq!(dry.stderr(), expected);
-    let run = app
-        .deploy("v2.0.0", &code)
-        .expect_code(ExitStatus::InvalidInput.code());
+    let run = app.deploy("v2.0.0", &code).expect(ExitStatus::InvalidInput);
     assert_eq!(run.stderr(), expected);
     assert_eq!(run.stdout(), "");
 
@@ -115,8 +114,7 @@ fn a_release_over_its_code_limits_is_refused_and_the_previous_one_keeps_serving(
     // Within the limits again (the media and icons gone), it deploys.
     std::fs::remove_file(code.join("public/video.bin")).unwrap();
     std::fs::remove_dir_all(code.join("public/icons")).unwrap();
-    app.deploy("v2.0.0", &code)
-        .expect_code(ExitStatus::Success.code());
+    app.deploy("v2.0.0", &code).expect(ExitStatus::Success);
     let (status, version, _) = app.served();
     assert_eq!((status, version.as_str()), (200, "v2.0.0"));
 }

@@ -2,6 +2,8 @@
 //! cleared environment, so a CI job's real tokens never reach a test.
 
 use std::path::{Path, PathBuf};
+
+use berth::exit::ExitStatus;
 use std::process::{Command, Output};
 
 pub const APP_YML: &str = include_str!("../mgmt-repo-skeleton/app.yml");
@@ -61,7 +63,7 @@ impl Berth {
 
     pub fn run(mut self) -> Run {
         let output = self.command.output().expect("berth runs");
-        Run { output }
+        Run::new(output)
     }
 }
 
@@ -117,21 +119,32 @@ impl Running {
             .expect("read berth's stderr");
         let mut output = self.child.wait_with_output().expect("berth runs");
         output.stderr = seen.into_bytes();
-        Run { output }
+        Run::new(output)
     }
 
     pub fn wait(self) -> Run {
-        Run {
-            output: self.child.wait_with_output().expect("berth runs"),
-        }
+        Run::new(self.child.wait_with_output().expect("berth runs"))
     }
 }
 
 pub struct Run {
     pub output: Output,
+    /// (text, placeholder) pairs `expect_stdout`/`expect_stderr` replace
+    /// before comparing, e.g. a temp dir's path with `<dir>`.
+    placeholders: Vec<(String, String)>,
+    /// (pattern, replacement) pairs applied after the placeholders.
+    patterns: Vec<(regex::Regex, String)>,
 }
 
 impl Run {
+    fn new(output: Output) -> Run {
+        Run {
+            output,
+            placeholders: Vec::new(),
+            patterns: Vec::new(),
+        }
+    }
+
     pub fn code(&self) -> i32 {
         self.output.status.code().expect("berth exited, not killed")
     }
@@ -144,17 +157,159 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
-    /// Asserts the exit code, showing both streams when it differs.
-    pub fn expect_code(self, code: i32) -> Run {
-        assert_eq!(
-            self.code(),
-            code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout(),
-            self.stderr()
-        );
+    /// Asserts how berth ended, showing both streams when it differs.
+    #[track_caller]
+    pub fn expect(self, status: ExitStatus) -> Run {
+        let code = self.code();
+        if code != status.code() {
+            let actual = ExitStatus::ALL
+                .iter()
+                .find(|s| s.code() == code)
+                .map_or_else(|| "not a berth status".to_string(), |s| format!("{s:?}"));
+            panic!(
+                "exit status: expected {status:?} ({}), got {code} ({actual})\n--- stdout\n{}\n--- stderr\n{}",
+                status.code(),
+                self.stdout(),
+                self.stderr()
+            );
+        }
         self
     }
+
+    /// From here on, `expect_stdout` and `expect_stderr` show `path` (and
+    /// its canonical form) as `placeholder`, so expected output need not
+    /// know a temp dir's name. Longer paths are replaced first.
+    pub fn placeholder(mut self, path: &Path, placeholder: &str) -> Run {
+        let mut texts = vec![path.display().to_string()];
+        if let Ok(canonical) = path.canonicalize() {
+            texts.push(canonical.display().to_string());
+        }
+        for text in texts {
+            assert!(!text.is_empty(), "an empty path cannot be a placeholder");
+            self.placeholders.push((text, placeholder.to_string()));
+        }
+        self.placeholders
+            .sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
+        self
+    }
+
+    /// From here on, `expect_stdout` and `expect_stderr` replace every
+    /// match of the regular expression `pattern` with `replacement` (`$1`
+    /// names a group), after the placeholders: for what changes from run to
+    /// run, such as another program's timestamp and process id.
+    pub fn normalize(mut self, pattern: &str, replacement: &str) -> Run {
+        let pattern = regex::Regex::new(pattern).expect("a valid regular expression");
+        self.patterns.push((pattern, replacement.to_string()));
+        self
+    }
+
+    fn normalized(&self, text: String) -> String {
+        let text = self
+            .placeholders
+            .iter()
+            .fold(text, |text, (from, to)| text.replace(from.as_str(), to));
+        self.patterns.iter().fold(text, |text, (pattern, to)| {
+            pattern.replace_all(&text, to.as_str()).into_owned()
+        })
+    }
+
+    /// Asserts the whole of stdout (after placeholders), with a line diff.
+    #[track_caller]
+    pub fn expect_stdout(self, expected: &str) -> Run {
+        let actual = self.normalized(self.stdout());
+        assert_text("stdout", expected, &actual, &self.stderr());
+        self
+    }
+
+    /// Asserts the whole of stderr (after placeholders), with a line diff.
+    #[track_caller]
+    pub fn expect_stderr(self, expected: &str) -> Run {
+        let actual = self.normalized(self.stderr());
+        assert_text("stderr", expected, &actual, &self.stdout());
+        self
+    }
+}
+
+/// Panics with a line diff (`-` expected, `+` actual) unless `actual` is
+/// exactly `expected`; `other` is the other stream, shown for context.
+#[track_caller]
+pub fn assert_text(what: &str, expected: &str, actual: &str, other: &str) {
+    if expected != actual {
+        let other = if other.is_empty() { "(empty)" } else { other };
+        panic!(
+            "{what} differs from the expected text (- expected, + actual):\n{}--- the other stream\n{other}",
+            line_diff(expected, actual)
+        );
+    }
+}
+
+/// A line diff of two texts: `-` lines only in `expected`, `+` lines only
+/// in `actual`; control characters shown as `\u{..}` escapes (a carriage
+/// return as `\u{d}`, never to be taken for the two characters `\r`), a
+/// missing final newline marked.
+pub fn line_diff(expected: &str, actual: &str) -> String {
+    let diff = similar::TextDiff::from_lines(expected, actual);
+    let mut out = String::new();
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+            similar::ChangeTag::Equal => ' ',
+        };
+        let line = change.value();
+        let (line, newline) = match line.strip_suffix('\n') {
+            Some(line) => (line, true),
+            None => (line, false),
+        };
+        out.push(sign);
+        for c in line.chars() {
+            if c.is_control() {
+                out.extend(c.escape_unicode());
+            } else {
+                out.push(c);
+            }
+        }
+        if !newline {
+            out.push_str("  (no newline at end)");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `text` with its one occurrence of `from` replaced by `to`. Panics,
+/// naming `from`, when `from` does not occur or occurs more than once, so a
+/// changed fixture fails the test instead of silently not being edited.
+#[track_caller]
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(!from.is_empty(), "fixture edit: nothing to replace");
+    match text.matches(from).count() {
+        1 => text.replacen(from, to, 1),
+        0 => panic!("fixture edit: {from:?} does not occur in the text:\n{text}"),
+        n => panic!("fixture edit: {from:?} occurs {n} times, expected once, in the text:\n{text}"),
+    }
+}
+
+/// `text` with the first of several occurrences of `from` replaced by `to`.
+/// Panics, naming `from`, when it does not occur at all.
+#[track_caller]
+pub fn edit_first(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        !from.is_empty() && text.contains(from),
+        "fixture edit: {from:?} does not occur in the text:\n{text}"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// `text` with every occurrence of `from` replaced by `to`. Panics, naming
+/// `from`, when it does not occur at all.
+#[track_caller]
+pub fn edit_all(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        !from.is_empty() && text.contains(from),
+        "fixture edit: {from:?} does not occur in the text:\n{text}"
+    );
+    text.replace(from, to)
 }
 
 /// A directory holding release.yml and app.yml with the given contents.
@@ -301,9 +456,7 @@ pub fn example_plugin(dest: &Path, version: &str, healthy: bool) {
     assert!(copied.success());
     for file in ["lib/version.php", "lib/marker.php"] {
         let path = dest.join(file);
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("v1.0.0", version);
+        let text = edit(&std::fs::read_to_string(&path).unwrap(), "v1.0.0", version);
         std::fs::write(path, text).unwrap();
     }
     if !healthy {
@@ -326,4 +479,94 @@ pub fn remove_vhost(base_dir: &str, vhost: &Path) {
         .args(["rm", "-f", "--"])
         .arg(vhost)
         .status();
+}
+
+// The helpers above must be able to fail: each refuses what it should.
+
+#[test]
+#[should_panic(expected = "exit status: expected Usage (2), got 0 (Success)")]
+fn expect_refuses_another_exit_status() {
+    Berth::new()
+        .args(["--version"])
+        .run()
+        .expect(ExitStatus::Usage);
+}
+
+#[test]
+#[should_panic(
+    expected = "stdout differs from the expected text (- expected, + actual):\n-berth\n+berth "
+)]
+fn expect_stdout_refuses_other_text_with_a_line_diff() {
+    Berth::new()
+        .args(["--version"])
+        .run()
+        .expect(ExitStatus::Success)
+        .expect_stdout("berth\n");
+}
+
+#[test]
+fn placeholders_replace_a_path_before_comparing() {
+    let dir = tempfile::tempdir().unwrap();
+    Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .run()
+        .expect(ExitStatus::InvalidInput)
+        .placeholder(dir.path(), "<dir>")
+        .expect_stderr(
+            "error: 2 problems in the configuration:\n\
+             <dir>/release.yml: cannot read: No such file or directory (os error 2)\n  \
+             hint: check the path\n\
+             <dir>/app.yml: cannot read: No such file or directory (os error 2)\n  \
+             hint: check the path\n",
+        );
+}
+
+#[test]
+fn normalize_replaces_what_changes_from_run_to_run() {
+    Berth::new()
+        .args(["--version"])
+        .run()
+        .expect(ExitStatus::Success)
+        .normalize(r"^berth \d+\.\d+\.\d+", "berth <version>")
+        .expect_stdout("berth <version>\n");
+}
+
+#[test]
+fn line_diff_shows_changed_lines_control_characters_and_a_missing_newline() {
+    assert_eq!(
+        line_diff("a\nb\nc\n", "a\nB\x1b\nc"),
+        " a\n-b\n-c\n+B\\u{1b}\n+c  (no newline at end)\n"
+    );
+}
+
+#[test]
+#[should_panic(expected = "fixture edit: \"ports: [1, 2]\" does not occur in the text")]
+fn edit_refuses_text_that_is_absent() {
+    edit(APP_YML, "ports: [1, 2]", "ports: [3, 4]");
+}
+
+#[test]
+#[should_panic(expected = "fixture edit: \"host: local\" occurs 2 times, expected once")]
+fn edit_refuses_text_that_occurs_twice() {
+    edit(APP_YML, "host: local", "host: web-9");
+}
+
+#[test]
+#[should_panic(expected = "fixture edit: \"host: web-9\" does not occur in the text")]
+fn edit_all_refuses_text_that_is_absent() {
+    edit_all(APP_YML, "host: web-9", "host: local");
+}
+
+#[test]
+#[should_panic(expected = "fixture edit: \"@ENV@\" does not occur in the text")]
+fn edit_first_refuses_text_that_is_absent() {
+    edit_first(APP_YML, "@ENV@", "@ENVIRONMENT@");
+}
+
+#[test]
+fn edits_replace_what_they_say() {
+    assert_eq!(edit("a b a", "b", "c"), "a c a");
+    assert_eq!(edit_all("a b a", "a", "c"), "c b c");
+    assert_eq!(edit_first("a b a", "a", "c"), "c b a");
 }

@@ -245,6 +245,7 @@ fn reached_from_outside_berth(image: &str, targets: &[String]) -> Vec<(String, i
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_plugin_reaches_only_what_its_allow_list_names() {
     let [port, other_port] = crate::common::free_ports::<2>();
     let beyond = Beyond::new(&[port, other_port]);
@@ -253,16 +254,14 @@ fn a_plugin_reaches_only_what_its_allow_list_names() {
     let victim = RigApp::new("egress-victim");
     victim
         .deploy("v1.0.0", &victim.code("v1.0.0", true))
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     let prober = RigApp::new("egress-prober");
     prober.append_app_yml(&format!(
         "egress:\n  - name: api.partner.example\n    address: 198.51.100.7\n    ports: [{port}]\n"
     ));
     let code = prober.code("v1.0.0", true);
     std::fs::write(code.join("public/egress.php"), PROBE).unwrap();
-    prober
-        .deploy("v1.0.0", &code)
-        .expect_code(ExitStatus::Success.code());
+    prober.deploy("v1.0.0", &code).expect(ExitStatus::Success);
 
     let own = container_ip(&format!("berth-{}-test-blue_php_1", prober.id));
     let (_, gateway) = own.split_once(' ').unwrap();
@@ -335,6 +334,7 @@ fn a_plugin_reaches_only_what_its_allow_list_names() {
 }
 
 #[test]
+#[ignore = "rig: root and iptables (egress apply reads the firewall); scripts/test runs it"]
 fn egress_apply_validates_its_arguments_before_touching_the_firewall() {
     let run = crate::common::Berth::new()
         .args([
@@ -351,7 +351,7 @@ fn egress_apply_validates_its_arguments_before_touching_the_firewall() {
             "198.51.100.7:443; iptables -F",
         ])
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(
         run.stderr(),
         "error: --allow: \"443; iptables -F\" is not a port (1-65535)\n  hint: give ADDRESS:PORT, e.g. 203.0.113.10:443\n"

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{repo_root, Berth};
+use crate::common::{edit, repo_root, Berth};
 
 pub const ROOT_TOKEN: &str = "root-token";
 
@@ -146,9 +146,7 @@ impl FakeGitLab {
 
     /// A clone URL with the token as the basic-auth password, for `git`.
     pub fn git_url(&self, token: &str, project: &str) -> String {
-        self.url
-            .replacen("http://", &format!("http://oauth2:{token}@"), 1)
-            + &format!("/{project}.git")
+        edit(&self.url, "http://", &format!("http://oauth2:{token}@")) + &format!("/{project}.git")
     }
 
     /// Pushes the files in `files` as one commit on `main` of `project` and

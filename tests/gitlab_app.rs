@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use base64::Engine as _;
+use berth::exit::ExitStatus;
 use serde_json::{json, Value};
 
 use crate::common::Berth;
@@ -194,13 +195,14 @@ fn end_state(fake: &FakeGitLab, id: &str) -> Value {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
     let fake = fake();
     let dotenv = fake.dir.path().join("app.env");
     let run = app_create(&fake, "shop")
         .env("BERTH_DOTENV", &dotenv)
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let first_calls = fake.api_requests().len();
     let first_writes = fake.api_writes().len();
     let first_shown = writes_shown(&run.stderr());
@@ -325,7 +327,7 @@ fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
             dir
         })
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
 
     // codes/ is a submodule at the code repository's HEAD.
     let head =
@@ -484,7 +486,7 @@ fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
     let before = end_state(&fake, "shop");
     fake.clear_log();
     fake.control("DELETE", "/__fake/requests", Value::Null);
-    let again = app_create(&fake, "shop").run().expect_code(0);
+    let again = app_create(&fake, "shop").run().expect(ExitStatus::Success);
     let second_calls = fake.api_requests().len();
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
     let pushes = fake.control("GET", "/__fake/requests?kind=git", Value::Null);
@@ -513,6 +515,7 @@ fn app_create_sets_up_both_repositories_and_a_second_run_writes_nothing() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn twenty_onboardings_at_once_get_twenty_distinct_port_pairs() {
     let fake = fake();
     let started = Instant::now();
@@ -520,7 +523,7 @@ fn twenty_onboardings_at_once_get_twenty_distinct_port_pairs() {
         .map(|n| app_create(&fake, &format!("app-{n}")).spawn())
         .collect();
     for run in runs {
-        run.wait().expect_code(0);
+        run.wait().expect(ExitStatus::Success);
     }
     let elapsed = started.elapsed();
     let allocated = allocations(&fake);
@@ -558,9 +561,12 @@ fn twenty_onboardings_at_once_get_twenty_distinct_port_pairs() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_500_in_the_middle_of_onboarding_fails_naming_the_endpoint_and_a_rerun_converges() {
     let reference = fake();
-    app_create(&reference, "shop").run().expect_code(0);
+    app_create(&reference, "shop")
+        .run()
+        .expect(ExitStatus::Success);
 
     let fake = fake();
     // Every attempt at setting a variable fails (the client tries 8 times;
@@ -569,7 +575,7 @@ fn a_500_in_the_middle_of_onboarding_fails_naming_the_endpoint_and_a_rerun_conve
         json!({"method": "POST", "path": "/projects/deploy%2Fshop/variables$",
                       "status": 500, "count": 8, "retry_after": 0}),
     );
-    let failed = app_create(&fake, "shop").run().expect_code(1);
+    let failed = app_create(&fake, "shop").run().expect(ExitStatus::Failure);
     assert!(
         failed
             .stderr()
@@ -587,16 +593,17 @@ fn a_500_in_the_middle_of_onboarding_fails_naming_the_endpoint_and_a_rerun_conve
     );
     assert_eq!(status, 404);
 
-    app_create(&fake, "shop").run().expect_code(0);
+    app_create(&fake, "shop").run().expect(ExitStatus::Success);
     assert_eq!(end_state(&fake, "shop"), end_state(&reference, "shop"));
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_429_storm_during_app_create_is_waited_out() {
     let fake = fake();
     fake.storm(6, 1);
     let started = Instant::now();
-    let run = app_create(&fake, "shop").run().expect_code(0);
+    let run = app_create(&fake, "shop").run().expect(ExitStatus::Success);
     let throttled = fake
         .api_requests()
         .iter()
@@ -619,6 +626,7 @@ fn a_429_storm_during_app_create_is_waited_out() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn dry_run_prints_the_writes_the_run_then_makes_and_makes_none() {
     let fake = fake();
     let dry_run = |fake: &FakeGitLab| {
@@ -634,7 +642,7 @@ fn dry_run_prints_the_writes_the_run_then_makes_and_makes_none() {
             ])
             .args(["--ci-config", CI_CONFIG])
             .run()
-            .expect_code(0)
+            .expect(ExitStatus::Success)
     };
     let dry = dry_run(&fake);
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
@@ -651,7 +659,7 @@ fn dry_run_prints_the_writes_the_run_then_makes_and_makes_none() {
     let reads = fake.api_requests().len();
 
     // The run does exactly what the dry run said, in the same order.
-    let real = app_create(&fake, "shop").run().expect_code(0);
+    let real = app_create(&fake, "shop").run().expect(ExitStatus::Success);
     assert_eq!(writes_shown(&real.stderr()), planned);
     fake.clear_log();
     let again = dry_run(&fake);
@@ -665,9 +673,10 @@ fn dry_run_prints_the_writes_the_run_then_makes_and_makes_none() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn deleting_a_token_variable_rotates_that_token_and_nothing_else() {
     let fake = fake();
-    app_create(&fake, "shop").run().expect_code(0);
+    app_create(&fake, "shop").run().expect(ExitStatus::Success);
     let before = get(&fake, "/projects/deploy%2Fshop/access_tokens");
     let old = before
         .as_array()
@@ -684,7 +693,7 @@ fn deleting_a_token_variable_rotates_that_token_and_nothing_else() {
         Value::Null,
     );
     fake.clear_log();
-    let run = app_create(&fake, "shop").run().expect_code(0);
+    let run = app_create(&fake, "shop").run().expect(ExitStatus::Success);
     let shown = writes_shown(&run.stderr());
     assert_eq!(
         shown,
@@ -702,9 +711,12 @@ fn deleting_a_token_variable_rotates_that_token_and_nothing_else() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_write_that_finds_its_object_made_meanwhile_makes_app_create_look_again() {
     let reference = fake();
-    app_create(&reference, "shop").run().expect_code(0);
+    app_create(&reference, "shop")
+        .run()
+        .expect(ExitStatus::Success);
 
     let fake = fake();
     // The code repository's creation is answered as if another run had
@@ -712,7 +724,7 @@ fn a_write_that_finds_its_object_made_meanwhile_makes_app_create_look_again() {
     // GitLab again, plans again and creates it in a second round.
     fake.fault(json!({"method": "POST", "path": "/projects$", "status": 400,
                       "body": {"message": {"name": ["has already been taken"], "path": ["has already been taken"]}}}));
-    let run = app_create(&fake, "shop").run().expect_code(0);
+    let run = app_create(&fake, "shop").run().expect(ExitStatus::Success);
     assert!(
         run.stderr()
             .contains("POST projects  path=plugins/shop namespace_id=3 visibility=private initialize_with_readme=true default_branch=main: already there, made meanwhile; reading GitLab again"),
@@ -723,6 +735,7 @@ fn a_write_that_finds_its_object_made_meanwhile_makes_app_create_look_again() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_developer_who_maintains_the_deploy_group_is_refused_before_any_write() {
     let fake = fake();
     fake.control(
@@ -731,20 +744,23 @@ fn a_developer_who_maintains_the_deploy_group_is_refused_before_any_write() {
         json!({"groups": [{"path": "deploy", "name": "Deploy", "members": {"dee": 40}}]}),
     );
     fake.clear_log();
-    let run = app_create(&fake, "shop").run().expect_code(2);
-    assert!(
-        run.stderr()
-            .contains("dee has Maintainer or higher access to deploy/shop"),
-        "{}",
-        run.stderr()
-    );
+    app_create(&fake, "shop")
+        .run()
+        .expect(ExitStatus::Usage)
+        .expect_stderr(
+            "error: dee has Maintainer or higher access to deploy/shop: they could change its CI \
+             configuration and merge their own releases\n  \
+             hint: remove them from the deploy group (or lower their role) so that they are a \
+             Developer of the management repository only\n",
+        )
+        .expect_stdout("");
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
 }
 
 /// An onboarded app `shop` whose code repository has the tag v1.4.0.
 fn onboarded() -> FakeGitLab {
     let fake = fake();
-    app_create(&fake, "shop").run().expect_code(0);
+    app_create(&fake, "shop").run().expect(ExitStatus::Success);
     fake.push_code(
         ROOT_TOKEN,
         "plugins/shop",
@@ -761,6 +777,7 @@ fn request(fake: &FakeGitLab, env: &str, tag: &str) -> Berth {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn request_opens_a_merge_request_that_changes_only_release_yml() {
     let fake = onboarded();
     // From a checkout of the management repository: the project comes from
@@ -781,7 +798,7 @@ fn request_opens_a_merge_request_that_changes_only_release_yml() {
         .current_dir(&checkout)
         .args(["request", "--env", "test", "--ref", "v1.4.0"])
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     // Five reads (project, app.yml, release.yml, the tag, open merge
     // requests), the commit and the merge request.
     let calls = fake.api_requests().len();
@@ -853,7 +870,9 @@ fn request_opens_a_merge_request_that_changes_only_release_yml() {
 
     // Asking again shows the open merge request and writes nothing.
     fake.clear_log();
-    let again = request(&fake, "test", "v1.4.0").run().expect_code(0);
+    let again = request(&fake, "test", "v1.4.0")
+        .run()
+        .expect(ExitStatus::Success);
     assert!(
         again.stdout().contains("already open"),
         "{}",
@@ -868,6 +887,7 @@ fn request_opens_a_merge_request_that_changes_only_release_yml() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn request_pins_the_commit_an_annotated_tag_names_and_dry_run_writes_nothing() {
     let fake = onboarded();
     let work = fake.dir.path().join("work-plugins-shop");
@@ -889,7 +909,7 @@ fn request_pins_the_commit_an_annotated_tag_names_and_dry_run_writes_nothing() {
             "v1.5.0",
         ])
         .run()
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
     let release = get(
         &fake,
@@ -906,7 +926,9 @@ POST projects/deploy%2Fshop/merge_requests  source_branch=release/production-v1.
         )
     );
 
-    let run = request(&fake, "production", "v1.5.0").run().expect_code(0);
+    let run = request(&fake, "production", "v1.5.0")
+        .run()
+        .expect(ExitStatus::Success);
     assert_eq!(writes_shown(&run.stderr()), writes_shown(&dry.stdout()));
     let on_branch = fake
         .file(
@@ -933,34 +955,57 @@ POST projects/deploy%2Fshop/merge_requests  source_branch=release/production-v1.
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn bad_requests_are_refused_and_create_nothing() {
     let fake = onboarded();
+    let tag_hint = "a tag may use letters, digits and . _ - / +, must start with a letter or \
+        digit, e.g. v1.4.0";
     let cases = [
         (
             "staging",
             "v1.4.0",
-            "environment staging is not defined in app.yml of deploy/shop",
+            "--env: environment staging is not defined in app.yml of deploy/shop\n  \
+             hint: this app's environments are: test, production"
+                .to_string(),
         ),
         (
             "test",
             "v9.9.9",
-            "tag v9.9.9 does not exist in the code repository plugins/shop",
+            "--ref: tag v9.9.9 does not exist in the code repository plugins/shop\n  \
+             hint: tag a commit and push the tag first: git tag v9.9.9 && git push origin v9.9.9"
+                .to_string(),
         ),
         (
             "test",
             "../v1",
-            "tag \"../v1\" must start with a letter or digit",
+            format!("--ref: tag \"../v1\" must start with a letter or digit\n  hint: {tag_hint}"),
         ),
-        ("test", "v1 --force", "contains a space"),
-        ("Test", "v1.4.0", "environment name \"Test\" contains 'T'"),
+        (
+            "test",
+            "v1 --force",
+            format!(
+                "--ref: tag \"v1 --force\" contains a space, which a tag may not contain\n  \
+                 hint: {tag_hint}"
+            ),
+        ),
+        (
+            "Test",
+            "v1.4.0",
+            "--env: environment name \"Test\" contains 'T'\n  \
+             hint: use at most 20 lowercase letters, digits and '-', starting with a letter, \
+             e.g. production"
+                .to_string(),
+        ),
     ];
-    for (env, tag, message) in cases {
-        let run = request(&fake, env, tag).run().expect_code(3);
-        assert!(
-            run.stderr().contains(message),
-            "{env} {tag}: {message:?} in\n{}",
-            run.stderr()
-        );
+    for (env, tag, problem) in cases {
+        eprintln!("berth request --env {env} --ref {tag}");
+        request(&fake, env, tag)
+            .run()
+            .expect(ExitStatus::InvalidInput)
+            .expect_stderr(&format!(
+                "error: 1 problem in the configuration:\nberth request: {problem}\n"
+            ))
+            .expect_stdout("");
     }
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
     let (status, _) = fake.call(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::common::APP_YML;
+use crate::common::{edit, APP_YML};
 use crate::fake::{git, FakeGitLab, ROOT_TOKEN};
 use berth::exit::ExitStatus;
 
@@ -99,9 +99,11 @@ fn instance() -> Instance {
         &mgmt,
         &["remote", "add", "origin", &fake.git_url(ROOT_TOKEN, MGMT)],
     );
-    let app = APP_YML
-        .replace("id: example", "id: shop")
-        .replace("code_repo: plugins/example", &format!("code_repo: {CODE}"));
+    let app = edit(
+        &edit(APP_YML, "id: example", "id: shop"),
+        "code_repo: plugins/example",
+        &format!("code_repo: {CODE}"),
+    );
     std::fs::write(mgmt.join("app.yml"), app).unwrap();
     git(&mgmt, &["add", "app.yml"]);
     commit_file(
@@ -304,16 +306,13 @@ impl Instance {
     /// (MR iid, merge commit).
     fn release(&self, tag: &str, commit: &str) -> (u64, String) {
         let iid = self.request(tag, commit);
-        self.review("check", iid)
-            .expect_code(ExitStatus::Success.code());
-        self.review("plan", iid)
-            .expect_code(ExitStatus::Success.code());
+        self.review("check", iid).expect(ExitStatus::Success);
+        self.review("plan", iid).expect(ExitStatus::Success);
         let sha = self.merge(iid);
-        self.checkout(&sha).expect_code(ExitStatus::Success.code());
+        self.checkout(&sha).expect(ExitStatus::Success);
         assert_eq!(head(&self.mgmt.join("codes")), commit);
         let outcome = self.outcome(tag, commit, None);
-        self.report(&sha, &outcome)
-            .expect_code(ExitStatus::Success.code());
+        self.report(&sha, &outcome).expect(ExitStatus::Success);
         (iid, sha)
     }
 
@@ -323,6 +322,7 @@ impl Instance {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
@@ -336,9 +336,7 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
 
     let iid = gl.request("v1.1.0", &v110);
     gl.fake.clear_log();
-    let check = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::Success.code());
+    let check = gl.review("check", iid).expect(ExitStatus::Success);
     assert_eq!(
         check.stdout(),
         format!(
@@ -348,12 +346,10 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     );
     let check_calls = gl.fake.api_requests().len();
     gl.fake.clear_log();
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let plan_calls = gl.fake.api_requests().len();
     // A second plan edits the same note instead of adding one.
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let plan = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(plan.contains("#### Environment test"), "{plan}");
     assert!(plan.contains("(nothing released yet)"), "{plan}");
@@ -368,14 +364,14 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
 
     let sha = gl.merge(iid);
     gl.fake.clear_log();
-    let checkout = gl.checkout(&sha).expect_code(ExitStatus::Success.code());
-    assert!(
-        checkout
-            .stderr()
-            .contains(&format!("test: checked out v1.1.0 at {v110}")),
-        "{}",
-        checkout.stderr()
-    );
+    let checkout = gl
+        .checkout(&sha)
+        .expect(ExitStatus::Success)
+        .placeholder(&gl.mgmt, "<mgmt>")
+        .expect_stdout("checked out and verified: test\n")
+        .expect_stderr(&format!(
+            "test: checked out v1.1.0 at {v110} in <mgmt>/codes\n"
+        ));
     assert_eq!(head(&gl.mgmt.join("codes")), v110);
     assert!(gl.mgmt.join("codes/lib/new.php").exists());
     let dotenv = gl.dotenv();
@@ -394,8 +390,7 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
     }
 
     let outcome = gl.outcome("v1.1.0", &v110, None);
-    gl.report(&sha, &outcome)
-        .expect_code(ExitStatus::Success.code());
+    gl.report(&sha, &outcome).expect(ExitStatus::Success);
     let main_calls = gl.fake.api_requests().len();
     let total = check_calls + plan_calls + main_calls;
     println!(
@@ -419,18 +414,16 @@ fn a_release_request_goes_from_check_to_report_in_at_most_25_api_calls() {
 /// Attack 1: the developer moves the tag after the admin read the plan
 /// and retries the plan job, before and after the merge.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
     let gl = instance();
     let approved = gl.tag_code("v1.1.0", "<?php echo 'approved';\n");
     let iid = gl.request("v1.1.0", &approved);
-    gl.review("check", iid)
-        .expect_code(ExitStatus::Success.code());
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("check", iid).expect(ExitStatus::Success);
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let sneaky = gl.tag_code("v1.1.0", "<?php system($_GET['c']);\n");
     // The retried plan tells the reviewer, and check fails.
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let plan = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(
         plan.contains(&format!(
@@ -438,33 +431,33 @@ fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
         )),
         "{plan}"
     );
-    let check = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
-    assert!(
-        check.stderr().contains(&format!(
-            "release.yml:4:13: environments.test.commit: tag v1.1.0 names commit {sneaky} in plugins/shop, but release.yml pins {approved}"
-        )),
-        "{}",
-        check.stderr()
-    );
+    gl.review("check", iid)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "error: 1 problem in the configuration:\n\
+             release.yml:4:13: environments.test.commit: tag v1.1.0 names commit {sneaky} in \
+             plugins/shop, but release.yml pins {approved}\n  \
+             hint: a tag that moves is not a release: tag the new commit with a new tag and \
+             request that\n"
+        ))
+        .expect_stdout("");
     // Merged anyway (say the admin missed it): checkout releases nothing,
     // whatever the note says now, and a plan retried after the merge
     // changes nothing either.
     let branch_head = head(&gl.mgmt);
     let sha = gl.merge(iid);
     gl.review_at("plan", iid, &branch_head, &[])
-        .expect_code(ExitStatus::Success.code());
-    let run = gl
-        .checkout(&sha)
-        .expect_code(ExitStatus::InvalidInput.code());
-    assert!(
-        run.stderr().contains(&format!(
-            "environments.test.commit: tag v1.1.0 now names commit {sneaky}, but the approved release.yml pins {approved}: the tag was moved after approval; nothing was released"
-        )),
-        "{}",
-        run.stderr()
-    );
+        .expect(ExitStatus::Success);
+    gl.checkout(&sha)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "error: 1 problem in the configuration:\n\
+             release.yml:4:13: environments.test.commit: tag v1.1.0 now names commit {sneaky}, \
+             but the approved release.yml pins {approved}: the tag was moved after approval; \
+             nothing was released\n  \
+             hint: tag a new release in the code repository and open a new release request\n"
+        ))
+        .expect_stdout("");
     assert!(
         !gl.dotenv().contains("BERTH_TEST_COMMIT"),
         "no outputs for a stopped release: {}",
@@ -475,12 +468,12 @@ fn a_tag_moved_after_review_is_flagged_in_the_plan_and_never_released() {
 /// Attack 1b: a forged plan note does not release anything: checkout
 /// reads release.yml on the protected branch only.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_note_written_to_look_like_a_plan_is_not_read_by_checkout() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
     let iid = gl.request("v1.1.0", &v110);
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     // The Reporter token is unprotected: a developer can use it to edit
     // berth's note. Nothing reads the note back.
     let notes = gl.notes(iid);
@@ -492,12 +485,13 @@ fn a_note_written_to_look_like_a_plan_is_not_read_by_checkout() {
         json!({"body": "<!-- berth:plan -->\n<!-- berth:plan-data {\"test\":{\"tag\":\"v1.1.0\",\"commit\":\"0000000000000000000000000000000000000000\"}} -->"}),
     );
     let sha = gl.merge(iid);
-    gl.checkout(&sha).expect_code(ExitStatus::Success.code());
+    gl.checkout(&sha).expect(ExitStatus::Success);
     assert_eq!(head(&gl.mgmt.join("codes")), v110);
 }
 
 /// Attack 2: forged release records.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn release_records_cannot_be_forged_and_bad_ones_are_ignored() {
     let gl = instance();
     let v100 = head(&gl.code);
@@ -569,36 +563,38 @@ fn release_records_cannot_be_forged_and_bad_ones_are_ignored() {
 /// Attack 3: a pipeline for an older commit of the branch, a change to
 /// app.yml, and release.yml turned into a symbolic link.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
     let app = std::fs::read_to_string(gl.mgmt.join("app.yml")).unwrap();
-    let greedy = app.replace("cpus: 0.5", "cpus: 16");
-    assert_ne!(greedy, app, "the fixture has cpus: 0.5");
+    let greedy = edit(&app, "cpus: 0.5", "cpus: 16");
     let iid = gl.request_with(
         "release/greedy",
         &release_yml("v1.1.0", &v110),
         &[("app.yml", &greedy)],
     );
     let greedy_commit = head(&gl.mgmt);
-    let run = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
-    assert!(
-        run.stderr().contains("app.yml: this merge request changes it, but a release request may change only release.yml"),
-        "{}",
-        run.stderr()
+    let only_release_yml = |path: &str| {
+        format!(
+            "{path}: this merge request changes it, but a release request may change only \
+             release.yml\n  hint: move other changes to a separate merge request for the \
+             platform team\n"
+        )
+    };
+    let refused = format!(
+        "error: 1 problem in the configuration:\n{}",
+        only_release_yml("app.yml")
     );
+    gl.review("check", iid)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&refused)
+        .expect_stdout("");
     // Nor does it get a plan drawn from its own app.yml.
-    let plan = gl
-        .review("plan", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
-    assert!(
-        plan.stderr()
-            .contains("app.yml: this merge request changes it"),
-        "{}",
-        plan.stderr()
-    );
+    gl.review("plan", iid)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&refused)
+        .expect_stdout("");
     assert!(gl
         .berth_note(iid, "<!-- berth:plan -->")
         .contains("berth check failed"));
@@ -607,19 +603,18 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     std::fs::write(gl.mgmt.join("app.yml"), &app).unwrap();
     git(&gl.mgmt, &["commit", "-q", "-am", "Revert app.yml"]);
     gl.push_branch("release/greedy");
-    let stale = gl
-        .review_at("check", iid, &greedy_commit, &[])
-        .expect_code(ExitStatus::InvalidInput.code());
-    assert!(
-        stale.stderr().contains(&format!(
-            "this pipeline runs for commit {greedy_commit}, but the head of merge request !{iid} is {}",
+    gl.review_at("check", iid, &greedy_commit, &[])
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "error: 1 problem in the configuration:\n\
+             release.yml: this pipeline runs for commit {greedy_commit}, but the head of merge \
+             request !{iid} is {}\n  \
+             hint: the newest push has its own pipeline, which judges it; a merge needs that \
+             pipeline to pass\n",
             head(&gl.mgmt)
-        )),
-        "{}",
-        stale.stderr()
-    );
-    gl.review("check", iid)
-        .expect_code(ExitStatus::Success.code());
+        ))
+        .expect_stdout("");
+    gl.review("check", iid).expect(ExitStatus::Success);
 
     // release.yml as a symbolic link, and a moved submodule.
     let link = gl.request_with("release/link", &release_yml("v1.1.0", &v110), &[]);
@@ -637,22 +632,28 @@ fn check_judges_exactly_its_pipeline_commit_and_every_changed_path() {
     );
     git(&gl.mgmt, &["commit", "-q", "-m", "Link"]);
     gl.push_branch("release/link");
-    let run = gl
-        .review("check", link)
-        .expect_code(ExitStatus::InvalidInput.code());
-    let stderr = run.stderr();
-    for expected in [
-        "codes: this merge request changes it, but a release request may change only release.yml",
-        "r.yml: this merge request changes it, but a release request may change only release.yml",
-        "release.yml: this merge request makes release.yml a symbolic link; it must stay a regular file (git mode 100644)",
-        "release.yml: release.yml is a symbolic link in commit",
-    ] {
-        assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
-    }
+    gl.review("check", link)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "error: 5 problems in the configuration:\n{}{}{}\
+             release.yml: this merge request makes release.yml a symbolic link; it must stay a \
+             regular file (git mode 100644)\n  \
+             hint: commit release.yml as a plain text file (git update-index --chmod=-x, no \
+             symlink)\n\
+             release.yml: release.yml is a symbolic link in commit {}; berth reads only regular \
+             files\n  \
+             hint: commit it as a plain text file\n",
+            only_release_yml("berth.env"),
+            only_release_yml("codes"),
+            only_release_yml("r.yml"),
+            head(&gl.mgmt)
+        ))
+        .expect_stdout("");
 }
 
 /// Attack 4: what the merge request jobs' tokens can reach.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn the_merge_request_tokens_reach_only_this_app() {
     let gl = instance();
     // The Reporter token sees this management repository and nothing else.
@@ -672,10 +673,10 @@ fn the_merge_request_tokens_reach_only_this_app() {
     assert_eq!(status, 404, "not even the app's own code repository");
     // The deploy token reads this app's code over git, and only that.
     let url = |project: &str| {
-        gl.fake.git_url("unused", project).replacen(
+        edit(
+            &gl.fake.git_url("unused", project),
             "oauth2:unused",
             &format!("{}:{}", gl.code_user, gl.code_token),
-            1,
         )
     };
     let ls = |project: &str| {
@@ -706,55 +707,65 @@ fn the_merge_request_tokens_reach_only_this_app() {
 /// Issue 11 §6: `--dry-run` writes nothing, in every GitLab command of
 /// the release flow.
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
     let gl = instance();
     let v110 = gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
     let bad = gl.request_with("release/bad", &release_yml("v9.9.9", &v110), &[]);
     gl.fake.clear_log();
     gl.review_at("check", bad, &head(&gl.mgmt), &["--dry-run"])
-        .expect_code(ExitStatus::InvalidInput.code());
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(&format!(
+            "dry run, nothing was written; berth would write:\n\
+             POST projects/deploy%2Fshop/merge_requests/{bad}/notes  body=8-lines \
+             first_line=\"<!-- berth:plan -->\"\n\n\
+             error: 1 problem in the configuration:\n\
+             release.yml:3:10: environments.test.ref: v9.9.9 is not a tag of the code repository \
+             plugins/shop\n  \
+             hint: tag the commit in plugins/shop and push the tag (git push origin TAG), then \
+             re-run\n"
+        ))
+        .expect_stdout("");
     let iid = gl.request("v1.1.0", &v110);
     gl.fake.clear_log();
-    let check = gl
-        .review_at("check", iid, &head(&gl.mgmt), &["--dry-run"])
-        .expect_code(ExitStatus::Success.code());
-    assert!(
-        check.stdout().starts_with("check passed"),
-        "{}",
-        check.stdout()
-    );
-    let plan = gl
-        .review_at("plan", iid, &head(&gl.mgmt), &["--dry-run"])
-        .expect_code(ExitStatus::Success.code());
-    assert!(
-        plan.stdout()
-            .starts_with(&format!("plan made (not posted: dry run) on !{iid}\n")),
-        "{}",
-        plan.stdout()
-    );
+    let mr_head = head(&gl.mgmt);
+    gl.review_at("check", iid, &mr_head, &["--dry-run"])
+        .expect(ExitStatus::Success)
+        .expect_stdout(&format!(
+            "check passed: !{iid} at {mr_head} changes only release.yml; test → v1.1.0 at {v110}\n"
+        ))
+        .expect_stderr("");
+    gl.review_at("plan", iid, &mr_head, &["--dry-run"])
+        .expect(ExitStatus::Success)
+        .expect_stdout(&format!(
+            "plan made (not posted: dry run) on !{iid}\n\
+             test: nothing → v1.1.0 at {v110} (0 commits, 0 files)\n"
+        ))
+        .expect_stderr(&format!(
+            "dry run, nothing was written; berth would write:\n\
+             POST projects/deploy%2Fshop/merge_requests/{iid}/notes  body=22-lines \
+             first_line=\"<!-- berth:plan -->\"\n\n"
+        ));
     assert_eq!(gl.fake.api_writes(), Vec::<Value>::new());
     assert!(gl.notes(bad).is_empty() && gl.notes(iid).is_empty());
 
     let sha = gl.merge(iid);
     gl.fake.clear_log();
-    let checkout = gl
-        .main_job(
-            &sha,
-            &[
-                "--dry-run",
-                "checkout",
-                "--app-dir",
-                gl.mgmt.to_str().unwrap(),
-            ],
-        )
-        .expect_code(ExitStatus::Success.code());
-    assert!(
-        checkout
-            .stderr()
-            .contains(&format!("test: would check out v1.1.0 at {v110}")),
-        "{}",
-        checkout.stderr()
-    );
+    gl.main_job(
+        &sha,
+        &[
+            "--dry-run",
+            "checkout",
+            "--app-dir",
+            gl.mgmt.to_str().unwrap(),
+        ],
+    )
+    .expect(ExitStatus::Success)
+    .placeholder(&gl.mgmt, "<mgmt>")
+    .expect_stdout("dry run, verified (nothing checked out): test\n")
+    .expect_stderr(&format!(
+        "test: would check out v1.1.0 at {v110} in <mgmt>/codes\n"
+    ));
     assert!(!gl.mgmt.join("codes").exists(), "nothing checked out");
     assert_eq!(gl.dotenv(), "", "no outputs written");
     let outcome = gl.outcome("v1.1.0", &v110, None);
@@ -768,38 +779,38 @@ fn dry_runs_of_check_plan_checkout_and_report_write_nothing() {
                 outcome.to_str().unwrap(),
             ],
         )
-        .expect_code(ExitStatus::Success.code());
-    assert_eq!(
-        report.stdout(),
-        format!(
+        .expect(ExitStatus::Success);
+    report.expect_stdout(&format!(
             "dry run, nothing was written; berth report would write:\n\
              POST projects/deploy%2Fshop/repository/tags  tag_name=deployed/test/1 ref={sha} message=12-lines first_line=\"berth release record: test v1.1.0 to local\"\n\
              POST projects/deploy%2Fshop/merge_requests/{iid}/notes  body=10-lines first_line=\"<!-- berth:report -->\"\n\
              POST projects/deploy%2Fshop/statuses/{sha}  state=success name=berth/release description=\"test v1.1.0 released\" target_url={}/deploy/shop/-/pipelines/77\n\n",
             gl.fake.url
-        )
-    );
+        ));
     assert_eq!(gl.fake.api_writes(), Vec::<Value>::new());
     let (status, _) = gl.record("deployed/test/1");
     assert_eq!(status, 404);
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_tag_that_does_not_exist_fails_check_naming_file_and_line() {
     let gl = instance();
     let iid = gl.request("v9.9.9", &head(&gl.code));
-    let run = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
-    assert!(
-        run.stderr().contains("release.yml:3:10: environments.test.ref: v9.9.9 is not a tag of the code repository plugins/shop"),
-        "{}",
-        run.stderr()
-    );
-    assert!(run.stderr().contains("hint:"), "{}", run.stderr());
+    gl.review("check", iid)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(
+            "error: 1 problem in the configuration:\n\
+             release.yml:3:10: environments.test.ref: v9.9.9 is not a tag of the code repository \
+             plugins/shop\n  \
+             hint: tag the commit in plugins/shop and push the tag (git push origin TAG), then \
+             re-run\n",
+        )
+        .expect_stdout("");
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_request_without_the_commit_fails_check_with_a_hint() {
     let gl = instance();
     gl.tag_code("v1.1.0", "<?php echo 'v1.1.0';\n");
@@ -808,19 +819,22 @@ fn a_request_without_the_commit_fails_check_with_a_hint() {
         "environments:\n  test:\n    ref: v1.1.0\n  production:\n    ref: v1.0.0\n",
         &[],
     );
-    let run = gl
-        .review("check", iid)
-        .expect_code(ExitStatus::InvalidInput.code());
-    assert!(
-        run.stderr().contains("release.yml:2:3: environments.test.commit: v1.1.0 is requested without the commit it names; the admin approves a commit, not a tag"),
-        "{}",
-        run.stderr()
-    );
+    gl.review("check", iid)
+        .expect(ExitStatus::InvalidInput)
+        .expect_stderr(
+            "error: 1 problem in the configuration:\n\
+             release.yml:2:3: environments.test.commit: v1.1.0 is requested without the commit it \
+             names; the admin approves a commit, not a tag\n  \
+             hint: add `commit: <id>` beside `ref:` (git rev-parse 'v1.1.0^{commit}' prints it), \
+             or open the request with berth request, which writes both\n",
+        )
+        .expect_stdout("");
     let note = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(note.contains("berth check failed"), "{note}");
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
     let gl = instance();
     gl.release("v1.0.0", &head(&gl.code));
@@ -843,10 +857,8 @@ fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
     git(&gl.code, &["tag", "v1.1.0"]);
     git(&gl.code, &["push", "-q", "origin", "main", "v1.1.0"]);
     let iid = gl.request("v1.1.0", &head(&gl.code));
-    gl.review("check", iid)
-        .expect_code(ExitStatus::Success.code());
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("check", iid).expect(ExitStatus::Success);
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let note = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(
         note.contains("| live | v1\\.0\\.0"),
@@ -872,13 +884,12 @@ fn hostile_commit_messages_and_file_names_stay_inert_in_the_plan_note() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_429_storm_during_plan_is_ridden_out() {
     let gl = instance();
     let iid = gl.request("v1.0.0", &head(&gl.code));
     gl.fake.storm(4, 1);
-    let run = gl
-        .review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    let run = gl.review("plan", iid).expect(ExitStatus::Success);
     assert!(
         run.stderr().contains("GitLab answered 429"),
         "{}",
@@ -888,16 +899,15 @@ fn a_429_storm_during_plan_is_ridden_out() {
 }
 
 #[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
 fn a_failed_deploy_is_reported_with_its_step_and_no_record() {
     let gl = instance();
     let v100 = head(&gl.code);
     let iid = gl.request("v1.0.0", &v100);
-    gl.review("plan", iid)
-        .expect_code(ExitStatus::Success.code());
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let sha = gl.merge(iid);
     let outcome = gl.outcome("v1.0.0", &v100, Some("wait until blue is healthy"));
-    gl.report(&sha, &outcome)
-        .expect_code(ExitStatus::Success.code());
+    gl.report(&sha, &outcome).expect(ExitStatus::Success);
     let report = gl.berth_note(iid, "<!-- berth:report -->");
     assert!(
         report.contains("failed at wait until blue is healthy"),

@@ -11,21 +11,34 @@ use crate::deploy::RigApp;
 
 const PROBE: &str = r#"<?php
 header('Content-Type: application/json');
+// true when it connects, else why not: "errno: message".
 function reach($host, $port) {
     $s = @fsockopen($host, (int) $port, $errno, $errstr, 1.0);
     if ($s) { fclose($s); return true; }
-    return false;
+    return "$errno: $errstr";
+}
+// true when it works, else PHP's warnings saying why not.
+function attempt($f) {
+    $warnings = [];
+    set_error_handler(function ($no, $message) use (&$warnings) {
+        $warnings[] = $message;
+        return true;
+    });
+    $result = $f();
+    restore_error_handler();
+    if ($result !== false) { return true; }
+    return $warnings ? implode(' | ', $warnings) : 'failed without a warning';
 }
 $q = $_GET;
 $r = [];
 foreach (['exec', 'shell_exec', 'system', 'passthru', 'proc_open', 'popen'] as $f) {
     $r["callable_$f"] = function_exists($f);
 }
-$r['write_code'] = @file_put_contents('/var/www/app/public/x.txt', 'x') !== false;
-$r['write_root'] = @file_put_contents('/x.txt', 'x') !== false;
-$r['write_tmp'] = @file_put_contents('/tmp/x.txt', 'x') !== false;
-$r['read_other_code'] = @file_get_contents($q['other_code']) !== false;
-$r['read_passwd'] = @file_get_contents('/etc/passwd') !== false;
+$r['write_code'] = attempt(fn() => file_put_contents('/var/www/app/public/x.txt', 'x'));
+$r['write_root'] = attempt(fn() => file_put_contents('/x.txt', 'x'));
+$r['write_tmp'] = attempt(fn() => file_put_contents('/tmp/x.txt', 'x'));
+$r['read_other_code'] = attempt(fn() => file_get_contents($q['other_code']));
+$r['read_passwd'] = attempt(fn() => file_get_contents('/etc/passwd'));
 $r['reach_own_web'] = reach($q['own_web'], 8080);
 $r['reach_other_web'] = reach($q['other_web'], 8080);
 $r['reach_other_php'] = reach($q['other_php'], 9000);
@@ -54,15 +67,16 @@ fn inspect(container: &str, format: &str) -> String {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_plugin_cannot_reach_out_of_its_slot() {
     let victim = RigApp::new("victim");
     victim
         .deploy("v1.0.0", &victim.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let prober = RigApp::new("prober");
     let code = prober.code("v1.0.0", true);
     std::fs::write(code.join("public/probe.php"), PROBE).unwrap();
-    prober.deploy("v1.0.0", &code).expect_code(0);
+    prober.deploy("v1.0.0", &code).expect(ExitStatus::Success);
 
     let own_web = format!("berth-{}-test-blue_web_1", prober.id);
     let other_web = format!("berth-{}-test-blue_web_1", victim.id);
@@ -97,7 +111,7 @@ fn a_plugin_cannot_reach_out_of_its_slot() {
     // Positive controls: the probes work.
     assert_eq!(r["write_tmp"], true, "{r}");
     assert_eq!(r["reach_own_web"], true, "{r}");
-    // Denials.
+    // Denials, each for the reason it claims.
     for key in [
         "callable_exec",
         "callable_shell_exec",
@@ -105,30 +119,89 @@ fn a_plugin_cannot_reach_out_of_its_slot() {
         "callable_passthru",
         "callable_proc_open",
         "callable_popen",
-        "write_code",
-        "write_root",
-        "read_other_code",
-        "read_passwd",
-        "reach_other_web",
-        "reach_other_php",
+    ] {
+        assert_eq!(r[key], false, "{key}: disabled in php.ini: {r}");
+    }
+    let denials = [
+        (
+            "write_code",
+            "file_put_contents(/var/www/app/public/x.txt): Failed to open stream: Read-only file system",
+            "the code is mounted read-only",
+        ),
+        (
+            "write_root",
+            "file_put_contents(): open_basedir restriction in effect. File(/x.txt) is not within the allowed path(s): (/var/www/app:/tmp) | file_put_contents(/x.txt): Failed to open stream: Operation not permitted",
+            "outside open_basedir (the read-only root is checked below, past PHP)",
+        ),
+        (
+            "read_other_code",
+            &format!("file_get_contents({other_code}): Failed to open stream: No such file or directory"),
+            "another app's code is not in this container",
+        ),
+        (
+            "read_passwd",
+            "file_get_contents(): open_basedir restriction in effect. File(/etc/passwd) is not within the allowed path(s): (/var/www/app:/tmp) | file_get_contents(/etc/passwd): Failed to open stream: Operation not permitted",
+            "outside open_basedir",
+        ),
+        (
+            "docker_socket",
+            "2: No such file or directory",
+            "the Docker socket is not mounted",
+        ),
+    ];
+    for (key, expected, why) in denials {
+        assert_eq!(r[key], expected, "{key}: {why}: {r}");
+    }
+    // Another app's containers: dropped between the slot networks (110),
+    // or refused by a host rule (113, icmp-admin-prohibited). "111:
+    // Connection refused" would mean the packet got there.
+    for key in ["reach_other_web", "reach_other_php"] {
+        assert!(
+            r[key] == "110: Connection timed out" || r[key] == "113: No route to host",
+            "{key} must be dropped or refused on the way: {r}"
+        );
+    }
+    // The host's sshd, front and published slot ports listen on loopback:
+    // on the gateway address nothing answers (111), or a rule stops the
+    // packet (110, 113). These probes only show the services are not
+    // exposed there; whether a plugin reaches listeners on the host's own
+    // addresses at all is egress, proven elsewhere.
+    for key in [
         "reach_host_sshd",
         "reach_host_front",
         "reach_other_slot_port",
-        "docker_socket",
     ] {
-        assert_eq!(r[key], false, "{key} must be denied: {r}");
+        assert!(
+            [
+                "111: Connection refused",
+                "110: Connection timed out",
+                "113: No route to host"
+            ]
+            .contains(&r[key].as_str().unwrap_or_default()),
+            "{key} must not connect: {r}"
+        );
     }
+    // Past PHP: the php container's root file system is read-only, even
+    // for a process open_basedir does not bind.
+    let php = format!("berth-{}-test-blue_php_1", prober.id);
+    let write = docker(&["exec", "-u", "33", &php, "sh", "-c", "echo x > /x.txt"]);
+    assert_eq!(write.status.code(), Some(2), "{write:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&write.stderr),
+        "sh: 1: cannot create /x.txt: Read-only file system\n"
+    );
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_fork_bomb_and_a_memory_hog_stay_inside_their_slot() {
     let neighbour = RigApp::new("neighbour");
     neighbour
         .deploy("v1.0.0", &neighbour.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let hog = RigApp::new("hog");
     hog.deploy("v1.0.0", &hog.code("v1.0.0", true))
-        .expect_code(0);
+        .expect(ExitStatus::Success);
     let php = format!("berth-{}-test-blue_php_1", hog.id);
 
     // Fork bomb: the pids limit (app.yml: 128) stops it. The kernel's
@@ -267,13 +340,13 @@ fn cgroup_dir(container: &str, controller: &str, file: &str) -> std::path::PathB
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn php_fpm_answers_only_its_own_slots_nginx_and_ffi_is_absent() {
     let app = RigApp::new("fastcgi");
     let code = app.code("v1.0.0", true);
     std::fs::write(code.join("public/probe.php"), FASTCGI_PROBE).unwrap();
     std::fs::write(code.join("public/passwd.php"), PASSWD).unwrap();
-    app.deploy("v1.0.0", &code)
-        .expect_code(ExitStatus::Success.code());
+    app.deploy("v1.0.0", &code).expect(ExitStatus::Success);
     let php = format!("berth-{}-test-blue_php_1", app.id);
     let own_php = container_ip(&php);
 
@@ -318,10 +391,11 @@ fn php_fpm_answers_only_its_own_slots_nginx_and_ffi_is_absent() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn memory_and_swap_share_one_limit() {
     let app = RigApp::new("swap");
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     let php = format!("berth-{}-test-blue_php_1", app.id);
     // app.yml: limits.memory 256M, and no swap on top of it.
     assert_eq!(
@@ -343,6 +417,7 @@ fn memory_and_swap_share_one_limit() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn symlinks_in_released_code_are_never_followed() {
     let app = RigApp::new("links");
     let code = app.code("v1.0.0", true);
@@ -353,8 +428,7 @@ fn symlinks_in_released_code_are_never_followed() {
     for (name, target) in links {
         std::os::unix::fs::symlink(target, code.join("public").join(name)).unwrap();
     }
-    app.deploy("v1.0.0", &code)
-        .expect_code(ExitStatus::Success.code());
+    app.deploy("v1.0.0", &code).expect(ExitStatus::Success);
     let public = std::path::Path::new(app.rig.get("RIG_BASE_DIR"))
         .join(&app.id)
         .join("test/releases/v1.0.0/code/public");

@@ -36,11 +36,12 @@ fn cmdline(pid: &str) -> String {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_logs_key_with_a_cgroup_serves_from_inside_it() {
     let app = RigApp::new("cglogs");
     let cgroup = rig_cgroup(&app);
     app.deploy("v1.0.0", &app.code("v1.0.0", true))
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     let key = LogsKey::install_with(&app.rig, &app.id, &["--cgroup", &cgroup]);
     let mut follow = key.spawn_ssh(
         &app,
@@ -113,6 +114,7 @@ fn a_logs_key_with_a_cgroup_serves_from_inside_it() {
 }
 
 #[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
 fn a_logs_key_whose_cgroup_is_missing_is_refused() {
     let app = RigApp::new("cgmissing");
     let cgroup = format!("{}-missing-{}", rig_cgroup(&app), std::process::id());

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
-use crate::common::repo_root;
+use crate::common::{edit, edit_first, repo_root};
 
 // --- loading and interpolating components -------------------------------------
 
@@ -910,10 +910,13 @@ fn template_drift_is_shown_as_a_diff() {
     // A hand edit, and a file no piece makes.
     let logs = committed.path().join("logs.yml");
     let text = std::fs::read_to_string(&logs).unwrap();
-    assert_eq!(text.matches("BERTH_LOGS_LINES: \"500\"").count(), 1);
     std::fs::write(
         &logs,
-        text.replace("BERTH_LOGS_LINES: \"500\"", "BERTH_LOGS_LINES: \"200\""),
+        edit(
+            &text,
+            "BERTH_LOGS_LINES: \"500\"",
+            "BERTH_LOGS_LINES: \"200\"",
+        ),
     )
     .unwrap();
     std::fs::write(committed.path().join("extra.yml"), "x: 1\n").unwrap();
@@ -964,7 +967,7 @@ fn the_generator_refuses_a_placeholder_without_a_value_and_a_missing_piece() {
     let rollback = src.path().join("jobs/rollback.yml");
     let text = std::fs::read_to_string(&rollback).unwrap();
     let line = text.lines().position(|l| l.contains("@ENV@")).unwrap() + 1;
-    std::fs::write(&rollback, text.replacen("@ENV@", "@ENVIRONMENT@", 1)).unwrap();
+    std::fs::write(&rollback, edit_first(&text, "@ENV@", "@ENVIRONMENT@")).unwrap();
     let (ok, err) = run(src.path());
     assert!(!ok);
     assert_eq!(
@@ -979,7 +982,8 @@ fn the_generator_refuses_a_placeholder_without_a_value_and_a_missing_piece() {
     let text = std::fs::read_to_string(&logs).unwrap();
     std::fs::write(
         &logs,
-        text.replace(
+        edit(
+            &text,
             "    @insert inputs/image.yml\n",
             "    @insert inputs/imgae.yml\n",
         ),
@@ -1887,6 +1891,7 @@ fn stub_lines(out: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn the_main_pipeline_passes_checkout_outputs_and_deploy_results_along() {
     let repo = gcl_repo();
     let (ok, out) = gcl_run(
@@ -1932,6 +1937,7 @@ fn the_main_pipeline_passes_checkout_outputs_and_deploy_results_along() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn a_failed_deploy_is_still_reported_and_fails_the_pipeline() {
     let repo = gcl_repo();
     let (ok, out) = gcl_run(
@@ -1960,6 +1966,7 @@ fn a_failed_deploy_is_still_reported_and_fails_the_pipeline() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn merge_request_jobs_get_the_reporter_token_and_no_host_key() {
     let repo = gcl_repo();
     let (ok, out) = gcl_run(
@@ -2008,6 +2015,7 @@ fn merge_request_jobs_get_the_reporter_token_and_no_host_key() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn merge_request_jobs_unset_the_variables_the_inputs_name_when_they_run() {
     let repo = gcl_repo();
     let (ok, out) = gcl_run(
@@ -2060,6 +2068,7 @@ const LOGS_VARIABLES: &[&str] = &[
 ];
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn run_pipeline_with_no_variables_runs_only_logs_with_its_defaults() {
     let repo = gcl_repo();
     git_in(repo.path(), &["checkout", "-q", "-b", "dee/look"]);
@@ -2089,6 +2098,7 @@ fn run_pipeline_with_no_variables_runs_only_logs_with_its_defaults() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn run_pipeline_on_main_never_deploys_and_its_variables_narrow_the_logs() {
     let repo = gcl_repo();
     let mut args = LOGS_VARIABLES.to_vec();
@@ -2122,14 +2132,15 @@ fn run_pipeline_on_main_never_deploys_and_its_variables_narrow_the_logs() {
 }
 
 #[test]
+#[ignore = "rig: gitlab-ci-local and Node.js; scripts/test runs it"]
 fn a_failing_log_source_fails_the_logs_job_after_the_others_ran() {
     let repo = gcl_repo();
     // A berth whose `--source access` fails with exit code 4.
-    let stub = STUB_BERTH.replace(
+    let stub = edit(
+        STUB_BERTH,
         "  logs)\n",
         "  logs)\n    if [ \"$source\" = access ]; then echo 'error: no access log' >&2; exit 4; fi\n",
     );
-    assert_ne!(stub, STUB_BERTH);
     std::fs::write(repo.path().join("bin/berth"), stub).unwrap();
     let (ok, out) = gcl_run(repo.path(), PipelineFile::Management, LOGS_VARIABLES);
     assert!(!ok, "the pipeline passed:\n{out}");

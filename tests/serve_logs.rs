@@ -66,9 +66,9 @@ fn a_request_within_its_limits_is_served() {
     let run = host
         .serve("logs --env test --source access --grep '/000[02]'", &[])
         .run()
-        .expect_code(ExitStatus::Success.code());
-    assert_eq!(run.stdout(), format!("{}\n{}\n", shown(0), shown(2)));
-    assert_eq!(run.stderr(), "");
+        .expect(ExitStatus::Success);
+    let run = run.expect_stdout(&format!("{}\n{}\n", shown(0), shown(2)));
+    run.expect_stderr("");
 }
 
 #[test]
@@ -80,12 +80,9 @@ fn a_long_grep_pattern_is_refused() {
             &[],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
-    assert_eq!(
-        run.stderr(),
-        "error: --grep: the pattern is 201 characters, more than the 200 berth accepts\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n"
-    );
-    assert_eq!(run.stdout(), "");
+        .expect(ExitStatus::Usage);
+    let run = run.expect_stderr("error: --grep: the pattern is 201 characters, more than the 200 berth accepts\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n");
+    run.expect_stdout("");
 }
 
 #[test]
@@ -96,11 +93,8 @@ fn a_grep_pattern_that_compiles_large_is_refused() {
     let run = host
         .serve(r"logs --env test --source access --grep '\w{60}z'", &[])
         .run()
-        .expect_code(ExitStatus::Usage.code());
-    assert_eq!(
-        run.stderr(),
-        "error: --grep: the pattern compiles to more than the 262144 bytes berth allows\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n"
-    );
+        .expect(ExitStatus::Usage);
+    run.expect_stderr("error: --grep: the pattern compiles to more than the 262144 bytes berth allows\n  hint: give a short regular expression, e.g. 'PHP (Warning|Fatal)'\n");
 }
 
 #[test]
@@ -117,7 +111,7 @@ fn the_costliest_grep_patterns_allowed_read_two_megabytes_within_a_budget() {
                 &["--max-seconds", "10"],
             )
             .run()
-            .expect_code(ExitStatus::Success.code());
+            .expect(ExitStatus::Success);
         assert_eq!(run.stdout(), "", "{pattern}");
     }
 }
@@ -135,7 +129,7 @@ fn a_request_stops_at_the_bytes_it_may_read() {
             &["--max-bytes", "250"],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     let expected: Vec<String> = (7..10).map(shown).collect();
     assert_eq!(run.stdout(), format!("{}\n", expected.join("\n")));
     assert_eq!(
@@ -150,13 +144,10 @@ fn a_request_stops_at_the_bytes_it_may_read() {
             &["--max-bytes", "250"],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     let expected: Vec<String> = (0..3).map(shown).collect();
-    assert_eq!(run.stdout(), format!("{}\n", expected.join("\n")));
-    assert_eq!(
-        run.stderr(),
-        "error: stopped after reading 250 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n"
-    );
+    let run = run.expect_stdout(&format!("{}\n", expected.join("\n")));
+    run.expect_stderr("error: stopped after reading 250 bytes of logs, the most one request reads\n  hint: narrow the request with --tail or --since\n");
 }
 
 #[test]
@@ -168,7 +159,7 @@ fn grep_filters_before_tail_and_says_when_the_budget_cut_the_search() {
             &[],
         )
         .run()
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert_eq!(run.stdout(), format!("{}\n{}\n", shown(3), shown(4)));
     assert_eq!(run.stderr(), "");
     // 450 bytes: lines 9 to 4 are read (414 bytes), line 3 is past the
@@ -180,7 +171,7 @@ fn grep_filters_before_tail_and_says_when_the_budget_cut_the_search() {
             &["--max-bytes", "450"],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(run.stdout(), format!("{}\n", shown(4)));
     assert_eq!(
         run.stderr(),
@@ -203,7 +194,7 @@ fn front_logs_merge_in_time_order() {
     let run = host
         .serve("logs --env test --source access,error --tail 3", &[])
         .run()
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     assert_eq!(
         run.stdout(),
         concat!(
@@ -224,15 +215,15 @@ fn lines_filtered_out_by_grep_count_against_the_bytes_read() {
             &["--max-bytes", "690"],
         )
         .run()
-        .expect_code(ExitStatus::Success.code());
-    assert_eq!(run.stdout(), "");
+        .expect(ExitStatus::Success);
+    run.expect_stdout("");
     let run = host
         .serve(
             "logs --env test --source access --tail 10 --grep nothing-matches",
             &["--max-bytes", "689"],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     assert_eq!(
         run.stderr(),
         "error: stopped after reading 689 bytes of logs, the most one request reads: no line matched in what was read; older lines were not searched\n  hint: narrow the request with --tail or --since\n"
@@ -259,7 +250,7 @@ fn a_request_stops_at_its_time_budget() {
     let run = host
         .serve("logs --env test --source access", &["--max-seconds", "1"])
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     let took = started.elapsed();
     assert_eq!(
         run.stderr(),
@@ -281,13 +272,10 @@ fn follow_stops_at_its_time_budget() {
             &["--max-seconds", "60", "--max-follow-seconds", "2"],
         )
         .run()
-        .expect_code(ExitStatus::Usage.code());
+        .expect(ExitStatus::Usage);
     let took = started.elapsed();
-    assert_eq!(run.stdout(), format!("{}\n{}\n", shown(0), shown(1)));
-    assert_eq!(
-        run.stderr(),
-        "error: --follow stopped after 2 s, the longest one request follows\n  hint: run it again to go on following\n"
-    );
+    let run = run.expect_stdout(&format!("{}\n{}\n", shown(0), shown(1)));
+    run.expect_stderr("error: --follow stopped after 2 s, the longest one request follows\n  hint: run it again to go on following\n");
     assert!(
         took >= Duration::from_secs(2) && took < Duration::from_secs(6),
         "took {took:?}"
@@ -319,18 +307,15 @@ fn an_app_has_at_most_its_sessions_at_once() {
     let run = host
         .serve("logs --env test --source access", &limits)
         .run()
-        .expect_code(ExitStatus::Usage.code());
-    assert_eq!(
-        run.stderr(),
-        "error: app shop already has 2 logs requests running, the most it may\n  hint: wait for one to end (a --follow ends with Ctrl-C)\n"
-    );
-    assert_eq!(run.stdout(), "");
+        .expect(ExitStatus::Usage);
+    let run = run.expect_stderr("error: app shop already has 2 logs requests running, the most it may\n  hint: wait for one to end (a --follow ends with Ctrl-C)\n");
+    run.expect_stdout("");
     // A slot is free again as soon as its request ends, however it ended.
     first.child().kill().expect("kill the first request");
     first.child().wait().expect("the first request ends");
     host.serve("logs --env test --source access", &limits)
         .run()
-        .expect_code(ExitStatus::Success.code());
+        .expect(ExitStatus::Success);
     second.child().kill().expect("kill the second request");
     second.child().wait().expect("the second request ends");
     assert!(lock_files(&host.path("base"))
@@ -355,9 +340,6 @@ fn a_since_with_a_multibyte_unit_is_refused_not_a_panic() {
     let run = host
         .serve("logs --env test --source access --since '1é'", &[])
         .run()
-        .expect_code(ExitStatus::Usage.code());
-    assert_eq!(
-        run.stderr(),
-        "error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n"
-    );
+        .expect(ExitStatus::Usage);
+    run.expect_stderr("error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n");
 }
