@@ -51,6 +51,10 @@ pub struct Env {
     pub pipeline_id: Option<String>,
     /// `BERTH_DOTENV`: where a job's outputs go, as a dotenv report.
     pub dotenv: Option<PathBuf>,
+    /// `BERTH_SECRET_*`: the app's secrets (name, value; `None` when the
+    /// value is not UTF-8), as set; validated by the commands that pass
+    /// them on.
+    pub app_secrets: Vec<(String, Option<Secret>)>,
 }
 
 impl Env {
@@ -78,6 +82,17 @@ impl Env {
             pipeline_url: text("CI_PIPELINE_URL"),
             pipeline_id: text("CI_PIPELINE_ID"),
             dotenv: var("BERTH_DOTENV").map(PathBuf::from),
+            app_secrets: {
+                let mut secrets: Vec<(String, Option<Secret>)> = std::env::vars_os()
+                    .filter_map(|(k, v)| {
+                        let k = k.into_string().ok()?;
+                        k.starts_with(crate::secret::APP_SECRET_PREFIX)
+                            .then(|| (k, v.into_string().ok().map(Secret::new)))
+                    })
+                    .collect();
+                secrets.sort_by(|a, b| a.0.cmp(&b.0));
+                secrets
+            },
         }
     }
 }

@@ -18,4 +18,5 @@ mod pipelines;
 mod render;
 mod runtime;
 mod schema;
+mod secrets;
 mod serve_logs;

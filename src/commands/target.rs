@@ -18,6 +18,7 @@ use crate::plan::deploy::{HostState, Observed, Plan, Release};
 use crate::plan::release::{HostLayout, ReleaseId};
 use crate::plan::render::Templates;
 use crate::report::Reporter;
+use crate::secret::AppSecret;
 
 /// The loaded, checked configuration of one app environment.
 pub struct EnvTarget {
@@ -28,6 +29,8 @@ pub struct EnvTarget {
     pub env: EnvName,
     pub ssh_key: PathBuf,
     pub templates: Templates,
+    /// The app's secrets from `BERTH_SECRET_*`, for its php containers.
+    pub secrets: Vec<AppSecret>,
 }
 
 impl EnvTarget {
@@ -65,6 +68,19 @@ impl EnvTarget {
             });
         }
         let templates_dir = templates.clone().or_else(|| env.templates_dir.clone());
+        let secrets = env
+            .app_secrets
+            .iter()
+            .map(|(variable, value)| match value {
+                Some(value) => AppSecret::from_variable(variable, value.expose()),
+                None => Err(format!("CI/CD variable {variable}: the value is not UTF-8")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| CommandError::Usage {
+                message,
+                hint: "fix the variable in the management project's Settings > CI/CD > Variables"
+                    .into(),
+            })?;
         Ok(EnvTarget {
             app_dir: loaded,
             app_file: app_file_path(dir),
@@ -72,6 +88,7 @@ impl EnvTarget {
             env: env_name,
             ssh_key,
             templates: Templates::with_overrides(templates_dir),
+            secrets,
         })
     }
 
@@ -121,6 +138,7 @@ impl EnvTarget {
             keep,
             health_timeout_secs,
             now,
+            secrets: &self.secrets,
         }
     }
 }

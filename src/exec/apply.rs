@@ -128,6 +128,11 @@ async fn run_step(
                 .map(|(path, file)| remote.write_file(path, file.contents.as_bytes()));
             futures_util::future::try_join_all(writes).await?;
         }
+        Step::UploadSecrets { path, contents, .. } => {
+            remote
+                .write_private_file(path, contents.expose().as_bytes())
+                .await?;
+        }
         Step::ApplyEgress { command, .. } => {
             let argv: Vec<&str> = command.iter().map(String::as_str).collect();
             remote.run("apply the egress policy", &argv).await?;

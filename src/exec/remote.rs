@@ -175,6 +175,27 @@ impl Remote {
         Ok(())
     }
 
+    /// Writes a file only its owner may read (mode 0600, from the first
+    /// byte on), atomically like `write_file`.
+    pub async fn write_private_file(&self, path: &AbsPath, contents: &[u8]) -> Result<()> {
+        let length = contents.len().to_string();
+        let script = format!("umask 077\nrm -f -- \"$1.tmp\"\n{WRITE_FILE}");
+        let output = self
+            .output(
+                &["sh", "-c", &script, "sh", path.as_str(), &length],
+                Some(contents),
+            )
+            .await?;
+        if !output.status.success() {
+            bail!(
+                "write {path} on host {}: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     /// Takes an exclusive `flock` on the host, held until the returned guard
     /// is dropped or this process dies (the SSH channel closes, the remote
     /// holder exits, the kernel drops the lock): no stale locks.

@@ -18,6 +18,7 @@ use crate::config::inventory::Host;
 use crate::config::values::{
     AbsPath, AppId, CommandArg, DomainName, EnvName, GitTag, Port, UrlPath,
 };
+use crate::secret::{AppSecret, Secret};
 
 /// `state.json` on a host: what each slot of an app environment serves.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -81,6 +82,13 @@ pub enum Step {
     UploadConf {
         dir: AbsPath,
         files: Vec<RenderedFile>,
+    },
+    /// Write the app's secrets where compose reads them for the slot's php
+    /// container (mode 0600). Only the names are ever shown.
+    UploadSecrets {
+        path: AbsPath,
+        names: Vec<String>,
+        contents: Secret,
     },
     /// Set the app environment's egress policy in the host's firewall
     /// (`berth egress apply`, run as root), before its containers start.
@@ -166,6 +174,17 @@ impl fmt::Display for Step {
             Step::UploadConf { dir, files } => {
                 let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
                 write!(f, "upload {} to {dir}", names.join(", "))
+            }
+            Step::UploadSecrets { path, names, .. } => {
+                if names.is_empty() {
+                    write!(f, "write no secrets to {path} (mode 0600)")
+                } else {
+                    write!(
+                        f,
+                        "write the secrets {} to {path} (mode 0600)",
+                        names.join(", ")
+                    )
+                }
             }
             Step::ApplyEgress { allowed, .. } => write!(
                 f,
@@ -285,6 +304,8 @@ pub struct Release<'a> {
     pub health_timeout_secs: u64,
     /// The time stamp written into `state.json` (read by the caller).
     pub now: &'a str,
+    /// The app's secrets, for the php container of a slot that starts.
+    pub secrets: &'a [AppSecret],
 }
 
 impl Release<'_> {
@@ -561,6 +582,11 @@ fn start_slot(
             dir: conf_dir.clone(),
             files,
         },
+        Step::UploadSecrets {
+            path: r.layout().secrets_file(slot),
+            names: r.secrets.iter().map(|s| s.name.clone()).collect(),
+            contents: crate::secret::env_file(r.secrets),
+        },
         r.egress(),
         Step::SaveLogs {
             app: r.app.id.clone(),
@@ -682,6 +708,7 @@ mod tests {
             templates: &templates,
             keep: 1,
             health_timeout_secs: 30,
+            secrets: &[],
             now: "2026-11-22T12:00:00Z",
         })
     }
@@ -715,17 +742,18 @@ mod tests {
             [
                 format!("1. sync code to {root}/releases/v1.0.0/code"),
                 format!("2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to {root}/releases/v1.0.0/conf-blue"),
-                "3. apply the egress policy (0 allowed destinations)".to_string(),
-                format!("4. keep the logs of any containers in slot blue in {root}/logs (the newest 8 MiB of each, the newest 10 files)"),
-                "5. start berth-example-test-blue (compose up)".to_string(),
-                "6. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)".to_string(),
-                "7. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload".to_string(),
-                "8. wait until the front on 127.0.0.1:80 serves v1.0.0".to_string(),
-                format!("9. record state in {root}/state.json: active v1.0.0 in blue"),
+                format!("3. write no secrets to {root}/secrets-blue.env (mode 0600)"),
+                "4. apply the egress policy (0 allowed destinations)".to_string(),
+                format!("5. keep the logs of any containers in slot blue in {root}/logs (the newest 8 MiB of each, the newest 10 files)"),
+                "6. start berth-example-test-blue (compose up)".to_string(),
+                "7. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)".to_string(),
+                "8. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload".to_string(),
+                "9. wait until the front on 127.0.0.1:80 serves v1.0.0".to_string(),
+                format!("10. record state in {root}/state.json: active v1.0.0 in blue"),
             ]
         );
         assert_eq!(
-            plan.steps[2],
+            plan.steps[3],
             Step::ApplyEgress {
                 command: [
                     "/usr/bin/sudo",
@@ -880,9 +908,71 @@ mod tests {
         };
         let plan = plan_with(&observed, "v2.0.0");
         assert!(matches!(
-            &plan.steps[3],
+            &plan.steps[4],
             Step::ComposeUp { project, .. } if project == "berth-example-test-blue"
         ));
+    }
+
+    #[test]
+    fn secrets_are_planned_by_name_and_their_values_never_print() {
+        let app = AppFile::parse("app.yml", APP).unwrap();
+        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
+        let templates = Templates::embedded();
+        let secrets = [
+            AppSecret::from_variable("BERTH_SECRET_API_KEY", "k3y-value-1").unwrap(),
+            AppSecret::from_variable("BERTH_SECRET_DB_PASSWORD", "pa55-value-2").unwrap(),
+        ];
+        let release = Release {
+            app: &app,
+            env: &app.environments[0],
+            host: &inventory.hosts[0],
+            templates: &templates,
+            keep: 1,
+            health_timeout_secs: 30,
+            now: "2026-11-22T12:00:00Z",
+            secrets: &secrets,
+        };
+        let tag = "v1.0.0".parse().unwrap();
+        let observed = Observed::default();
+        let plan = deploy(
+            &release,
+            &tag,
+            &release_id(&tag, None, &observed),
+            &observed,
+        )
+        .unwrap();
+        assert_eq!(
+            lines(&plan)[2],
+            "3. write the secrets API_KEY, DB_PASSWORD to /srv/berth/example/test/secrets-blue.env (mode 0600)"
+        );
+        let Step::UploadSecrets { contents, .. } = &plan.steps[2] else {
+            panic!("secrets third: {plan}")
+        };
+        assert_eq!(
+            contents.expose(),
+            "API_KEY=k3y-value-1\nDB_PASSWORD=pa55-value-2\n"
+        );
+        for shown in [plan.to_string(), format!("{plan:?}")] {
+            assert!(
+                !shown.contains("k3y-value-1") && !shown.contains("pa55-value-2"),
+                "{shown}"
+            );
+        }
+        // No rendered file holds a value: compose names the file only.
+        let Step::UploadConf { files, .. } = &plan.steps[1] else {
+            panic!("conf second")
+        };
+        for file in files {
+            assert!(!file.contents.contains("k3y-value-1"), "{}", file.name);
+        }
+        let compose = files.iter().find(|f| f.name == "compose.yml").unwrap();
+        assert!(
+            compose
+                .contents
+                .contains("env_file: [\"/srv/berth/example/test/secrets-blue.env\"]"),
+            "{}",
+            compose.contents
+        );
     }
 
     #[test]

@@ -170,6 +170,12 @@ impl HostLayout {
         self.root.join(".sync.lock")
     }
 
+    /// The app's secrets as the slot's php container gets them (a
+    /// `KEY=value` env file, mode 0600, outside every mount).
+    pub fn secrets_file(&self, slot: Slot) -> AbsPath {
+        self.root.join(&format!("secrets-{slot}.env"))
+    }
+
     /// Held by `docker-compose` while it changes a slot, for the same reason.
     pub fn compose_lock_file(&self, slot: Slot) -> AbsPath {
         self.root.join(&format!(".compose-{slot}.lock"))

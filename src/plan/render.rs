@@ -235,6 +235,7 @@ struct SlotContext {
 struct PathsContext {
     code: String,
     conf: String,
+    secrets: String,
 }
 
 #[derive(Serialize)]
@@ -330,6 +331,7 @@ impl Context {
             paths: PathsContext {
                 code: layout.code_dir(t.release).to_string(),
                 conf: layout.conf_dir(t.release, t.slot).to_string(),
+                secrets: layout.secrets_file(t.slot).to_string(),
             },
             logs: LogsContext {
                 access: format!("{log_base}.access.log"),
