@@ -443,4 +443,13 @@ pub struct DemoArgs {
     /// Exit once the example is serving instead of waiting for Ctrl-C.
     #[arg(long)]
     pub no_wait: bool,
+    /// Release this plugin checkout instead of the bundled example: your
+    /// own code, run on the local host the way production runs it. Each
+    /// run is a new release (`local-<time>`).
+    #[arg(long, value_name = "DIR")]
+    pub code: Option<PathBuf>,
+    /// The app.yml to release it with [default: the skeleton's, whose
+    /// docroot is `public` and health path `/health.php`].
+    #[arg(long, value_name = "FILE")]
+    pub app_yml: Option<PathBuf>,
 }

@@ -341,3 +341,16 @@ fn logs_refuses_a_since_with_a_multibyte_unit_before_connecting() {
         "error: --since: \"1\\u{e9}\" is not a duration\n  hint: write a whole number with s, m, h or d, e.g. 15m or 2h\n"
     );
 }
+
+#[test]
+fn demo_refuses_code_that_is_not_a_directory_before_doing_anything() {
+    let rig_dir = tempfile::tempdir().unwrap().path().join("rig");
+    Berth::new()
+        .current_dir(&repo_root())
+        .env("BERTH_RIG", &rig_dir)
+        .args(["--dry-run", "demo", "--no-wait", "--code", "/nonexistent/plugin"])
+        .run()
+        .expect(ExitStatus::Usage)
+        .expect_stderr("error: --code /nonexistent/plugin: not a directory\n  hint: give the checkout of your plugin (the directory with its docroot)\n");
+    assert!(!rig_dir.exists());
+}

@@ -629,6 +629,31 @@ fn demo_releases_the_example_plugin_and_prints_its_url() {
         body.contains("<span id=\"version\">v1.0.0</span>"),
         "{body}"
     );
+
+    // A developer's own checkout, released the same way: a new release.
+    let own = tempfile::tempdir().unwrap();
+    example_plugin(own.path(), "my-change-1", true);
+    let run = Berth::new()
+        .args(["demo", "--no-wait", "--code"])
+        .arg_path(own.path())
+        .current_dir(&repo_root())
+        .run()
+        .expect(ExitStatus::Success)
+        .normalize(r"local-[0-9]+", "local-<time>");
+    run.expect_stdout(&format!("local-<time> is live in test: {url}\n"));
+    let (status, body) = http_request(
+        rig.front_port(),
+        "example.test.berth.localhost",
+        "GET",
+        "/",
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<span id=\"version\">my-change-1</span>"),
+        "{body}"
+    );
 }
 
 #[test]

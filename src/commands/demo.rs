@@ -25,6 +25,24 @@ pub fn run(
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
     let repo = repository()?;
+    // The developer's own files are read before anything starts.
+    let code = match &args.code {
+        Some(dir) if dir.is_dir() => dir.clone(),
+        Some(dir) => {
+            return Err(CommandError::Usage {
+                message: format!("--code {}: not a directory", dir.display()),
+                hint: "give the checkout of your plugin (the directory with its docroot)".into(),
+            })
+        }
+        None => repo.join("examples/plugin"),
+    };
+    let app_yml = match &args.app_yml {
+        Some(file) => std::fs::read_to_string(file).map_err(|e| CommandError::Usage {
+            message: format!("--app-yml {}: {e}", file.display()),
+            hint: "give an app.yml, e.g. a copy of mgmt-repo-skeleton/app.yml".into(),
+        })?,
+        None => SKELETON_APP.to_string(),
+    };
     if dry_run {
         // The local host may not exist yet, so there is nothing to observe:
         // say what the demo does, and do none of it.
@@ -34,10 +52,15 @@ pub fn run(
                  run {}/tests/rig/up (apt packages, the runtime image, sshd and the front nginx)\n\
                  install this berth as the host's root-run berth (egress policy)\n\
                  write the demo app and inventory under {}/demo\n\
-                 release {}/examples/plugin as v1.0.0 to test on that host, and print its URL",
+                 release {} as {} to test on that host, and print its URL",
                 repo.display(),
                 rig_dir(env).display(),
-                repo.display()
+                code.display(),
+                if args.code.is_some() {
+                    "a new release local-<time>"
+                } else {
+                    "v1.0.0"
+                }
             ),
             &serde_json::json!({"dry_run": true}),
         );
@@ -60,10 +83,21 @@ pub fn run(
     std::fs::create_dir_all(&app_dir).context("create the demo directory")?;
     std::fs::write(demo.join("inventory.yml"), rig.inventory()?)
         .context("write the demo inventory")?;
-    std::fs::write(app_dir.join("app.yml"), SKELETON_APP).context("write the demo app.yml")?;
+    std::fs::write(app_dir.join("app.yml"), app_yml).context("write the demo app.yml")?;
+    // The bundled example is v1.0.0; a developer's code is a new release
+    // on every run, so a changed checkout is always released.
+    let tag = match &args.code {
+        None => "v1.0.0".to_string(),
+        Some(_) => format!(
+            "local-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        ),
+    };
     std::fs::write(
         app_dir.join("release.yml"),
-        "environments:\n  test:\n    ref: v1.0.0\n",
+        format!("environments:\n  test:\n    ref: {tag}\n"),
     )
     .context("write the demo release.yml")?;
 
@@ -84,8 +118,7 @@ pub fn run(
         health_timeout_secs: 60,
         dry_run: false,
     };
-    let tag = "v1.0.0".parse().expect("a valid tag");
-    let code = repo.join("examples/plugin");
+    let tag = tag.parse().expect("a valid tag");
     deploy_target(&target, &tag, None, Some(&code), options, reporter)?;
     reporter.info(&format!(
         "open {} (names under .localhost resolve to this machine), or: curl -H 'Host: {}' http://{}/",
