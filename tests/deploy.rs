@@ -206,11 +206,47 @@ impl RigApp {
             format!(" (unchanged files hard-linked from <srv>/{id}/test/releases/{from}/code)")
         });
         format!(
-            "1. sync code to <srv>/{id}/test/releases/{tag}/code{linked}\n\
-             2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to \
+            "1. sync code to <srv>/{id}/test/releases/{tag}/code{linked}\n{}",
+            self.slot_steps(2, tag, slot, timeout, None)
+        )
+    }
+
+    /// The steps that start `tag` in `slot`, numbered from `first`: its
+    /// configuration, secrets and egress policy, the replaced containers'
+    /// logs kept, compose up and the health check (6 steps).
+    /// `replaced` is the release the slot held, if the host knows one.
+    pub fn slot_steps(
+        &self,
+        first: usize,
+        tag: &str,
+        slot: &str,
+        timeout: u32,
+        replaced: Option<&str>,
+    ) -> String {
+        let id = &self.id;
+        let port = self.ports[if slot == "blue" { 0 } else { 1 }];
+        let n = |i: usize| first + i;
+        let kept = match replaced {
+            Some(old) => {
+                format!("of {old} in slot {slot} in <srv>/{id}/test/logs/{old}-{slot}.log")
+            }
+            None => format!("of any containers in slot {slot} in <srv>/{id}/test/logs"),
+        };
+        format!(
+            "{}. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to \
              <srv>/{id}/test/releases/{tag}/conf-{slot}\n\
-             3. start berth-{id}-test-{slot} (compose up)\n\
-             4. wait until http://127.0.0.1:{port}/health.php answers 200 (at most {timeout}s)\n"
+             {}. write no secrets to <srv>/{id}/test/secrets-{slot}.env (mode 0600)\n\
+             {}. apply the egress policy (0 allowed destinations)\n\
+             {}. keep the logs {kept} \
+             (the newest 8 MiB of each, the newest 10 files)\n\
+             {}. start berth-{id}-test-{slot} (compose up)\n\
+             {}. wait until http://127.0.0.1:{port}/health.php answers 200 (at most {timeout}s)\n",
+            n(0),
+            n(1),
+            n(2),
+            n(3),
+            n(4),
+            n(5)
         )
     }
 
@@ -376,7 +412,7 @@ fn releases_and_rollbacks_under_load_fail_no_request() {
         .expect_stderr(&format!(
             "{}{}",
             app.start_steps("v1.0.0", None, "blue", 20),
-            app.switch_steps(5, "v1.0.0", "blue")
+            app.switch_steps(8, "v1.0.0", "blue")
         ));
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
     app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
@@ -457,7 +493,7 @@ fn an_unhealthy_release_never_takes_traffic() {
         "<log lines>\n",
     )
     .expect_stderr(&format!(
-        "{}error: step 4 (wait until http://127.0.0.1:{green}/health.php answers 200 (at most \
+        "{}error: step 7 (wait until http://127.0.0.1:{green}/health.php answers 200 (at most \
          20s)) failed\n  \
          caused by: /health.php on 127.0.0.1:{green} was not healthy after 20s (last: answered \
          503)\n\
@@ -489,12 +525,9 @@ fn an_unhealthy_release_never_takes_traffic() {
             .expect(ExitStatus::Success),
     )
     .expect_stderr(&format!(
-        "1. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to \
-         <srv>/{id}/test/releases/v1.0.0/conf-blue\n\
-         2. start berth-{id}-test-blue (compose up)\n\
-         3. wait until http://127.0.0.1:{}/health.php answers 200 (at most 60s)\n{}",
-        app.ports[0],
-        app.switch_steps(4, "v1.0.0", "blue")
+        "{}{}",
+        app.slot_steps(1, "v1.0.0", "blue", 60, Some("v1.0.0")),
+        app.switch_steps(7, "v1.0.0", "blue")
     ))
     .expect_stdout(&app.live("v1.0.0"));
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
@@ -590,8 +623,8 @@ fn a_vhost_nginx_refuses_is_rolled_back() {
             "<time> [emerg] <pid>: ",
         )
         .expect_stderr(&format!(
-            "{}5. {step}\n\
-             error: step 5 ({step}) failed\n  \
+            "{}8. {step}\n\
+             error: step 8 ({step}) failed\n  \
              caused by: the front nginx refused the new vhost; the previous one was restored:\n\
              <time> [emerg] <pid>: unknown directive \"no_such_directive\" in \
              <front>/conf.d/berth-{}-test.conf:1\n\
@@ -1149,12 +1182,9 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
             app.rig.front_port()
         ))
         .expect_stderr(&format!(
-            "1. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to \
-             <srv>/{id}/test/releases/v1.0.0/conf-green\n\
-             2. start berth-{id}-test-green (compose up)\n\
-             3. wait until http://127.0.0.1:{}/health.php answers 200 (at most 20s)\n{}",
-            app.ports[1],
-            app.switch_steps(4, "v1.0.0", "green")
+            "{}{}",
+            app.slot_steps(1, "v1.0.0", "green", 20, None),
+            app.switch_steps(7, "v1.0.0", "green")
         ));
     assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
     let outcome: serde_json::Value =

@@ -123,6 +123,8 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
         &release_dir.join("code"),
     );
     write_files(&release_dir.join("conf-blue"), &files).unwrap();
+    // berth writes the slot's secrets file before compose up; none here.
+    std::fs::write(base.join(format!("{app_id}/test/secrets-blue.env")), "").unwrap();
 
     let compose_file = release_dir.join("conf-blue/compose.yml");
     let project = format!("berth-{app_id}-test-blue");
