@@ -152,6 +152,15 @@ impl RigApp {
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     }
 
+    /// Replaces `from` with `to` in the app's inventory; fails when `from`
+    /// is not there.
+    pub fn edit_inventory(&self, from: &str, to: &str) {
+        let path = self.dir.path().join("inventory.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "inventory has no {from:?}:\n{text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
     pub fn request(&self, tag: &str) {
         std::fs::write(
             self.dir.path().join("app/release.yml"),
