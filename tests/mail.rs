@@ -232,3 +232,32 @@ fn mail_goes_through_the_relay_with_the_apps_sender_at_the_apps_rate() {
     assert_eq!(server.messages().len(), 2);
     assert_eq!(other_server.messages(), Vec::<String>::new());
 }
+
+#[test]
+fn validate_refuses_mail_on_a_host_without_a_relay() {
+    let dir = crate::common::app_dir(
+        crate::common::RELEASE_YML,
+        &format!(
+            "{}mail: {{from: noreply@shop.example.com}}\n",
+            crate::common::APP_YML
+        ),
+    );
+    let run = crate::common::Berth::new()
+        .args(["validate", "--app-dir"])
+        .arg_path(dir.path())
+        .args(["--inventory"])
+        .arg_path(&crate::common::repo_root().join("examples/inventory.yml"))
+        .run()
+        .expect_code(ExitStatus::InvalidInput.code());
+    let app_yml = dir.path().join("app.yml").display().to_string();
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "error: 2 problems in the configuration:\n\
+             {app_yml}:27:8: mail: environment test runs on host local, which has no mail relay\n  \
+             hint: name the relay in the host inventory (hosts.local.mail.relay), or remove mail from app.yml\n\
+             {app_yml}:27:8: mail: environment production runs on host local, which has no mail relay\n  \
+             hint: name the relay in the host inventory (hosts.local.mail.relay), or remove mail from app.yml\n"
+        )
+    );
+}
