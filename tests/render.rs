@@ -568,6 +568,7 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
         "nginx.conf",
         "php-fpm.conf",
         "php.ini",
+        "msmtprc",
         "compose.yml",
     ] {
         assert!(
@@ -581,7 +582,7 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
     let run = render_skeleton(&["--dry-run"]);
     assert_eq!(
         run.stdout().matches("unchanged ").count(),
-        5,
+        6,
         "{}",
         run.stdout()
     );
