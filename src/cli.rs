@@ -117,6 +117,11 @@ pub struct EgressApplyArgs {
     /// repeatable. Without any, the app reaches nothing outside its slot.
     #[arg(long, value_name = "ADDRESS:PORT")]
     pub allow: Vec<String>,
+    /// A destination the app may open at most N new connections to a
+    /// minute (both slots together), ADDRESS:PORT=N; repeatable. The mail
+    /// relay is allowed this way.
+    #[arg(long = "allow-per-minute", value_name = "ADDRESS:PORT=N")]
+    pub allow_per_minute: Vec<String>,
 }
 
 #[derive(Debug, Args)]

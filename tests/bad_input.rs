@@ -715,6 +715,14 @@ pub fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "mail sender with a header in it", App, format!("{APP_YML}mail:\n  from: \"a@shop.example.com\\nBcc: x@y.example\"\n  per_minute: 0\n  to: x@y.example\n"),
+            &[
+                "app.yml:28:9: mail.from: mail address \"a@shop.example.com\\nBcc: x@y.example\": domain name \"shop.example.com\\nBcc: x@y.example\" contains a newline\n  hint: write an address such as noreply@shop.example.com: ASCII letters, digits and . _ + - before the @, a lowercase domain after it",
+                "app.yml:29:15: mail.per_minute: per_minute \"0\" is out of range\n  hint: use a whole number from 1 to 600",
+                "app.yml:30:3: mail.to: unknown key \"to\"\n  hint: known keys here: from, per_minute",
+            ],
+        ),
+        case(
             "missing required keys", App, edit(&app("id: example\n", ""), "health_path: /health.php\n", ""),
             &[
                 "app.yml:2:1: id: required key id is missing\n  hint: add `id:` at the top of the file",

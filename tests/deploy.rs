@@ -154,6 +154,15 @@ impl RigApp {
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     }
 
+    /// Replaces `from` with `to` in the app's inventory; fails when `from`
+    /// is not there.
+    pub fn edit_inventory(&self, from: &str, to: &str) {
+        let path = self.dir.path().join("inventory.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "inventory has no {from:?}:\n{text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
     pub fn request(&self, tag: &str) {
         std::fs::write(
             self.dir.path().join("app/release.yml"),
@@ -201,7 +210,6 @@ impl RigApp {
     /// result.
     pub fn start_steps(&self, tag: &str, from: Option<&str>, slot: &str, timeout: u32) -> String {
         let id = &self.id;
-        let port = self.ports[if slot == "blue" { 0 } else { 1 }];
         let linked = from.map_or_else(String::new, |from| {
             format!(" (unchanged files hard-linked from <srv>/{id}/test/releases/{from}/code)")
         });
@@ -518,7 +526,6 @@ fn an_unhealthy_release_never_takes_traffic() {
 
     // Back to an older release still on the host, through the health check.
     // No code is synced: the release is still on the host.
-    let id = &app.id;
     app.placeholders(
         app.berth(&["rollback", "--to", "v1.0.0"])
             .run()
@@ -1174,7 +1181,6 @@ fn restart_swaps_in_fresh_containers_under_load_and_jobs_get_outcomes_and_output
         (0, 0),
         "failed and torn requests during the restart"
     );
-    let id = &app.id;
     app.placeholders(run)
         .expect_stdout(&format!(
             "v1.0.0 restarted in test (green): http://{}:{}/\n",

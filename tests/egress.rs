@@ -168,7 +168,7 @@ fn listen_on_host(port: u16) {
 
 /// The host's first global IPv4 address on a real interface (its LAN
 /// address), not a bridge's or this test's.
-fn host_lan_address() -> String {
+pub(crate) fn host_lan_address() -> String {
     let out = Command::new("ip")
         .args(["-4", "-o", "addr", "show", "scope", "global"])
         .output()

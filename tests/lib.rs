@@ -13,6 +13,7 @@ mod gitlab_flow;
 mod isolation;
 mod log_cgroup;
 mod logs;
+mod mail;
 mod pipeline_e2e;
 mod pipelines;
 mod render;

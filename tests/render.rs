@@ -193,6 +193,7 @@ fn nginx_test_front(dir: &Path, front: &str) {
 #[test]
 #[ignore = "rig: nginx, php-fpm8.2, docker-compose and openssl installed; scripts/test runs it"]
 fn every_rendered_file_passes_the_real_checkers() {
+    let env_file = regex::Regex::new(r#"env_file: \["[^"]+/secrets-(blue|green)\.env"\]"#).unwrap();
     for fixture in FIXTURES {
         let dir = tempfile::tempdir().unwrap();
         if fixture.tls {
@@ -228,8 +229,6 @@ fn every_rendered_file_passes_the_real_checkers() {
         // before compose up); point the check at an empty one here.
         let secrets = dir.path().join("secrets.env");
         std::fs::write(&secrets, "").unwrap();
-        let env_file =
-            regex::Regex::new(r#"env_file: \["[^"]+/secrets-(blue|green)\.env"\]"#).unwrap();
         let compose = file(&files, "compose.yml");
         assert_eq!(env_file.find_iter(compose).count(), 1, "{compose}");
         let checked = env_file.replace(
@@ -580,13 +579,14 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
             .expect_stderr("")
     };
     render_skeleton(&[]).expect_stdout(
-        "<out>/front.conf\n<out>/nginx.conf\n<out>/php-fpm.conf\n<out>/php.ini\n<out>/compose.yml\n",
+        "<out>/front.conf\n<out>/nginx.conf\n<out>/php-fpm.conf\n<out>/php.ini\n<out>/msmtprc\n<out>/compose.yml\n",
     );
     for name in [
         "front.conf",
         "nginx.conf",
         "php-fpm.conf",
         "php.ini",
+        "msmtprc",
         "compose.yml",
     ] {
         assert!(out.join(name).is_file(), "{name} missing");
@@ -595,7 +595,7 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
     // --dry-run against what was just written: nothing to change.
     render_skeleton(&["--dry-run"]).expect_stdout(
         "unchanged <out>/front.conf\nunchanged <out>/nginx.conf\nunchanged <out>/php-fpm.conf\n\
-         unchanged <out>/php.ini\nunchanged <out>/compose.yml\n",
+         unchanged <out>/php.ini\nunchanged <out>/msmtprc\nunchanged <out>/compose.yml\n",
     );
 
     // Edit a file by hand: the dry run shows the diff and writes nothing.

@@ -3,7 +3,8 @@
 //! Every argument is validated here again: the caller is the deploy user.
 
 use crate::cli::EgressApplyArgs;
-use crate::config::values::{AppId, EnvName, Port, ScalarValue};
+use crate::config::app::bounds::MAIL_PER_MINUTE;
+use crate::config::values::{bounded_integer, quoted, AppId, EnvName, Port, ScalarValue};
 use crate::exec::firewall;
 use crate::plan::egress::{restore_input, Destination, Firewall, Policy};
 use crate::report::Reporter;
@@ -35,7 +36,7 @@ pub fn apply(
         "egress policy of {}/{} set: {} allowed destination(s) ({})",
         policy.app,
         policy.env,
-        policy.allow.len(),
+        policy.destinations(),
         policy.chain()
     ));
     Ok(())
@@ -67,10 +68,29 @@ fn policy(args: &EgressApplyArgs) -> Result<Policy, CommandError> {
             })
         })
         .collect::<Result<_, _>>()?;
+    let per_minute = args
+        .allow_per_minute
+        .iter()
+        .map(|item| {
+            let bad = |why: String| {
+                usage(
+                    format!("--allow-per-minute: {why}"),
+                    "give ADDRESS:PORT=N, N a whole number of connections a minute, e.g. 10.0.0.25:25=10",
+                )
+            };
+            let (destination, rate) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{} has no '=N'", quoted(item))))?;
+            let destination = destination.parse::<Destination>().map_err(bad)?;
+            let rate = bounded_integer("rate", rate, MAIL_PER_MINUTE.0, MAIL_PER_MINUTE.1).map_err(|e| bad(e.message))?;
+            Ok((destination, rate as u32))
+        })
+        .collect::<Result<_, CommandError>>()?;
     Ok(Policy {
         app,
         env,
         slot_ports,
         allow,
+        per_minute,
     })
 }

@@ -5,7 +5,7 @@
 use super::decode::{Decoder, Problems};
 use super::values::{
     AnyPort, AppId, ByteSize, Cpus, DomainName, EnvName, GitLabUser, HostName, ImageRef, IpAddress,
-    Port, ProjectPath, RelPath, UrlPath,
+    MailAddress, Port, ProjectPath, RelPath, UrlPath,
 };
 use super::yaml::{Mark, Node};
 
@@ -26,6 +26,25 @@ pub struct AppFile {
     pub extra_hosts: Vec<ExtraHost>,
     /// What the app's containers may reach; everything else is refused.
     pub egress: Vec<EgressAllow>,
+    /// Outbound mail through the host's relay; `None`: `mail()` is disabled.
+    pub mail: Option<MailSettings>,
+}
+
+/// `mail`: the app's sender and how many messages a minute it may send.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MailSettings {
+    /// The envelope sender and `From:` of every message, whatever the
+    /// plugin asks for.
+    pub from: MailAddress,
+    /// New connections to the relay per minute, for the whole app
+    /// environment (both slots); msmtp sends one message per connection.
+    pub per_minute: u32,
+    #[serde(skip)]
+    pub mark: Mark,
+}
+
+impl MailSettings {
+    pub const DEFAULT_PER_MINUTE: u32 = 10;
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -118,6 +137,7 @@ pub mod bounds {
     pub const CODE_SIZE_MIN: ByteSize = ByteSize::mib(1);
     pub const CODE_SIZE_MAX: ByteSize = ByteSize::mib(4096);
     pub const CODE_FILES: (i64, i64) = (100, 200_000);
+    pub const MAIL_PER_MINUTE: (i64, i64) = (1, 600);
 }
 
 impl AppFile {
@@ -170,6 +190,7 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
         })
     });
     let egress = f.optional(d, "egress", |d, node, key| d.list(node, key, decode_egress));
+    let mail = f.optional(d, "mail", decode_mail);
     let root_mark = root.mark;
     f.finish(d);
     let (php, php_marks) = php.unzip();
@@ -185,6 +206,7 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
         php: php.unwrap_or_default(),
         extra_hosts: extra_hosts.unwrap_or_default(),
         egress: egress.unwrap_or_default(),
+        mail,
     };
     let fallback = limits_mark.unwrap_or(root_mark);
     let php_marks = php_marks.unwrap_or(PhpMarks {
@@ -193,6 +215,25 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<AppFile> {
     });
     check_semantics(d, &app, php_marks);
     Some(app)
+}
+
+fn decode_mail(d: &mut Decoder, node: &Node, key: &str) -> Option<MailSettings> {
+    let mut f = d.mapping(node, key)?;
+    let from = f.required(d, "from", Decoder::scalar::<MailAddress>);
+    let per_minute = f.optional(d, "per_minute", |d, node, key| {
+        d.integer(
+            node,
+            key,
+            bounds::MAIL_PER_MINUTE.0,
+            bounds::MAIL_PER_MINUTE.1,
+        )
+    });
+    f.finish(d);
+    Some(MailSettings {
+        from: from?,
+        per_minute: per_minute.map_or(MailSettings::DEFAULT_PER_MINUTE, |n| n as u32),
+        mark: node.mark,
+    })
 }
 
 fn decode_egress(d: &mut Decoder, node: &Node, key: &str) -> Option<EgressAllow> {

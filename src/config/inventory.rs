@@ -5,7 +5,7 @@
 use super::decode::{Decoder, Problems};
 use super::values::{
     quoted, AbsPath, AnyPort, CgroupPath, Cidr, CommandArg, EnvName, HostName, KnownHostsLine,
-    ListenAddress, PublishAddress, SshAddress, UnixUser,
+    ListenAddress, PublishAddress, RelayAddress, SshAddress, UnixUser,
 };
 use super::yaml::{Mark, Node};
 
@@ -32,8 +32,17 @@ pub struct Host {
     /// The prepared cgroup app logs keys run `serve-logs` in
     /// (`--cgroup`); none when absent.
     pub logs_cgroup: Option<CgroupPath>,
+    /// The SMTP relay apps with `mail` send through; none: no app on this
+    /// host may have `mail`.
+    pub mail: Option<MailRelay>,
     #[serde(skip)]
     pub mark: Mark,
+}
+
+/// `mail`: the platform's SMTP relay as this host reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MailRelay {
+    pub relay: RelayAddress,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -126,6 +135,12 @@ fn decode_host(
     let front = f.required(d, "front", decode_front);
     let root_berth = f.required(d, "root_berth", decode_command);
     let logs_cgroup = f.optional(d, "logs_cgroup", Decoder::scalar::<CgroupPath>);
+    let mail = f.optional(d, "mail", |d, node, key| {
+        let mut f = d.mapping(node, key)?;
+        let relay = f.required(d, "relay", Decoder::scalar::<RelayAddress>);
+        f.finish(d);
+        Some(MailRelay { relay: relay? })
+    });
     f.finish(d);
     Some(Host {
         name: name?,
@@ -139,6 +154,7 @@ fn decode_host(
         front: front?,
         root_berth: root_berth?,
         logs_cgroup,
+        mail,
         mark,
     })
 }

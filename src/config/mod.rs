@@ -169,7 +169,26 @@ impl AppDir {
                     format!("host {} does not serve environment {}", env.host, env.name),
                     "choose a host whose inventory entry lists this environment".to_string(),
                 )),
-                Some(_) => {}
+                Some(host) => {
+                    if let (Some(mail), None) = (&self.app.mail, &host.mail) {
+                        problems.push(Problem {
+                            line: Some(mail.mark.line),
+                            column: Some(mail.mark.column),
+                            key: "mail".to_string(),
+                            ..problem(
+                                format!(
+                                    "environment {} runs on host {}, which has no mail relay",
+                                    env.name, env.host
+                                ),
+                                format!(
+                                    "name the relay in the host inventory \
+                                     (hosts.{}.mail.relay), or remove mail from app.yml",
+                                    env.host
+                                ),
+                            )
+                        });
+                    }
+                }
             }
         }
         if problems.is_empty() {

@@ -516,6 +516,90 @@ impl ScalarValue for Port {
     }
 }
 
+string_newtype!(
+    /// An app's mail sender (`mail.from`): `local@domain`, where the local
+    /// part is ASCII letters, digits and `. _ + -` (no leading, trailing
+    /// or doubled `.`, at most 64) and the domain a [`DomainName`]. Narrower
+    /// than RFC 5321 on purpose: it is written into msmtp's configuration
+    /// and into every message's `From:` header.
+    MailAddress
+);
+impl ScalarValue for MailAddress {
+    const EXPECTED: &'static str = "a mail address";
+    const KIND: ScalarKind = ScalarKind::String;
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        let hint = "write an address such as noreply@shop.example.com: ASCII letters, digits \
+                    and . _ + - before the @, a lowercase domain after it";
+        let refuse = |why: String| Err(ValueError::new(why, hint));
+        let Some((local, domain)) = text.split_once('@') else {
+            return refuse(format!("mail address {} has no '@'", quoted(text)));
+        };
+        if local.is_empty() || local.len() > 64 {
+            return refuse(format!(
+                "mail address {} needs 1 to 64 characters before the '@'",
+                quoted(text)
+            ));
+        }
+        if let Some(c) = local
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-')))
+        {
+            return refuse(format!(
+                "mail address {} contains {}",
+                quoted(text),
+                describe_char(c)
+            ));
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return refuse(format!(
+                "mail address {} starts or ends with '.' or has '..' before the '@'",
+                quoted(text)
+            ));
+        }
+        if let Err(e) = DomainName::parse(domain) {
+            return refuse(format!("mail address {}: {}", quoted(text), e.message));
+        }
+        Ok(MailAddress(text.to_string()))
+    }
+}
+
+/// Where a host's mail relay listens: an IPv4 address and a TCP port,
+/// `10.0.0.25:25`. IPv4 only, like the slot networks and the egress
+/// policy that lets the slots reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct RelayAddress(std::net::SocketAddrV4);
+
+impl RelayAddress {
+    pub fn ip(self) -> std::net::Ipv4Addr {
+        *self.0.ip()
+    }
+
+    pub fn port(self) -> u16 {
+        self.0.port()
+    }
+}
+
+impl fmt::Display for RelayAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ScalarValue for RelayAddress {
+    const EXPECTED: &'static str = "an IPv4 address:port";
+    const KIND: ScalarKind = ScalarKind::String;
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        match text.parse::<std::net::SocketAddrV4>() {
+            Ok(address) if address.port() != 0 => Ok(RelayAddress(address)),
+            _ => Err(ValueError::new(
+                format!("{} is not an IPv4 address:port", quoted(text)),
+                "write the relay's IPv4 address and SMTP port, e.g. 10.0.0.25:25",
+            )),
+        }
+    }
+}
+
 /// A port any listener may use (1–65535), e.g. SSH's 22 or a front's 443.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
@@ -1078,6 +1162,50 @@ mod tests {
             "-v1", "v1..2", "a/.b", "a.lock", "a//b", "v1/", "v1.", "@", "v1@{0}",
         ] {
             assert!(GitTag::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mail_addresses_are_narrow() {
+        for good in ["noreply@shop.example.com", "No.Reply+x_1-2@a.example"] {
+            assert_eq!(MailAddress::parse(good).unwrap().as_str(), good);
+        }
+        let message = |bad: &str| MailAddress::parse(bad).unwrap_err().message;
+        assert_eq!(message("noreply"), r#"mail address "noreply" has no '@'"#);
+        assert_eq!(
+            message("a b@x.example"),
+            r#"mail address "a b@x.example" contains a space"#
+        );
+        assert_eq!(
+            message("a\nBcc: x@y.example@x.example"),
+            r#"mail address "a\nBcc: x@y.example@x.example" contains a newline"#
+        );
+        assert_eq!(
+            message(".a@x.example"),
+            r#"mail address ".a@x.example" starts or ends with '.' or has '..' before the '@'"#
+        );
+        assert_eq!(
+            message("a@X.example"),
+            r#"mail address "a@X.example": domain name "X.example" contains 'X'"#
+        );
+        assert_eq!(
+            message("@x.example"),
+            r#"mail address "@x.example" needs 1 to 64 characters before the '@'"#
+        );
+    }
+
+    #[test]
+    fn relay_addresses_are_ipv4_with_a_port() {
+        let relay = RelayAddress::parse("10.0.0.25:25").unwrap();
+        assert_eq!(
+            (relay.ip().to_string(), relay.port()),
+            ("10.0.0.25".into(), 25)
+        );
+        for bad in ["10.0.0.25", "10.0.0.25:0", "[::1]:25", "relay.example:25"] {
+            assert_eq!(
+                RelayAddress::parse(bad).unwrap_err().message,
+                format!("\"{bad}\" is not an IPv4 address:port")
+            );
         }
     }
 }

@@ -314,7 +314,8 @@ impl Release<'_> {
     }
 
     /// The app environment's egress policy, applied by the host's root
-    /// berth: both slots' networks, each allowed address and port.
+    /// berth: both slots' networks, each allowed address and port, and
+    /// the host's mail relay at the app's rate when the app has mail.
     fn egress(&self) -> Step {
         let policy = egress::Policy {
             app: self.app.id.clone(),
@@ -331,6 +332,20 @@ impl Release<'_> {
                     })
                 })
                 .collect(),
+            per_minute: self
+                .app
+                .mail
+                .as_ref()
+                .zip(self.host.mail.as_ref())
+                .map(|(mail, host)| {
+                    let relay = egress::Destination {
+                        address: host.relay.ip(),
+                        port: host.relay.port(),
+                    };
+                    (relay, mail.per_minute)
+                })
+                .into_iter()
+                .collect(),
         };
         let mut command: Vec<String> = self
             .host
@@ -341,7 +356,7 @@ impl Release<'_> {
         command.extend(policy.apply_args());
         Step::ApplyEgress {
             command,
-            allowed: policy.allow.len(),
+            allowed: policy.destinations(),
         }
     }
 
@@ -696,6 +711,43 @@ mod tests {
     root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
 ";
 
+    #[test]
+    fn an_app_with_mail_may_reach_the_hosts_relay_at_its_rate() {
+        let app = AppFile::parse(
+            "app.yml",
+            &format!("{APP}mail: {{from: noreply@shop.example.com, per_minute: 4}}\n"),
+        )
+        .unwrap();
+        let inventory = Inventory::parse(
+            "inventory.yml",
+            &INVENTORY.replace(
+                "    root_berth:",
+                "    mail: {relay: \"10.0.0.25:2525\"}\n    root_berth:",
+            ),
+        )
+        .unwrap();
+        let templates = Templates::embedded();
+        let release = Release {
+            app: &app,
+            env: &app.environments[0],
+            host: &inventory.hosts[0],
+            templates: &templates,
+            keep: 1,
+            health_timeout_secs: 30,
+            now: "2026-11-22T12:00:00Z",
+            secrets: &[],
+        };
+        let Step::ApplyEgress { command, allowed } = release.egress() else {
+            panic!("not the egress step");
+        };
+        assert_eq!(allowed, 1);
+        assert_eq!(
+            command[13..],
+            ["--allow-per-minute", "10.0.0.25:2525=4"].map(String::from)
+        );
+        assert_eq!(command.len(), 15);
+    }
+
     /// The skeleton's test environment on a production-like host.
     fn with_release<T>(f: impl FnOnce(&Release) -> T) -> T {
         let app = AppFile::parse("app.yml", APP).unwrap();
@@ -741,7 +793,7 @@ mod tests {
             lines(&plan),
             [
                 format!("1. sync code to {root}/releases/v1.0.0/code"),
-                format!("2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to {root}/releases/v1.0.0/conf-blue"),
+                format!("2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, msmtprc, compose.yml to {root}/releases/v1.0.0/conf-blue"),
                 format!("3. write no secrets to {root}/secrets-blue.env (mode 0600)"),
                 "4. apply the egress policy (0 allowed destinations)".to_string(),
                 format!("5. keep the logs of any containers in slot blue in {root}/logs (the newest 8 MiB of each, the newest 10 files)"),

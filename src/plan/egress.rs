@@ -15,8 +15,13 @@
 //! app's policy rewrites that chain in one `iptables-restore` transaction and
 //! removes jumps that no longer belong to it (ports handed to another app
 //! never inherit the old app's allow-list).
+//!
+//! A destination may carry a rate: new connections per minute for the whole
+//! app environment (one `hashlimit` bucket shared by both slots' rules);
+//! connections over it are rejected like any other. The mail relay is
+//! allowed this way (docs/mail.md): msmtp opens one connection per message.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -69,6 +74,10 @@ pub struct Policy {
     /// The ports of the environment's slots; each names a slot network.
     pub slot_ports: Vec<Port>,
     pub allow: BTreeSet<Destination>,
+    /// Destinations allowed at most so many new connections a minute; a
+    /// destination here is only allowed at its rate, even when it is also
+    /// in `allow`.
+    pub per_minute: BTreeMap<Destination, u32>,
 }
 
 impl Policy {
@@ -82,6 +91,23 @@ impl Policy {
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
         format!("BERTH-A-{hash:016x}")
+    }
+
+    /// The name of the app environment's `hashlimit` bucket: the chain's
+    /// hash, cut to the 15 characters older kernels allow.
+    fn limit_name(&self) -> String {
+        let chain = self.chain();
+        let hash = chain.strip_prefix("BERTH-A-").unwrap_or(&chain);
+        format!("bm-{}", &hash[..12])
+    }
+
+    /// How many destinations the policy lets the app reach.
+    pub fn destinations(&self) -> usize {
+        self.allow
+            .iter()
+            .filter(|d| !self.per_minute.contains_key(d))
+            .count()
+            + self.per_minute.len()
     }
 
     fn sources(&self) -> BTreeSet<String> {
@@ -108,6 +134,10 @@ impl Policy {
         for destination in &self.allow {
             args.push("--allow".to_string());
             args.push(destination.to_string());
+        }
+        for (destination, rate) in &self.per_minute {
+            args.push("--allow-per-minute".to_string());
+            args.push(format!("{destination}={rate}"));
         }
         args
     }
@@ -195,10 +225,24 @@ pub fn restore_input(policy: &Policy, firewall: &Firewall) -> Result<String, Fir
     ] {
         out.push_str(&format!("-A {EGRESS_CHAIN} {rule}\n"));
     }
+    let limit_name = policy.limit_name();
     for source in &sources {
         for d in &policy.allow {
+            if policy.per_minute.contains_key(d) {
+                continue;
+            }
             out.push_str(&format!(
                 "-A {chain} -s {source} -d {}/32 -p tcp -m tcp --dport {} -j ACCEPT\n",
+                d.address, d.port
+            ));
+        }
+        // Only a connection's first packet gets here (BERTH-EGRESS returns
+        // established ones first), so the bucket counts connections.
+        for (d, rate) in &policy.per_minute {
+            out.push_str(&format!(
+                "-A {chain} -s {source} -d {}/32 -p tcp -m tcp --dport {} -m hashlimit \
+                 --hashlimit-upto {rate}/min --hashlimit-burst {rate} \
+                 --hashlimit-name {limit_name} -j ACCEPT\n",
                 d.address, d.port
             ));
         }
@@ -240,7 +284,49 @@ mod tests {
             env: EnvName::parse("production").unwrap(),
             slot_ports: vec![Port::parse("18001").unwrap(), Port::parse("18002").unwrap()],
             allow: allow.iter().map(|d| d.parse().unwrap()).collect(),
+            per_minute: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_rated_destination_is_allowed_only_at_its_rate_shared_by_both_slots() {
+        let mut p = policy(&["203.0.113.10:443", "10.0.0.25:25"]);
+        p.per_minute.insert("10.0.0.25:25".parse().unwrap(), 7);
+        let chain = p.chain();
+        let name = format!("bm-{}", &chain[8..20]);
+        assert_eq!(name.len(), 15);
+        let text = restore_input(&p, &Firewall::parse(DOCKER_ONLY)).unwrap();
+        let rules: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("-A {chain} ")))
+            .collect();
+        let limited = |source: &str| {
+            format!(
+                "-A {chain} -s {source} -d 10.0.0.25/32 -p tcp -m tcp --dport 25 -m hashlimit \
+                 --hashlimit-upto 7/min --hashlimit-burst 7 --hashlimit-name {name} -j ACCEPT"
+            )
+        };
+        assert_eq!(
+            rules,
+            [
+                format!("-A {chain} -s 10.226.50.136/29 -d 203.0.113.10/32 -p tcp -m tcp --dport 443 -j ACCEPT"),
+                limited("10.226.50.136/29"),
+                format!("-A {chain} -s 10.226.50.144/29 -d 203.0.113.10/32 -p tcp -m tcp --dport 443 -j ACCEPT"),
+                limited("10.226.50.144/29"),
+            ]
+        );
+        assert_eq!(p.destinations(), 2);
+        assert_eq!(
+            p.apply_args()[10..],
+            [
+                "--allow",
+                "10.0.0.25:25",
+                "--allow",
+                "203.0.113.10:443",
+                "--allow-per-minute",
+                "10.0.0.25:25=7"
+            ]
+        );
     }
 
     const DOCKER_ONLY: &str = "\

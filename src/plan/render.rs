@@ -24,6 +24,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/php-fpm.conf.j2"),
     ),
     ("php.ini", include_str!("../../templates/php.ini.j2")),
+    ("msmtprc", include_str!("../../templates/msmtprc.j2")),
     (
         "compose.yml",
         include_str!("../../templates/compose.yml.j2"),
@@ -31,6 +32,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// Functions no plugin may call: they run programs or reach outside PHP.
+/// `mail` is among them unless the app has `mail` in app.yml
+/// ([`disabled_functions`]).
 pub const DISABLED_FUNCTIONS: &[&str] = &[
     "exec",
     "passthru",
@@ -50,6 +53,18 @@ pub const DISABLED_FUNCTIONS: &[&str] = &[
     "symlink",
     "link",
 ];
+
+/// [`DISABLED_FUNCTIONS`] for a slot: `mail()` too unless it has mail
+/// (`mail` in app.yml, a relay on the host), so a plugin without finds it
+/// missing (`function_exists('mail')` is false) instead of a message
+/// silently going nowhere.
+pub fn disabled_functions(mail: bool) -> Vec<&'static str> {
+    DISABLED_FUNCTIONS
+        .iter()
+        .copied()
+        .filter(|f| *f != "mail" || !mail)
+        .collect()
+}
 
 /// Paths and ports inside the containers, the same for every app.
 const CODE_DIR: &str = "/var/www/app";
@@ -171,7 +186,16 @@ struct Context {
     extra_hosts: Vec<String>,
     health_probe: String,
     php_listening: String,
-    disabled_functions: &'static [&'static str],
+    disabled_functions: Vec<&'static str>,
+    /// Set only for an app with `mail` on a host with a relay.
+    mail: Option<MailContext>,
+}
+
+#[derive(Serialize)]
+struct MailContext {
+    from: String,
+    relay_address: String,
+    relay_port: u16,
 }
 
 #[derive(Serialize)]
@@ -290,6 +314,15 @@ impl Context {
             "." => CODE_DIR.to_string(),
             sub => format!("{CODE_DIR}/{sub}"),
         };
+        let mail = app
+            .mail
+            .as_ref()
+            .zip(t.host.mail.as_ref())
+            .map(|(mail, host)| MailContext {
+                from: mail.from.to_string(),
+                relay_address: host.relay.ip().to_string(),
+                relay_port: host.relay.port(),
+            });
         Context {
             app: AppContext {
                 id: app.id.to_string(),
@@ -378,7 +411,8 @@ impl Context {
             // A line of /proc/net/tcp: any local address, php-fpm's port,
             // no remote end, state 0A (LISTEN).
             php_listening: format!(":{PHP_PORT:04X} 00000000:0000 0A "),
-            disabled_functions: DISABLED_FUNCTIONS,
+            disabled_functions: disabled_functions(mail.is_some()),
+            mail,
         }
     }
 }
@@ -390,4 +424,108 @@ pub fn write_files(dir: &Path, files: &[RenderedFile]) -> std::io::Result<()> {
         std::fs::write(dir.join(&file.name), &file.contents)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::inventory::Inventory;
+
+    const APP: &str = include_str!("../../mgmt-repo-skeleton/app.yml");
+    const INVENTORY: &str = "hosts:
+  local:
+    ssh: {address: 127.0.0.1, user: deploy, known_hosts: \"[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx\"}
+    publish_address: 127.0.0.1
+    base_dir: /srv/berth
+    environments: [test, production]
+    front:
+      include_dir: /etc/nginx/berth.d
+      log_dir: /var/log/nginx/berth
+      listen: 0.0.0.0:80
+      test_command: [/usr/sbin/nginx, -t]
+      reload_command: [/usr/sbin/nginx, -s, reload]
+    mail: {relay: \"10.0.0.25:2525\"}
+    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
+";
+
+    /// `(php.ini, msmtprc)` of the skeleton app plus `extra` in app.yml.
+    fn mail_files(extra: &str) -> (String, String) {
+        let app = AppFile::parse("app.yml", &format!("{APP}{extra}")).unwrap();
+        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
+        let release = ReleaseId::new(&"v1.0.0".parse().unwrap(), None);
+        let files = Templates::embedded()
+            .render(&Target {
+                app: &app,
+                env: &app.environments[0],
+                host: &inventory.hosts[0],
+                release: &release,
+                slot: Slot::Blue,
+                backup: None,
+            })
+            .unwrap();
+        let file = |name: &str| {
+            files
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap()
+                .contents
+                .clone()
+        };
+        (file("php.ini"), file("msmtprc"))
+    }
+
+    fn mail_lines(php_ini: &str) -> Vec<&str> {
+        php_ini
+            .lines()
+            .filter(|l| {
+                l.starts_with("disable_functions")
+                    || l.starts_with("sendmail_path")
+                    || l.starts_with("mail.")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_app_with_mail_sends_through_msmtp_with_its_sender() {
+        let (php_ini, msmtprc) = mail_files("mail: {from: noreply@shop.example.com}\n");
+        assert_eq!(
+            mail_lines(&php_ini),
+            [
+                "disable_functions = exec,passthru,shell_exec,system,proc_open,popen,pcntl_exec,pcntl_fork,pcntl_signal,posix_kill,posix_setuid,posix_setgid,dl,putenv,symlink,link",
+                "sendmail_path = \"/usr/bin/msmtp --file=/etc/berth/msmtprc --read-recipients\"",
+                "mail.force_extra_parameters = \"--\"",
+                "mail.add_x_header = Off",
+            ]
+        );
+        let settings: Vec<&str> = msmtprc.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            settings,
+            [
+                "account default",
+                "host 10.0.0.25",
+                "port 2525",
+                "auth off",
+                "timeout 10",
+                "tls off",
+                "from noreply@shop.example.com",
+                "allow_from_override off",
+                "set_from_header on",
+                "syslog off",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_app_without_mail_has_no_mail_function() {
+        let (php_ini, msmtprc) = mail_files("");
+        assert_eq!(
+            mail_lines(&php_ini),
+            ["disable_functions = exec,passthru,shell_exec,system,proc_open,popen,pcntl_exec,pcntl_fork,pcntl_signal,posix_kill,posix_setuid,posix_setgid,dl,putenv,mail,symlink,link"]
+        );
+        assert_eq!(
+            msmtprc,
+            "# Managed by berth: outbound mail of example/test (docs/mail.md).\n\
+             # This app has no mail in app.yml: mail() is disabled (php.ini).\n"
+        );
+    }
 }
