@@ -156,6 +156,10 @@ pub struct RenderArgs {
     /// The slot the release goes into; the other slot is rendered as backup.
     #[arg(long, default_value = "blue", value_parser = ["blue", "green"])]
     pub slot: String,
+    /// The checked-out code whose berth.yml applies [default: APP_DIR/codes;
+    /// without a checkout there, the release is rendered without one].
+    #[arg(long, value_name = "DIR")]
+    pub code: Option<PathBuf>,
     /// A directory of templates (`<file>.j2`) that replace the embedded ones
     /// [default: $BERTH_TEMPLATES_DIR].
     #[arg(long, value_name = "DIR")]

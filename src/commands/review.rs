@@ -399,7 +399,7 @@ fn config_diff(
     let render = |tag: &crate::config::values::GitTag| -> Result<Vec<crate::plan::render::RenderedFile>, CommandError> {
         let id = ReleaseId::new(tag, None);
         templates
-            .render(&Target { app, env: app_env, host, release: &id, slot: Slot::Blue, backup: Some(Slot::Green) })
+            .render(&Target { app, env: app_env, host, release: &id, slot: Slot::Blue, backup: Some(Slot::Green), settings: &crate::config::settings::AppSettings::default() })
             .map_err(|e| CommandError::Failed(anyhow::Error::new(e)))
     };
     let new_files = render(&release.tag)?;

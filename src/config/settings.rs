@@ -64,9 +64,7 @@ impl AppSettings {
         let path = code.join(FILE_NAME);
         let name = path.display().to_string();
         match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(AppSettings::default())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AppSettings::default()),
             _ => {}
         }
         let text = super::read_text(&path)?;
@@ -216,10 +214,13 @@ impl ScalarValue for StoragePath {
                 quoted(text)
             ));
         }
-        let path: super::values::RelPath = text.trim_end_matches('/').parse().map_err(|e: ValueError| ValueError {
-            message: format!("storage {}", e.message),
-            hint: hint.to_string(),
-        })?;
+        let path: super::values::RelPath =
+            text.trim_end_matches('/')
+                .parse()
+                .map_err(|e: ValueError| ValueError {
+                    message: format!("storage {}", e.message),
+                    hint: hint.to_string(),
+                })?;
         if path.as_str() == "." {
             return refuse("storage path \".\" is the whole code".to_string());
         }
@@ -252,7 +253,10 @@ impl ScalarValue for BodyText {
         let hint = "give 1 to 100 printable ASCII characters that only a working app's page holds, e.g. \"status: ok\"";
         if text.is_empty() || text.chars().count() > 100 {
             return Err(ValueError {
-                message: format!("text {} is empty or longer than 100 characters", quoted(text)),
+                message: format!(
+                    "text {} is empty or longer than 100 characters",
+                    quoted(text)
+                ),
                 hint: hint.to_string(),
             });
         }
@@ -319,10 +323,7 @@ fn decode_storage(
         d.problem(
             node.mark,
             key,
-            format!(
-                "{} storage paths, more than {MAX_STORAGE}",
-                paths.len()
-            ),
+            format!("{} storage paths, more than {MAX_STORAGE}", paths.len()),
             "keep the app's data under a few directories",
         );
         return None;
@@ -395,7 +396,11 @@ fn decode_web(d: &mut Decoder, node: &Node, key: &str) -> Option<WebRules> {
                 );
                 return None;
             }
-            Some(trimmed.parse::<UrlPath>().expect("a prefix of a valid URL path"))
+            Some(
+                trimmed
+                    .parse::<UrlPath>()
+                    .expect("a prefix of a valid URL path"),
+            )
         })?;
         if paths.len() > MAX_DENY {
             d.problem(
@@ -431,7 +436,7 @@ fn decode_web(d: &mut Decoder, node: &Node, key: &str) -> Option<WebRules> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::app::{CodeLimits, CodeLimitMarks};
+    use crate::config::app::{CodeLimitMarks, CodeLimits};
     use crate::config::values::{ByteSize, Cpus};
 
     fn limits(storage: Option<ByteSize>) -> Limits {

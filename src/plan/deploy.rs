@@ -14,7 +14,8 @@ use super::release::{
 use super::render::{RenderError, RenderedFile, Target, Templates};
 use crate::config::app::{AppEnvironment, AppFile};
 use crate::config::inventory::Host;
-use crate::config::values::{AbsPath, CommandArg, DomainName, GitTag, Port, UrlPath};
+use crate::config::settings::{AppSettings, HealthCheck, StoragePath};
+use crate::config::values::{AbsPath, CommandArg, DomainName, GitTag, Port};
 
 /// `state.json` on a host: what each slot of an app environment serves.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -55,6 +56,21 @@ pub struct Observed {
     pub complete_releases: Vec<ReleaseId>,
     /// Whether the active slot answered its health path with 200.
     pub active_healthy: bool,
+    /// The `berth.yml` of the active and backup releases, read from their
+    /// code on the host (a release without one is absent here).
+    pub settings: Vec<(ReleaseId, AppSettings)>,
+}
+
+impl Observed {
+    /// The settings of a release on the host: its own `berth.yml`, or the
+    /// default when it has none.
+    pub fn settings_of(&self, release: &ReleaseId) -> AppSettings {
+        self.settings
+            .iter()
+            .find(|(id, _)| id == release)
+            .map(|(_, settings)| settings.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// One thing to do on a host.
@@ -78,6 +94,13 @@ pub enum Step {
         command: Vec<String>,
         allowed: usize,
     },
+    /// Make the app environment's storage directories (owned by the
+    /// containers' user) with `berth storage ensure`, run as root, before
+    /// a slot mounts them.
+    EnsureStorage {
+        command: Vec<String>,
+        paths: Vec<StoragePath>,
+    },
     ComposeUp {
         project: String,
         file: AbsPath,
@@ -93,7 +116,8 @@ pub enum Step {
         file: AbsPath,
         address: String,
         port: Port,
-        path: UrlPath,
+        /// The path, and the status and text a healthy answer has.
+        check: HealthCheck,
         domain: DomainName,
         timeout_secs: u64,
     },
@@ -146,16 +170,22 @@ impl fmt::Display for Step {
                 "apply the egress policy ({allowed} allowed destination{})",
                 if *allowed == 1 { "" } else { "s" }
             ),
+            Step::EnsureStorage { paths, .. } => {
+                let names: Vec<&str> = paths.iter().map(StoragePath::as_str).collect();
+                write!(f, "ensure the storage directories {}", names.join(", "))
+            }
             Step::ComposeUp { project, .. } => write!(f, "start {project} (compose up)"),
             Step::WaitHealthy {
                 address,
                 port,
-                path,
+                check,
                 timeout_secs,
                 ..
             } => write!(
                 f,
-                "wait until http://{address}:{port}{path} answers 200 (at most {timeout_secs}s)"
+                "wait until http://{address}:{port}{} {} (at most {timeout_secs}s)",
+                check.path,
+                check.expectation()
             ),
             Step::SwitchFront { vhost, .. } => {
                 write!(f, "switch the front: write {vhost}, nginx -t, reload")
@@ -209,6 +239,8 @@ pub struct Release<'a> {
     pub env: &'a AppEnvironment,
     pub host: &'a Host,
     pub templates: &'a Templates,
+    /// The `berth.yml` of the release the plan starts or switches to.
+    pub settings: &'a AppSettings,
     /// How many releases to keep on the host besides the active and backup.
     pub keep: usize,
     pub health_timeout_secs: u64,
@@ -266,6 +298,41 @@ impl Release<'_> {
             release,
             slot,
             backup,
+            settings: self.settings,
+        })
+    }
+
+    /// Makes the storage directories `berth.yml` declares, as root on the
+    /// host; `None` when it declares none.
+    fn storage(&self) -> Option<Step> {
+        if self.settings.storage.is_empty() {
+            return None;
+        }
+        let mut command: Vec<String> = self
+            .host
+            .root_berth
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        command.extend(
+            [
+                "storage",
+                "ensure",
+                "--base-dir",
+                self.host.base_dir.as_str(),
+                "--app",
+                self.app.id.as_str(),
+                "--env",
+                self.env.name.as_str(),
+            ]
+            .map(String::from),
+        );
+        for path in &self.settings.storage {
+            command.extend(["--path".to_string(), path.to_string()]);
+        }
+        Some(Step::EnsureStorage {
+            command,
+            paths: self.settings.storage.clone(),
         })
     }
 
@@ -277,7 +344,7 @@ impl Release<'_> {
             file: compose_file,
             address: self.host.publish_address.to_string(),
             port: slot.port(self.env),
-            path: self.app.health_path.clone(),
+            check: self.settings.health_or(&self.app.health_path),
             domain: self.env.domains[0].clone(),
             timeout_secs: self.health_timeout_secs,
         }
@@ -452,12 +519,15 @@ fn start_slot(
     let files = r.render(release, slot, backup)?;
     let project = project_name(&r.app.id, r.env, slot);
     let file = conf_dir.join("compose.yml");
-    Ok(vec![
+    let mut steps = vec![
         Step::UploadConf {
             dir: conf_dir.clone(),
             files,
         },
         r.egress(),
+    ];
+    steps.extend(r.storage());
+    steps.extend([
         Step::ComposeUp {
             project,
             file: file.clone(),
@@ -465,7 +535,8 @@ fn start_slot(
             subnet: SlotNetwork::for_port(slot.port(r.env).get()).cidr(),
         },
         r.health(slot, file),
-    ])
+    ]);
+    Ok(steps)
 }
 
 /// Release directories beyond the newest `keep`, never the ones in use.
@@ -567,6 +638,7 @@ mod tests {
             env: &app.environments[0],
             host: &inventory.hosts[0],
             templates: &templates,
+            settings: &AppSettings::default(),
             keep: 1,
             health_timeout_secs: 30,
             now: "2026-11-22T12:00:00Z",
@@ -653,6 +725,7 @@ mod tests {
                 ReleaseId::new(&"v1.0.0".parse().unwrap(), None),
             ],
             active_healthy: true,
+            ..Observed::default()
         };
         let plan = plan_with(&observed, "v2.0.0");
         let Step::SyncCode { link_dest, .. } = &plan.steps[0] else {
@@ -700,6 +773,7 @@ mod tests {
             },
             complete_releases: vec![ReleaseId::new(&"v2.0.0".parse().unwrap(), None)],
             active_healthy: true,
+            ..Observed::default()
         };
         let plan = plan_with(&observed, "v2.0.0");
         assert!(plan.steps.is_empty());
@@ -735,6 +809,7 @@ mod tests {
             },
             complete_releases: Vec::new(),
             active_healthy: true,
+            ..Observed::default()
         };
         let plan = with_release(|release| rollback(release, &observed)).unwrap();
         assert!(!plan
