@@ -92,6 +92,33 @@ pub enum Command {
     /// one app environment's containers may reach in the host's firewall.
     #[command(subcommand)]
     Egress(EgressCommand),
+    /// Host side of an app environment's storage, run as root by a deploy.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Make the storage directories of one app environment below
+    /// BASE_DIR/APP/ENV/storage: root owns the structure, the containers'
+    /// user (33) each path. Idempotent; never follows a link.
+    Ensure(StorageEnsureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StorageEnsureArgs {
+    /// The host's base directory (the inventory's base_dir).
+    #[arg(long, value_name = "DIR")]
+    pub base_dir: String,
+    /// The app id.
+    #[arg(long)]
+    pub app: String,
+    /// The app environment.
+    #[arg(long)]
+    pub env: String,
+    /// A storage path of the app's berth.yml; repeatable.
+    #[arg(long = "path", value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

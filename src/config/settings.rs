@@ -197,6 +197,13 @@ impl std::fmt::Debug for StoragePath {
     }
 }
 
+impl std::str::FromStr for StoragePath {
+    type Err = ValueError;
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        <StoragePath as ScalarValue>::parse(text)
+    }
+}
+
 impl ScalarValue for StoragePath {
     const EXPECTED: &'static str = "a storage path";
     const KIND: ScalarKind = ScalarKind::String;

@@ -314,22 +314,13 @@ impl Release<'_> {
             .iter()
             .map(ToString::to_string)
             .collect();
-        command.extend(
-            [
-                "storage",
-                "ensure",
-                "--base-dir",
-                self.host.base_dir.as_str(),
-                "--app",
-                self.app.id.as_str(),
-                "--env",
-                self.env.name.as_str(),
-            ]
-            .map(String::from),
-        );
-        for path in &self.settings.storage {
-            command.extend(["--path".to_string(), path.to_string()]);
-        }
+        let request = super::storage::Request {
+            base_dir: self.host.base_dir.clone(),
+            app: self.app.id.clone(),
+            env: self.env.name.clone(),
+            paths: self.settings.storage.clone(),
+        };
+        command.extend(request.args());
         Some(Step::EnsureStorage {
             command,
             paths: self.settings.storage.clone(),

@@ -1,0 +1,191 @@
+//! berth.yml on the rig: storage that outlives releases, restarts and
+//! rollbacks, sessions kept in it, deny rules, and a health check that an
+//! error page answering 200 does not pass.
+
+use std::path::Path;
+
+use berth::exit::ExitStatus;
+
+use crate::deploy::RigApp;
+
+/// The example plugin with a berth.yml, a page that keeps a note in
+/// storage, a page that counts visits in a session, and a private file.
+fn code_with_settings(app: &RigApp, version: &str, health_text: &str) -> std::path::PathBuf {
+    let code = app.code(version, true);
+    write(
+        &code,
+        "berth.yml",
+        "storage: [data, var/sessions]
+sessions: var/sessions
+health: {path: /health.php, status: 200, contains: \"ok\"}
+web:
+  deny: [/private]
+",
+    );
+    write(&code, "data/.gitkeep", "");
+    write(&code, "var/sessions/.gitkeep", "");
+    write(&code, "public/private/secret.txt", "secret\n");
+    write(
+        &code,
+        "public/note.php",
+        "<?php
+$file = __DIR__ . '/../data/note.txt';
+if (isset($_GET['w'])) { file_put_contents($file, $_GET['w']); echo \"saved\\n\"; }
+else { echo @file_get_contents($file) ?: 'none', \"\\n\"; }
+",
+    );
+    write(
+        &code,
+        "public/visits.php",
+        "<?php session_start(); $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1; echo 'visits ', $_SESSION['n'], \"\\n\";\n",
+    );
+    write(
+        &code,
+        "public/health.php",
+        &format!("<?php header('Content-Type: text/plain'); echo \"{health_text}\\n\";\n"),
+    );
+    code
+}
+
+fn write(code: &Path, file: &str, text: &str) {
+    let path = code.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// GET through the front with an optional cookie: (status, Set-Cookie
+/// session id if any, body).
+fn get(app: &RigApp, path: &str, cookie: &str) -> (u16, Option<String>, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", app.rig.front_port())).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let cookie = if cookie.is_empty() {
+        String::new()
+    } else {
+        format!("Cookie: PHPSESSID={cookie}\r\n")
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {}\r\n{cookie}\r\n",
+        app.domain
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: PHPSESSID="))
+        .map(|rest| rest.split(';').next().unwrap().to_string());
+    (status, session, body.to_string())
+}
+
+fn grant_storage(app: &RigApp) {
+    app.edit_app_yml("  pids: 128\n", "  pids: 128\n  storage: 64M\n");
+}
+
+#[test]
+fn data_and_sessions_survive_releases_restarts_and_rollbacks() {
+    let app = RigApp::new("storage");
+    grant_storage(&app);
+    let v1 = code_with_settings(&app, "v1.0.0", "ok");
+    let v2 = code_with_settings(&app, "v2.0.0", "ok");
+    app.deploy("v1.0.0", &v1)
+        .expect_code(ExitStatus::Success.code());
+    assert_eq!(
+        get(&app, "/note.php?w=kept", ""),
+        (200, None, "saved\n".into())
+    );
+    let (status, session, body) = get(&app, "/visits.php", "");
+    assert_eq!((status, body.as_str()), (200, "visits 1\n"));
+    let session = session.expect("a session cookie");
+
+    // Private files of the code are never served.
+    assert_eq!(get(&app, "/private/secret.txt", &session).0, 404);
+    assert_eq!(get(&app, "/private", &session).0, 404);
+
+    let mut visits = 1;
+    let mut check = |when: &str, version: &str| {
+        visits += 1;
+        assert_eq!(app.served().1, version, "{when}");
+        assert_eq!(
+            get(&app, "/note.php", ""),
+            (200, None, "kept\n".into()),
+            "{when}"
+        );
+        assert_eq!(
+            get(&app, "/visits.php", &session),
+            (200, None, format!("visits {visits}\n")),
+            "{when}: the session is still there"
+        );
+    };
+    app.deploy("v2.0.0", &v2)
+        .expect_code(ExitStatus::Success.code());
+    check("after a new release", "v2.0.0");
+    app.berth(&["rollback", "--health-timeout", "20"])
+        .run()
+        .expect_code(ExitStatus::Success.code());
+    check("after a rollback", "v1.0.0");
+    // A restart starts v1 afresh in the other slot, with its own berth.yml
+    // read from its code on the host.
+    app.berth(&["restart", "--health-timeout", "20"])
+        .run()
+        .expect_code(ExitStatus::Success.code());
+    check("after a restart", "v1.0.0");
+
+    // On the host: root owns the structure, the containers' user the data.
+    let storage = Path::new(app.rig.get("RIG_BASE_DIR")).join(format!("{}/test/storage", app.id));
+    let owner = |path: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).unwrap();
+        (m.uid(), m.mode() & 0o7777)
+    };
+    assert_eq!(owner(&storage), (0, 0o755));
+    assert_eq!(owner(&storage.join("data")), (33, 0o750));
+    assert_eq!(owner(&storage.join("data/note.txt")).0, 33);
+}
+
+#[test]
+fn a_health_page_without_the_text_fails_the_release_and_the_previous_keeps_serving() {
+    let app = RigApp::new("healthtext");
+    grant_storage(&app);
+    let v1 = code_with_settings(&app, "v1.0.0", "ok");
+    // Answers 200, as a setup-error page does, without the text.
+    let v2 = code_with_settings(&app, "v2.0.0", "setup error: no database");
+    app.deploy("v1.0.0", &v1)
+        .expect_code(ExitStatus::Success.code());
+    let run = app
+        .deploy("v2.0.0", &v2)
+        .expect_code(ExitStatus::Stopped.code());
+    assert!(
+        run.stderr()
+            .contains("was not healthy after 20s (last: answered 200 without the text \"ok\")"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(app.served(), (200, "v1.0.0".into(), "v1.0.0".into()));
+}
+
+#[test]
+fn a_storage_path_missing_from_the_code_is_refused_before_the_host_is_touched() {
+    let app = RigApp::new("badsettings");
+    grant_storage(&app);
+    let code = code_with_settings(&app, "v1.0.0", "ok");
+    std::fs::remove_dir_all(code.join("var")).unwrap();
+    let run = app
+        .deploy("v1.0.0", &code)
+        .expect_code(ExitStatus::InvalidInput.code());
+    let file = code.join("berth.yml");
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "error: 1 problem in the configuration:\n{}:1:17: storage[1]: var does not exist in the code at this release\n  hint: commit the directory (git keeps no empty directory: add a file such as .gitkeep in it)\n",
+            file.display()
+        )
+    );
+    let env_dir = Path::new(app.rig.get("RIG_BASE_DIR")).join(format!("{}/test", app.id));
+    assert!(!env_dir.exists(), "nothing reached the host");
+}
