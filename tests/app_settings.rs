@@ -146,6 +146,31 @@ fn data_and_sessions_survive_releases_restarts_and_rollbacks() {
     assert_eq!(owner(&storage), (0, 0o755));
     assert_eq!(owner(&storage.join("data")), (33, 0o750));
     assert_eq!(owner(&storage.join("data/note.txt")).0, 33);
+
+    // docs/host-runtime.md's backup and restore, as root on the host: a
+    // write after the backup is undone in place, under the running slots.
+    let backups = tempfile::tempdir().unwrap();
+    let sh = |script: &str| {
+        let status = std::process::Command::new("bash")
+            .args(["-euc", script, "bash"])
+            .arg(storage.parent().unwrap())
+            .arg(backups.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{script}");
+    };
+    sh(r#"base=$1; tar --numeric-owner -C "$base" -czf "$2/APP-ENV.tar.gz" storage"#);
+    assert_eq!(
+        get(&app, "/note.php?w=changed", ""),
+        (200, None, "saved\n".into())
+    );
+    assert_eq!(get(&app, "/note.php", ""), (200, None, "changed\n".into()));
+    sh(r#"base=$1
+tmp=$(mktemp -d)
+tar --numeric-owner -xzf "$2/APP-ENV.tar.gz" -C "$tmp"
+rsync -a --delete --numeric-ids "$tmp/storage/" "$base/storage/"
+rm -rf "$tmp""#);
+    assert_eq!(get(&app, "/note.php", ""), (200, None, "kept\n".into()));
 }
 
 #[test]

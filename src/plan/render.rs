@@ -427,3 +427,28 @@ pub fn write_files(dir: &Path, files: &[RenderedFile]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DISABLED_FUNCTIONS;
+
+    #[test]
+    fn the_developer_guide_lists_every_disabled_function() {
+        let guide = include_str!("../../docs/developers.md");
+        let listed = guide
+            .split("These functions are disabled: ")
+            .nth(1)
+            .and_then(|rest| rest.split(". There is no FFI").next())
+            .expect("docs/developers.md lists the disabled functions");
+        let listed: Vec<String> = listed
+            .split(',')
+            .map(|f| {
+                f.trim()
+                    .trim_start_matches("and ")
+                    .trim_matches('`')
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(listed, DISABLED_FUNCTIONS);
+    }
+}
