@@ -54,6 +54,19 @@ pub struct WebRules {
 
 impl AppSettings {
     pub fn parse(file: &str, text: &str, limits: &Limits) -> Result<AppSettings, Problems> {
+        // The generic hint for an empty file points at the management
+        // repository's skeleton; this file is the developer's.
+        if matches!(super::yaml::parse(text), Ok(None)) {
+            return Err(Problems(vec![Problem {
+                file: file.to_string(),
+                line: Some(1),
+                column: Some(1),
+                key: String::new(),
+                message: "file is empty".to_string(),
+                hint: "write the app's settings (docs/config.md, berth.yml), or delete the file"
+                    .to_string(),
+            }]));
+        }
         Decoder::decode_text(file, text, |d, root| decode(d, root, limits))
     }
 

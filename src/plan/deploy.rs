@@ -703,6 +703,60 @@ mod tests {
     }
 
     #[test]
+    fn a_release_with_storage_ensures_it_as_root_and_checks_its_own_health() {
+        let app = AppFile::parse(
+            "app.yml",
+            &APP.replace("  pids: 128\n", "  pids: 128\n  storage: 64M\n"),
+        )
+        .unwrap();
+        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
+        let templates = Templates::embedded();
+        let settings = AppSettings::parse(
+            "berth.yml",
+            "storage: [data, var/sessions]\nhealth: {path: /ready.php, status: 204, contains: \"db: ok\"}\n",
+            &app.limits,
+        )
+        .unwrap();
+        let release = Release {
+            app: &app,
+            env: &app.environments[0],
+            host: &inventory.hosts[0],
+            templates: &templates,
+            settings: &settings,
+            keep: 1,
+            health_timeout_secs: 30,
+            now: "2026-11-22T12:00:00Z",
+        };
+        let tag = "v1.0.0".parse().unwrap();
+        let observed = Observed::default();
+        let plan = deploy(
+            &release,
+            &tag,
+            &release_id(&tag, None, &observed),
+            &observed,
+        )
+        .unwrap();
+        let lines = lines(&plan);
+        assert_eq!(
+            lines[3],
+            "4. ensure the storage directories data, var/sessions"
+        );
+        assert_eq!(
+            lines[5],
+            "6. wait until http://127.0.0.1:18001/ready.php answers 204 with \"db: ok\" (at most 30s)"
+        );
+        let Step::EnsureStorage { command, .. } = &plan.steps[3] else {
+            panic!("ensure storage")
+        };
+        assert_eq!(
+            command.join(" "),
+            "sudo -n /usr/local/bin/berth storage ensure --base-dir /srv/berth --app example --env test --path data --path var/sessions"
+        );
+        // Storage is ensured before the slot that mounts it starts.
+        assert!(matches!(plan.steps[4], Step::ComposeUp { .. }));
+    }
+
+    #[test]
     fn the_next_release_goes_to_the_idle_slot_and_keeps_the_old_one_warm() {
         let observed = Observed {
             state: HostState {
