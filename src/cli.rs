@@ -99,9 +99,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum StorageCommand {
-    /// Make the storage directories of one app environment below
-    /// BASE_DIR/APP/ENV/storage: root owns the structure, the containers'
-    /// user (33) each path. Idempotent; never follows a link.
+    /// Make the storage of one app environment: an ext4 image of SIZE
+    /// mounted at BASE_DIR/APP/ENV/storage, and the directories below it
+    /// (root owns the structure, the containers' user (33) each path).
+    /// Idempotent; never follows a link.
     Ensure(StorageEnsureArgs),
 }
 
@@ -116,6 +117,10 @@ pub struct StorageEnsureArgs {
     /// The app environment.
     #[arg(long)]
     pub env: String,
+    /// The quota (app.yml's limits.storage, e.g. 256M): the size of the
+    /// storage's own file system, an ext4 image loop-mounted at storage/.
+    #[arg(long, value_name = "SIZE")]
+    pub size: String,
     /// A storage path of the app's berth.yml; repeatable.
     #[arg(long = "path", value_name = "PATH", required = true)]
     pub paths: Vec<String>,

@@ -36,6 +36,14 @@ else { echo @file_get_contents($file) ?: 'none', \"\\n\"; }
     );
     write(
         &code,
+        "public/fill.php",
+        "<?php
+$ok = @file_put_contents(__DIR__ . '/../data/fill-' . $_GET['n'], str_repeat('x', (int) $_GET['mib'] << 20));
+echo $ok === false ? 'failed: ' . error_get_last()['message'] : \"wrote $ok\", \"\\n\";
+",
+    );
+    write(
+        &code,
         "public/visits.php",
         "<?php session_start(); $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1; echo 'visits ', $_SESSION['n'], \"\\n\";\n",
     );
@@ -83,14 +91,32 @@ fn get(app: &RigApp, path: &str, cookie: &str) -> (u16, Option<String>, String) 
     (status, session, body.to_string())
 }
 
-fn grant_storage(app: &RigApp) {
-    app.edit_app_yml("  pids: 128\n", "  pids: 128\n  storage: 64M\n");
+/// Grants the app `size` of storage; the guard unmounts its file system
+/// (lazily: the slots may still hold it) and removes its image.
+fn grant_storage(app: &RigApp, size: &str) -> StorageGuard {
+    app.edit_app_yml(
+        "  pids: 128\n",
+        &format!("  pids: 128\n  storage: {size}\n"),
+    );
+    StorageGuard(Path::new(app.rig.get("RIG_BASE_DIR")).join(format!("{}/test", app.id)))
+}
+
+struct StorageGuard(std::path::PathBuf);
+
+impl Drop for StorageGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.join("storage"))
+            .output();
+        let _ = std::fs::remove_file(self.0.join("storage.img"));
+    }
 }
 
 #[test]
 fn data_and_sessions_survive_releases_restarts_and_rollbacks() {
     let app = RigApp::new("storage");
-    grant_storage(&app);
+    let _storage = grant_storage(&app, "64M");
     let v1 = code_with_settings(&app, "v1.0.0", "ok");
     let v2 = code_with_settings(&app, "v2.0.0", "ok");
     app.deploy("v1.0.0", &v1)
@@ -176,7 +202,7 @@ rm -rf "$tmp""#);
 #[test]
 fn a_health_page_without_the_text_fails_the_release_and_the_previous_keeps_serving() {
     let app = RigApp::new("healthtext");
-    grant_storage(&app);
+    let _storage = grant_storage(&app, "64M");
     let v1 = code_with_settings(&app, "v1.0.0", "ok");
     // Answers 200, as a setup-error page does, without the text.
     let v2 = code_with_settings(&app, "v2.0.0", "setup error: no database");
@@ -197,7 +223,7 @@ fn a_health_page_without_the_text_fails_the_release_and_the_previous_keeps_servi
 #[test]
 fn a_storage_path_missing_from_the_code_is_refused_before_the_host_is_touched() {
     let app = RigApp::new("badsettings");
-    grant_storage(&app);
+    let _storage = grant_storage(&app, "64M");
     let code = code_with_settings(&app, "v1.0.0", "ok");
     std::fs::remove_dir_all(code.join("var")).unwrap();
     let run = app
@@ -213,4 +239,96 @@ fn a_storage_path_missing_from_the_code_is_refused_before_the_host_is_touched() 
     );
     let env_dir = Path::new(app.rig.get("RIG_BASE_DIR")).join(format!("{}/test", app.id));
     assert!(!env_dir.exists(), "nothing reached the host");
+}
+
+#[test]
+fn a_write_past_the_quota_fails_inside_the_app_and_the_host_keeps_writing() {
+    let app = RigApp::new("quota");
+    let _storage = grant_storage(&app, "16M");
+    let v1 = code_with_settings(&app, "v1.0.0", "ok");
+    app.deploy("v1.0.0", &v1)
+        .expect_code(ExitStatus::Success.code());
+    assert_eq!(
+        get(&app, "/fill.php?n=1&mib=4", ""),
+        (200, None, "wrote 4194304\n".into())
+    );
+    let (status, _, body) = get(&app, "/fill.php?n=2&mib=20", "");
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("failed: file_put_contents(): Only ")
+            && body.contains(" of 20971520 bytes written, possibly out of free disk space"),
+        "{body}"
+    );
+    // The host's own file system, where every app's releases live, still
+    // takes writes; the app's data before the quota is intact.
+    let env_dir = Path::new(app.rig.get("RIG_BASE_DIR")).join(format!("{}/test", app.id));
+    std::fs::write(env_dir.join("host-write"), vec![0u8; 20 << 20]).unwrap();
+    std::fs::remove_file(env_dir.join("host-write")).unwrap();
+    assert_eq!(
+        std::fs::metadata(env_dir.join("storage/data/fill-1"))
+            .unwrap()
+            .len(),
+        4 << 20
+    );
+    // A second deploy finds the file system mounted and leaves it.
+    let v2 = code_with_settings(&app, "v2.0.0", "ok");
+    app.deploy("v2.0.0", &v2)
+        .expect_code(ExitStatus::Success.code());
+    assert_eq!(
+        std::fs::metadata(env_dir.join("storage/data/fill-1"))
+            .unwrap()
+            .len(),
+        4 << 20
+    );
+
+    // docs/host-runtime.md's growing by hand, as root on the host: the
+    // write that failed now fits, and the data is still there.
+    let script = r#"base=$1
+ids=$(docker ps -q --filter label=berth.app=$2 --filter label=berth.env=test)
+docker stop $ids
+umount "$base/storage"
+truncate -s 48M "$base/storage.img"
+e2fsck -f -p "$base/storage.img"
+resize2fs "$base/storage.img"
+mount -o loop,nosuid,nodev,noexec "$base/storage.img" "$base/storage"
+docker start $ids"#;
+    let output = std::process::Command::new("bash")
+        .args(["-euc", script, "bash"])
+        .arg(&env_dir)
+        .arg(&app.id)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.served().0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the app came back");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(
+        get(&app, "/fill.php?n=2&mib=20", ""),
+        (200, None, "wrote 20971520\n".into())
+    );
+    assert_eq!(
+        std::fs::metadata(env_dir.join("storage/data/fill-1"))
+            .unwrap()
+            .len(),
+        4 << 20
+    );
+    // A deploy says when app.yml's quota and the image differ, until
+    // app.yml follows.
+    let note = "note: the storage image holds 50331648 bytes, not limits.storage 16M (16777216 bytes); resize it by hand (docs/host-runtime.md, \"Storage: resizing\")";
+    let v3 = code_with_settings(&app, "v3.0.0", "ok");
+    let run = app
+        .deploy("v3.0.0", &v3)
+        .expect_code(ExitStatus::Success.code());
+    assert!(run.stderr().contains(note), "{}", run.stderr());
+    app.edit_app_yml("  storage: 16M\n", "  storage: 48M\n");
+    let run = app
+        .deploy("v2.0.0", &v2)
+        .expect_code(ExitStatus::Success.code());
+    assert!(
+        !run.stderr().contains("note: the storage image"),
+        "{}",
+        run.stderr()
+    );
 }

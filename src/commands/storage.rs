@@ -4,8 +4,9 @@
 //! come from the developer's berth.yml.
 
 use crate::cli::StorageEnsureArgs;
+use crate::config::app::bounds;
 use crate::config::settings::StoragePath;
-use crate::config::values::{AbsPath, AppId, EnvName, ScalarValue};
+use crate::config::values::{AbsPath, AppId, ByteSize, EnvName, ScalarValue};
 use crate::exec::storage;
 use crate::plan::storage::Request;
 use crate::report::Reporter;
@@ -19,23 +20,23 @@ pub fn ensure(
 ) -> Result<(), CommandError> {
     let request = request(args)?;
     if dry_run {
-        let lines: Vec<String> = request
-            .dirs()
-            .iter()
-            .map(|d| {
-                format!(
-                    "{}/{} {}:{} {:o}",
-                    request.env_dir(),
-                    d.path,
-                    d.uid,
-                    d.gid,
-                    d.mode
-                )
-            })
-            .collect();
+        let state = storage::observe(&request)?;
+        let (actions, note) = crate::plan::storage::image_actions(request.size, state);
+        let mut lines: Vec<String> = note.into_iter().collect();
+        lines.extend(actions.iter().map(ToString::to_string));
+        lines.extend(request.dirs().iter().map(|d| {
+            format!(
+                "{}/{} {}:{} {:o}",
+                request.env_dir(),
+                d.path,
+                d.uid,
+                d.gid,
+                d.mode
+            )
+        }));
         reporter.result(
             &lines.join("\n"),
-            &serde_json::json!({ "ok": true, "dry_run": true, "dirs": lines }),
+            &serde_json::json!({ "ok": true, "dry_run": true, "plan": lines }),
         );
         return Ok(());
     }
@@ -61,6 +62,17 @@ fn request(args: &StorageEnsureArgs) -> Result<Request, CommandError> {
     let base_dir = AbsPath::parse(&args.base_dir).map_err(|e| usage("--base-dir", e))?;
     let app = AppId::parse(&args.app).map_err(|e| usage("--app", e))?;
     let env = EnvName::parse(&args.env).map_err(|e| usage("--env", e))?;
+    let size = ByteSize::parse(&args.size).map_err(|e| usage("--size", e))?;
+    if size < bounds::STORAGE_MIN || size > bounds::STORAGE_MAX {
+        return Err(CommandError::Usage {
+            message: format!("--size: {} is outside the platform's bounds", size.php()),
+            hint: format!(
+                "use a size from {} to {}",
+                bounds::STORAGE_MIN.php(),
+                bounds::STORAGE_MAX.php()
+            ),
+        });
+    }
     let paths = args
         .paths
         .iter()
@@ -70,6 +82,7 @@ fn request(args: &StorageEnsureArgs) -> Result<Request, CommandError> {
         base_dir,
         app,
         env,
+        size,
         paths,
     })
 }

@@ -197,11 +197,21 @@ pub async fn observe(remote: &Remote, target: &EnvTarget) -> Result<Observed> {
             settings.push((release.release.clone(), found));
         }
     }
+    let image = layout.root.join(crate::plan::storage::IMAGE);
+    let stat = remote
+        .output(&["stat", "-c", "%s", "--", image.as_str()], None)
+        .await?;
+    let storage_image_len = if stat.status.success() {
+        String::from_utf8_lossy(&stat.stdout).trim().parse().ok()
+    } else {
+        None
+    };
     Ok(Observed {
         state,
         complete_releases,
         active_healthy,
         settings,
+        storage_image_len,
     })
 }
 

@@ -59,6 +59,8 @@ pub struct Observed {
     /// The `berth.yml` of the active and backup releases, read from their
     /// code on the host (a release without one is absent here).
     pub settings: Vec<(ReleaseId, AppSettings)>,
+    /// The length of the app environment's storage image, if it has one.
+    pub storage_image_len: Option<u64>,
 }
 
 impl Observed {
@@ -318,6 +320,7 @@ impl Release<'_> {
             base_dir: self.host.base_dir.clone(),
             app: self.app.id.clone(),
             env: self.env.name.clone(),
+            size: self.app.limits.storage?,
             paths: self.settings.storage.clone(),
         };
         command.extend(request.args());
@@ -426,7 +429,26 @@ pub fn deploy(
     release: &ReleaseId,
     observed: &Observed,
 ) -> Result<Plan, RenderError> {
-    start_in_idle_slot(r, tag, release, observed, "deploy")
+    let mut plan = start_in_idle_slot(r, tag, release, observed, "deploy")?;
+    if plan.note.is_none() {
+        plan.note = storage_note(r, observed);
+    }
+    Ok(plan)
+}
+
+/// Says when the storage image is not the size `limits.storage` asks for:
+/// `storage ensure` never resizes it (docs/host-runtime.md).
+fn storage_note(r: &Release, observed: &Observed) -> Option<String> {
+    let quota = r.app.limits.storage?;
+    let len = observed.storage_image_len?;
+    if r.settings.storage.is_empty() || len == quota.bytes() {
+        return None;
+    }
+    Some(format!(
+        "note: the storage image holds {len} bytes, not limits.storage {} ({} bytes); resize it by hand (docs/host-runtime.md, \"Storage: resizing\")",
+        quota.php(),
+        quota.bytes()
+    ))
 }
 
 /// Plans a restart without downtime: the active release starts afresh in
@@ -750,10 +772,28 @@ mod tests {
         };
         assert_eq!(
             command.join(" "),
-            "sudo -n /usr/local/bin/berth storage ensure --base-dir /srv/berth --app example --env test --path data --path var/sessions"
+            "sudo -n /usr/local/bin/berth storage ensure --base-dir /srv/berth --app example --env test --size 64M --path data --path var/sessions"
         );
         // Storage is ensured before the slot that mounts it starts.
         assert!(matches!(plan.steps[4], Step::ComposeUp { .. }));
+        assert_eq!(plan.note, None);
+
+        // An image of another size than the quota is reported, not resized.
+        let resized = Observed {
+            storage_image_len: Some(16 << 20),
+            ..Observed::default()
+        };
+        let plan = deploy(&release, &tag, &release_id(&tag, None, &resized), &resized).unwrap();
+        assert_eq!(
+            plan.note.as_deref(),
+            Some("note: the storage image holds 16777216 bytes, not limits.storage 64M (67108864 bytes); resize it by hand (docs/host-runtime.md, \"Storage: resizing\")")
+        );
+        let same = Observed {
+            storage_image_len: Some(64 << 20),
+            ..Observed::default()
+        };
+        let plan = deploy(&release, &tag, &release_id(&tag, None, &same), &same).unwrap();
+        assert_eq!(plan.note, None);
     }
 
     #[test]
