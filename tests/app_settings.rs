@@ -270,6 +270,30 @@ fn a_write_past_the_quota_fails_inside_the_app_and_the_host_keeps_writing() {
             .len(),
         4 << 20
     );
+    // status shows the storage's use, as df on the host sees it.
+    let status = app
+        .berth(&["--output", "json", "status"])
+        .run()
+        .expect_code(ExitStatus::Success.code());
+    let json: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    let df = std::process::Command::new("df")
+        .args(["-B1", "--output=size,used,itotal,iused"])
+        .arg(env_dir.join("storage"))
+        .output()
+        .unwrap();
+    let df = String::from_utf8(df.stdout).unwrap();
+    let numbers: Vec<u64> = df
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(
+        json["environments"][0]["storage"],
+        serde_json::json!({"size": numbers[0], "used": numbers[1], "inodes": numbers[2], "inodes_used": numbers[3]})
+    );
+    assert!(numbers[0] < 16 << 20 && numbers[1] > 4 << 20, "{df}");
     // A second deploy finds the file system mounted and leaves it.
     let v2 = code_with_settings(&app, "v2.0.0", "ok");
     app.deploy("v2.0.0", &v2)

@@ -166,6 +166,50 @@ impl Request {
     }
 }
 
+/// How full an app environment's storage is, as `df` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub size: u64,
+    pub used: u64,
+    pub inodes: u64,
+    pub inodes_used: u64,
+}
+
+impl Usage {
+    /// Reads `df -B1 --output=size,used,itotal,iused`'s data line.
+    pub fn parse(line: &str) -> Option<Usage> {
+        let numbers: Vec<u64> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        match numbers[..] {
+            [size, used, inodes, inodes_used] => Some(Usage {
+                size,
+                used,
+                inodes,
+                inodes_used,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |n: u64| n as f64 / f64::from(1 << 20);
+        let percent = (self.used * 100).checked_div(self.size).unwrap_or(0);
+        write!(
+            f,
+            "{:.1} MiB of {:.1} MiB used ({percent}%), {} of {} inodes",
+            mib(self.used),
+            mib(self.size),
+            self.inodes_used,
+            self.inodes
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +262,17 @@ mod tests {
                 Some("storage/ is a mount point without storage.img; left as it is".to_string())
             )
         );
+    }
+
+    #[test]
+    fn usage_is_read_from_df() {
+        let usage = Usage::parse("  15679488  4326400     4096      14").unwrap();
+        assert_eq!(
+            usage.to_string(),
+            "4.1 MiB of 15.0 MiB used (27%), 14 of 4096 inodes"
+        );
+        assert_eq!(Usage::parse("Size Used Inodes IUsed"), None);
+        assert_eq!(Usage::parse("1 2 3"), None);
     }
 
     #[test]
