@@ -92,6 +92,38 @@ pub enum Command {
     /// one app environment's containers may reach in the host's firewall.
     #[command(subcommand)]
     Egress(EgressCommand),
+    /// Host side of an app environment's storage, run as root by a deploy.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Make the storage of one app environment: an ext4 image of SIZE
+    /// mounted at BASE_DIR/APP/ENV/storage, and the directories below it
+    /// (root owns the structure, the containers' user (33) each path).
+    /// Idempotent; never follows a link.
+    Ensure(StorageEnsureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StorageEnsureArgs {
+    /// The host's base directory (the inventory's base_dir).
+    #[arg(long, value_name = "DIR")]
+    pub base_dir: String,
+    /// The app id.
+    #[arg(long)]
+    pub app: String,
+    /// The app environment.
+    #[arg(long)]
+    pub env: String,
+    /// The quota (app.yml's limits.storage, e.g. 256M): the size of the
+    /// storage's own file system, an ext4 image loop-mounted at storage/.
+    #[arg(long, value_name = "SIZE")]
+    pub size: String,
+    /// A storage path of the app's berth.yml; repeatable.
+    #[arg(long = "path", value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +193,10 @@ pub struct RenderArgs {
     /// The slot the release goes into; the other slot is rendered as backup.
     #[arg(long, default_value = "blue", value_parser = ["blue", "green"])]
     pub slot: String,
+    /// The checked-out code whose berth.yml applies [default: APP_DIR/codes;
+    /// without a checkout there, the release is rendered without one].
+    #[arg(long, value_name = "DIR")]
+    pub code: Option<PathBuf>,
     /// A directory of templates (`<file>.j2`) that replace the embedded ones
     /// [default: $BERTH_TEMPLATES_DIR].
     #[arg(long, value_name = "DIR")]

@@ -3,6 +3,7 @@
 //! and merge requests, so each message also shows that hostile text is
 //! quoted safely.
 
+use berth::config::settings::AppSettings;
 use berth::config::{AppFile, Inventory, ReleaseFile};
 
 use crate::common::{edit, APP_YML, INVENTORY_YML};
@@ -12,6 +13,8 @@ pub enum Kind {
     Release,
     App,
     Inventory,
+    /// A code repository's berth.yml, for the skeleton app granted storage.
+    Settings,
 }
 
 pub struct Case {
@@ -27,6 +30,14 @@ pub fn problems(kind: Kind, text: &str) -> Vec<String> {
         Kind::Release => ReleaseFile::parse("release.yml", text).map(|_| ()),
         Kind::App => AppFile::parse("app.yml", text).map(|_| ()),
         Kind::Inventory => Inventory::parse("inventory.yml", text).map(|_| ()),
+        Kind::Settings => {
+            let app = AppFile::parse(
+                "app.yml",
+                &app("  pids: 128\n", "  pids: 128\n  storage: 64M\n"),
+            )
+            .expect("the skeleton with storage is valid");
+            AppSettings::parse("berth.yml", text, &app.limits).map(|_| ())
+        }
     };
     match result {
         Ok(()) => Vec::new(),
@@ -840,6 +851,79 @@ pub fn cases() -> Vec<Case> {
             &[
                 "inventory.yml:3:3: hosts.Web_1: host name \"Web_1\" contains 'W'\n  hint: use at most 63 lowercase letters, digits and '-', starting with a letter, e.g. web-1",
             ],
+        ),
+        // berth.yml: the developer's own file, read as strictly
+        case(
+            "empty berth.yml", Settings, "# nothing\n".into(),
+            &["berth.yml:1:1: file is empty\n  hint: write the app's settings (docs/config.md, berth.yml), or delete the file"],
+        ),
+        case(
+            "berth.yml unknown key", Settings, "volumes: [/srv]\nwritable_dirs: [data]\n".into(),
+            &[
+                "berth.yml:1:1: volumes: unknown key \"volumes\"\n  hint: known keys here: storage, sessions, health, web",
+                "berth.yml:2:1: writable_dirs: unknown key \"writable_dirs\"\n  hint: known keys here: storage, sessions, health, web",
+            ],
+        ),
+        case(
+            "storage not a list", Settings, "storage: data\n".into(),
+            &["berth.yml:1:10: storage: expected a list, found a string\n  hint: write a list here"],
+        ),
+        case(
+            "storage absolute", Settings, "storage: [/etc]\n".into(),
+            &["berth.yml:1:11: storage[0]: storage path \"/etc\" is absolute; it is relative to the code root\n  hint: give a directory of the code, relative to its root, such as data or var/sessions, using letters, digits and . _ - /"],
+        ),
+        case(
+            "storage leaves the code", Settings, "storage: [data/../../etc]\n".into(),
+            &["berth.yml:1:11: storage[0]: storage path \"data/../../etc\" leaves its directory with \"..\"\n  hint: give a directory of the code, relative to its root, such as data or var/sessions, using letters, digits and . _ - /"],
+        ),
+        case(
+            "storage hostile characters", Settings, "storage: [\"data\\e[31m\\n\"]\n".into(),
+            &["berth.yml:1:11: storage[0]: storage path \"data\\u{1b}[31m\\n\" contains '\\u{1b}'\n  hint: give a directory of the code, relative to its root, such as data or var/sessions, using letters, digits and . _ - /"],
+        ),
+        case(
+            "storage paths overlap", Settings, "storage: [var, var/sessions]\n".into(),
+            &["berth.yml:1:16: storage[1]: \"var\" and \"var/sessions\" overlap\n  hint: each storage path is a mount of its own; list directories that do not contain each other"],
+        ),
+        case(
+            "sessions outside storage", Settings, "storage: [data]\nsessions: /tmp\n".into(),
+            &["berth.yml:2:11: sessions: storage path \"/tmp\" is absolute; it is relative to the code root\n  hint: give a directory of the code, relative to its root, such as data or var/sessions, using letters, digits and . _ - /"],
+        ),
+        case(
+            "sessions not a storage path", Settings, "storage: [data]\nsessions: var/sessions\n".into(),
+            &["berth.yml:2:11: sessions: \"var/sessions\" is not one of the storage paths\n  hint: list the sessions directory under storage too, e.g. storage: [var/sessions]"],
+        ),
+        case(
+            "too many storage paths", Settings,
+            format!("storage: [{}]\n", (0..17).map(|i| format!("d{i}")).collect::<Vec<_>>().join(", ")),
+            &["berth.yml:1:10: storage: 17 storage paths, more than 16\n  hint: keep the app's data under a few directories"],
+        ),
+        case(
+            "health without a path", Settings, "health: {status: 200}\n".into(),
+            &["berth.yml:1:10: health.path: required key path is missing\n  hint: add `path:` under health"],
+        ),
+        case(
+            "health status out of range", Settings, "health: {path: /health.php, status: 500}\n".into(),
+            &["berth.yml:1:37: health.status: status \"500\" is out of range\n  hint: use a whole number from 200 to 299"],
+        ),
+        case(
+            "health text not ASCII", Settings, "health: {path: /health.php, contains: \"ok \u{2713}\"}\n".into(),
+            &["berth.yml:1:39: health.contains: text \"ok \\u{2713}\" holds a character that is not printable ASCII\n  hint: give 1 to 100 printable ASCII characters that only a working app's page holds, e.g. \"status: ok\""],
+        ),
+        case(
+            "deny everything", Settings, "web: {deny: [/]}\n".into(),
+            &["berth.yml:1:14: web.deny[0]: \"/\" would deny the whole app\n  hint: name the directories to hide, such as /data or /config"],
+        ),
+        case(
+            "deny a relative path", Settings, "web: {deny: [config]}\n".into(),
+            &["berth.yml:1:14: web.deny[0]: URL path \"config\" must start with '/' and be at most 200 characters\n  hint: give a path starting with '/', using letters, digits and . _ ~ - /, e.g. /health.php"],
+        ),
+        case(
+            "deny a regular expression", Settings, "web: {deny: [\"~ .*\"]}\n".into(),
+            &["berth.yml:1:14: web.deny[0]: URL path \"~ .*\" contains a space\n  hint: give a path starting with '/', using letters, digits and . _ ~ - /, e.g. /health.php"],
+        ),
+        case(
+            "front controller not PHP", Settings, "web: {front_controller: /index.html}\n".into(),
+            &["berth.yml:1:25: web.front_controller: \"/index.html\" is not a PHP script\n  hint: name the script that routes pretty URLs, e.g. /index.php"],
         ),
     ]
 }

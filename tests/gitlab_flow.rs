@@ -920,3 +920,42 @@ fn a_failed_deploy_is_reported_with_its_step_and_no_record() {
     let statuses = gl.statuses(&sha);
     assert_eq!(statuses[0]["status"], "failed");
 }
+
+#[test]
+fn the_plan_note_shows_the_berth_yml_diff_and_its_problems() {
+    let gl = instance();
+    gl.release("v1.0.0", &head(&gl.code));
+    // app.yml grants no storage: the deploy would refuse this berth.yml.
+    commit_file(
+        &gl.code,
+        "berth.yml",
+        "web:\n  deny: [/private]\nstorage: [data]\n",
+        "app settings",
+    );
+    git(&gl.code, &["tag", "v1.1.0"]);
+    git(&gl.code, &["push", "-q", "origin", "main", "v1.1.0"]);
+    let iid = gl.request("v1.1.0", &head(&gl.code));
+    gl.review("plan", iid)
+        .expect(ExitStatus::Success);
+    let note = gl.berth_note(iid, "<!-- berth:plan -->");
+    assert!(
+        note.contains(
+            "**Warning**: the requested commit\\'s berth\\.yml is invalid, so the deploy will refuse it"
+        ),
+        "{note}"
+    );
+    for line in [
+        "# berth.yml:3:10: storage: the app has no storage: app.yml sets no limits.storage",
+        "#   hint: ask the platform admin to grant storage (limits.storage in app.yml), or remove storage",
+        "--- a/berth.yml",
+        "+++ b/berth.yml",
+        "+web:",
+        "+  deny: [/private]",
+        "+storage: [data]",
+    ] {
+        assert!(
+            note.lines().any(|l| l == line),
+            "{line:?} is not a line of the note:\n{note}"
+        );
+    }
+}

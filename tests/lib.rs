@@ -1,5 +1,6 @@
 //! berth's integration tests: one binary, one module per area.
 
+mod app_settings;
 mod bad_input;
 mod bench;
 mod cli;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use berth::config::app::AppFile;
+use berth::config::settings::AppSettings;
 use berth::config::values::EnvName;
 use berth::config::{Inventory, ReleaseFile};
 use berth::exit::ExitStatus;
@@ -63,6 +64,7 @@ limits:
   cpus: 1.5
   memory: 1G
   pids: 512
+  storage: 2G
 php:
   memory_limit: 512M
   max_execution_time: 120
@@ -83,7 +85,18 @@ struct Fixture {
     slot: Slot,
     backup: Option<Slot>,
     tls: bool,
+    /// The release's berth.yml; empty for none.
+    settings: &'static str,
 }
+
+/// A berth.yml that uses every key.
+const SETTINGS: &str = "storage: [data, var/sessions]
+sessions: var/sessions
+health: {path: /status/health.php, status: 200, contains: \"db: ok\"}
+web:
+  deny: [/data, /config/, /bin]
+  front_controller: /app.php
+";
 
 const FIXTURES: &[Fixture] = &[
     Fixture {
@@ -93,6 +106,7 @@ const FIXTURES: &[Fixture] = &[
         slot: Slot::Blue,
         backup: None,
         tls: false,
+        settings: "",
     },
     Fixture {
         name: "skeleton production, green with blue as backup",
@@ -101,6 +115,7 @@ const FIXTURES: &[Fixture] = &[
         slot: Slot::Green,
         backup: Some(Slot::Blue),
         tls: false,
+        settings: "",
     },
     Fixture {
         name: "varied app with TLS",
@@ -109,6 +124,7 @@ const FIXTURES: &[Fixture] = &[
         slot: Slot::Blue,
         backup: Some(Slot::Green),
         tls: true,
+        settings: SETTINGS,
     },
 ];
 
@@ -118,6 +134,10 @@ fn render(fixture: &Fixture, dir: &Path) -> Vec<RenderedFile> {
     let env_name: EnvName = fixture.env.parse().unwrap();
     let env = app.environment(&env_name).expect("fixture environment");
     let release = ReleaseId::new(&"v1.2.0".parse().unwrap(), Some("0123456789abcdef0123"));
+    let settings = match fixture.settings {
+        "" => AppSettings::default(),
+        text => AppSettings::parse("berth.yml", text, &app.limits).expect("fixture settings"),
+    };
     Templates::embedded()
         .render(&Target {
             app: &app,
@@ -126,6 +146,7 @@ fn render(fixture: &Fixture, dir: &Path) -> Vec<RenderedFile> {
             release: &release,
             slot: fixture.slot,
             backup: fixture.backup,
+            settings: &settings,
         })
         .expect("templates render")
 }
@@ -480,6 +501,60 @@ fn compose_file_is_hardened() {
 }
 
 #[test]
+fn berth_yml_reaches_the_app_nginx_compose_and_php() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = render(&FIXTURES[2], dir.path());
+    let nginx = file(&files, "nginx.conf");
+    for path in ["/data", "/config", "/bin"] {
+        assert!(
+            nginx.contains(&format!(
+                "\n        location = {path} {{\n            return 404;\n        }}\n        location ^~ {path}/ {{\n            return 404;\n        }}\n"
+            )),
+            "{path}: {nginx}"
+        );
+    }
+    assert!(
+        nginx.contains("\n            try_files $uri $uri/ /app.php$is_args$args;\n"),
+        "{nginx}"
+    );
+    let compose: serde_yaml::Value = serde_yaml::from_str(file(&files, "compose.yml")).unwrap();
+    let volumes = |role: &str| -> Vec<String> {
+        compose["services"][role]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let storage = "/srv/berth/shop-search/test/storage";
+    assert_eq!(
+        volumes("php")[2..],
+        [
+            format!("{storage}/data:/var/www/app/data:rw"),
+            format!("{storage}/var/sessions:/var/www/app/var/sessions:rw"),
+        ]
+    );
+    assert_eq!(volumes("web").len(), 2, "nginx never sees the storage");
+    let ini = file(&files, "php.ini");
+    assert!(
+        ini.contains("\nsession.save_path = /var/www/app/var/sessions\n"),
+        "{ini}"
+    );
+    let probe = compose["services"]["web"]["healthcheck"]["test"][3]
+        .as_str()
+        .unwrap();
+    assert!(
+        probe.contains("'GET /status/health.php HTTP/1.0"),
+        "{probe}"
+    );
+
+    // Without a berth.yml: PHP's sessions stay in the slot's /tmp.
+    let plain = render(&FIXTURES[0], dir.path());
+    assert!(file(&plain, "php.ini").contains("\nsession.save_path = /tmp\n"));
+    assert!(!file(&plain, "nginx.conf").contains("return 404;"));
+}
+
+#[test]
 fn php_ini_confines_the_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let files = render(&FIXTURES[2], dir.path());
@@ -531,6 +606,7 @@ fn template_overrides_replace_single_files_and_typos_fail() {
         release: &release,
         slot: Slot::Blue,
         backup: None,
+        settings: &AppSettings::default(),
     };
     let files = Templates::with_overrides(Some(overrides.path().to_path_buf()))
         .render(&target)

@@ -115,6 +115,7 @@ fn rendered_slot_serves_the_example_plugin_behind_the_front_vhost() {
             release: &release,
             slot: Slot::Blue,
             backup: None,
+            settings: &berth::config::settings::AppSettings::default(),
         })
         .unwrap();
     let release_dir = base.join(format!("{app_id}/test/releases/v1.0.0"));

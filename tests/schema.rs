@@ -33,6 +33,8 @@ const PARSER_ONLY: &[&str] = &[
     "memory above bound",
     "php memory above container",
     "post smaller than upload",
+    "storage paths overlap",
+    "sessions not a storage path",
 ];
 
 #[test]
@@ -48,18 +50,33 @@ fn schemas_accept_the_skeleton() {
     assert!(errors.is_empty(), "release.yml: {errors:?}");
     let errors: Vec<String> = app.iter_errors(&app_json).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "app.yml: {errors:?}");
+    // docs/config.md's berth.yml, which the parser reads too.
+    let text = "storage: [data, var/sessions]\nsessions: var/sessions\nhealth: {path: /health.php, status: 200, contains: \"db: ok\"}\nweb:\n  deny: [/data, /config, /bin]\n  front_controller: /index.php\n";
+    let granted = berth::config::AppFile::parse(
+        "app.yml",
+        &APP_YML.replace("  pids: 128\n", "  pids: 128\n  storage: 64M\n"),
+    )
+    .unwrap();
+    berth::config::settings::AppSettings::parse("berth.yml", text, &granted.limits).unwrap();
+    let errors: Vec<String> = validator("berth.schema.json")
+        .iter_errors(&as_json(text).unwrap())
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "berth.yml: {errors:?}");
 }
 
 #[test]
 fn schemas_refuse_what_the_parser_refuses() {
     let release = validator("release.schema.json");
     let app = validator("app.schema.json");
+    let settings = validator("berth.schema.json");
     let mut compared = 0;
     let mut disagreements = Vec::new();
     for case in cases() {
         let schema = match case.kind {
             Kind::Release => &release,
             Kind::App => &app,
+            Kind::Settings => &settings,
             Kind::Inventory => continue,
         };
         // Not YAML a standard library reads (duplicate keys, several

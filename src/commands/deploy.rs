@@ -5,9 +5,10 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
-use super::target::{lock_env, now_utc, observe, EnvTarget};
+use super::target::{lock_env, now_utc, observe, read_settings, EnvTarget};
 use super::{runtime, CommandError};
 use crate::cli::DeployArgs;
+use crate::config::settings::AppSettings;
 use crate::config::values::GitTag;
 use crate::env::Env;
 use crate::exec::apply::apply;
@@ -169,17 +170,27 @@ pub fn deploy_target(
     options: Options,
     reporter: &Reporter,
 ) -> Result<Option<Slot>, CommandError> {
-    if let Some(code) = code {
-        check_code_size(target, code, reporter)?;
-    }
+    // The checkout's berth.yml, checked before anything reaches the host.
+    let checkout_settings = match code {
+        Some(code) => {
+            check_code_size(target, code, reporter)?;
+            Some(AppSettings::load(code, &target.app_dir.app.limits)?)
+        }
+        None => None,
+    };
     let now = now_utc();
-    let release = target.release(options.keep, options.health_timeout_secs, &now);
     let layout = target.layout();
     runtime()?.block_on(async {
         let remote = Remote::connect(target.host(), &target.ssh_key).await?;
         let lock = lock_env(&remote, &layout).await?;
         let observed = observe(&remote, target).await?;
         let id = deploy::release_id(tag, commit, &observed);
+        // Without a checkout, the release on the host brings its own.
+        let settings = match &checkout_settings {
+            Some(settings) => settings.clone(),
+            None => read_settings(&remote, target, &id).await?.unwrap_or_default(),
+        };
+        let release = target.release(options.keep, options.health_timeout_secs, &now, &settings);
         let plan = deploy::deploy(&release, tag, &id, &observed)
             .context("render the release configuration")?;
         if code.is_none() && plan.steps.iter().any(|s| matches!(s, Step::SyncCode { .. })) {

@@ -16,6 +16,7 @@ mod restart;
 mod review;
 mod rollback;
 mod status;
+mod storage;
 mod target;
 mod validate;
 
@@ -76,6 +77,9 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Demo(args) => demo::run(args, global.dry_run, &env, &reporter),
         Command::Egress(crate::cli::EgressCommand::Apply(args)) => {
             egress::apply(args, global.dry_run, &reporter)
+        }
+        Command::Storage(crate::cli::StorageCommand::Ensure(args)) => {
+            storage::ensure(args, global.dry_run, &reporter)
         }
     };
     match result {

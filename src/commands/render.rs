@@ -7,6 +7,7 @@ use similar::TextDiff;
 
 use super::{inventory_path, CommandError};
 use crate::cli::RenderArgs;
+use crate::config::settings::AppSettings;
 use crate::config::values::{EnvName, ScalarValue};
 use crate::config::{app_file_path, AppDir, Inventory};
 use crate::env::Env;
@@ -60,6 +61,17 @@ pub fn run(
         .expect("check_hosts verified the host exists");
     let slot: Slot = args.slot.parse().map_err(anyhow::Error::msg)?;
     let release = ReleaseId::new(&requested.tag, None);
+    // The release's own berth.yml, from its checkout when there is one.
+    let code = args.code.clone().unwrap_or_else(|| dir.join("codes"));
+    let settings = if code.is_dir() {
+        AppSettings::load(&code, &app.limits)?
+    } else {
+        reporter.detail(&format!(
+            "no code checkout at {}: rendered without the app's berth.yml",
+            code.display()
+        ));
+        AppSettings::default()
+    };
     let templates_dir = args.templates.clone().or_else(|| env.templates_dir.clone());
     if let Some(dir) = &templates_dir {
         reporter.detail(&format!("templates: overrides from {}", dir.display()));
@@ -72,6 +84,7 @@ pub fn run(
             release: &release,
             slot,
             backup: Some(slot.other()),
+            settings: &settings,
         })
         .context("render the release configuration")?;
 

@@ -22,8 +22,15 @@ pub fn run(
     let t = &args.target;
     let target = EnvTarget::load(&t.app_dir, &t.access, &t.env, &t.templates, env)?;
     let now = now_utc();
-    let release = target.release(usize::MAX, t.health_timeout, &now);
     let observed = switch_without_code(&target, dry_run, reporter, |observed| {
+        // The active release restarts with its own berth.yml.
+        let settings = observed
+            .state
+            .active
+            .as_ref()
+            .map(|a| observed.settings_of(&a.release))
+            .unwrap_or_default();
+        let release = target.release(usize::MAX, t.health_timeout, &now, &settings);
         let plan = deploy::restart(&release, observed).ok_or_else(|| CommandError::Usage {
             message: format!("nothing runs in {} yet", target.env),
             hint: "deploy a release first".into(),

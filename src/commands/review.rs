@@ -17,6 +17,7 @@ use super::gitlab::{connect, missing, project_path};
 use super::{inventory_path, CommandError};
 use crate::cli::MergeRequestArgs;
 use crate::config::release::RequestedRelease;
+use crate::config::settings::{self, AppSettings};
 use crate::config::values::ProjectPath;
 use crate::config::values::{CommitId, GitTag};
 use crate::config::{AppDir, Inventory, Problems};
@@ -291,9 +292,23 @@ pub fn plan(
             }
             _ => (Vec::new(), 0, Vec::new(), 0),
         };
+        // Each side's berth.yml, from the code repository at its commit.
+        let new_settings = settings_at(&fetched, release.commit.as_ref(), &app_dir.app)?;
+        let old_settings = settings_at(&fetched, live_commit.as_ref(), &app_dir.app)?;
+        if new_settings.problems.is_some() {
+            warnings.push(
+                "the requested commit's berth.yml is invalid, so the deploy will refuse it (its problems are at the top of the configuration diff)".to_string(),
+            );
+        }
         let config_diff = match &inventory {
-            Some(inventory) => config_diff(&app_dir, inventory, release, live_ref.as_ref())?,
-            None => String::new(),
+            Some(inventory) => config_diff(
+                &app_dir,
+                inventory,
+                release,
+                live_ref.as_ref(),
+                (&old_settings, &new_settings),
+            )?,
+            None => settings_diff(&old_settings, &new_settings),
         };
         plans.push(EnvPlan {
             env: release.env.to_string(),
@@ -380,13 +395,99 @@ fn summarize(comparison: git::Comparison) -> Summary {
     (commits, total_commits, files, total_files)
 }
 
+/// One side's `berth.yml`: its text as committed (empty without one), what
+/// it says (the default when it is absent or invalid), and its problems.
+struct SettingsAt {
+    text: String,
+    settings: AppSettings,
+    problems: Option<String>,
+}
+
+/// Reads `berth.yml` at `commit` of the fetched code repository and
+/// validates it as a deploy will (without the checkout's directory checks).
+fn settings_at(
+    fetched: &git::Fetched,
+    commit: Option<&CommitId>,
+    app: &crate::config::AppFile,
+) -> Result<SettingsAt, CommandError> {
+    let none = SettingsAt {
+        text: String::new(),
+        settings: AppSettings::default(),
+        problems: None,
+    };
+    let Some(commit) = commit else {
+        return Ok(none);
+    };
+    let limit = crate::config::yaml::MAX_FILE_BYTES;
+    let found = fetched
+        .file(commit, settings::FILE_NAME, limit)
+        .map_err(CommandError::Failed)?;
+    let invalid = |why: String| SettingsAt {
+        text: String::new(),
+        settings: AppSettings::default(),
+        problems: Some(why),
+    };
+    Ok(match found {
+        crate::plan::review::FileAt::Missing => none,
+        crate::plan::review::FileAt::NotRegular { .. } => invalid(format!(
+            "{}: is not a regular file (a link?), which berth does not read",
+            settings::FILE_NAME
+        )),
+        crate::plan::review::FileAt::TooLarge { size } => invalid(format!(
+            "{}: file is {size} bytes, more than the {limit} bytes berth reads",
+            settings::FILE_NAME
+        )),
+        crate::plan::review::FileAt::Regular { bytes, .. } => match String::from_utf8(bytes) {
+            Err(_) => invalid(format!("{}: file is not UTF-8 text", settings::FILE_NAME)),
+            Ok(text) => match AppSettings::parse(settings::FILE_NAME, &text, &app.limits) {
+                Ok(settings) => SettingsAt {
+                    text,
+                    settings,
+                    problems: None,
+                },
+                Err(problems) => SettingsAt {
+                    text,
+                    settings: AppSettings::default(),
+                    problems: Some(problems.to_string()),
+                },
+            },
+        },
+    })
+}
+
+/// The requested `berth.yml`'s problems (as comment lines) and its diff
+/// against the live one's, at the top of the configuration diff.
+fn settings_diff(old: &SettingsAt, new: &SettingsAt) -> String {
+    let mut diff = String::new();
+    if let Some(problems) = &new.problems {
+        for line in problems.lines() {
+            diff.push_str(&format!("# {line}\n"));
+        }
+    }
+    if old.text != new.text {
+        diff.push_str(
+            &TextDiff::from_lines(&old.text, &new.text)
+                .unified_diff()
+                .context_radius(2)
+                .header(
+                    &format!("a/{}", settings::FILE_NAME),
+                    &format!("b/{}", settings::FILE_NAME),
+                )
+                .to_string(),
+        );
+    }
+    diff
+}
+
 /// The rendered configuration of the live release against the requested
-/// one, both rendered into the same slot so that only real changes show.
+/// one, both rendered into the same slot so that only real changes show,
+/// each with its own `berth.yml`, whose own diff comes first.
 fn config_diff(
     app_dir: &AppDir,
     inventory: &Inventory,
     release: &RequestedRelease,
     live: Option<&PlannedRef>,
+    (old_settings, new_settings): (&SettingsAt, &SettingsAt),
 ) -> Result<String, CommandError> {
     let app = &app_dir.app;
     let app_env = app
@@ -396,18 +497,28 @@ fn config_diff(
         return Ok(String::new());
     };
     let templates = Templates::embedded();
-    let render = |tag: &crate::config::values::GitTag| -> Result<Vec<crate::plan::render::RenderedFile>, CommandError> {
+    let render = |tag: &crate::config::values::GitTag,
+                  settings: &AppSettings|
+     -> Result<Vec<crate::plan::render::RenderedFile>, CommandError> {
         let id = ReleaseId::new(tag, None);
         templates
-            .render(&Target { app, env: app_env, host, release: &id, slot: Slot::Blue, backup: Some(Slot::Green) })
+            .render(&Target {
+                app,
+                env: app_env,
+                host,
+                release: &id,
+                slot: Slot::Blue,
+                backup: Some(Slot::Green),
+                settings,
+            })
             .map_err(|e| CommandError::Failed(anyhow::Error::new(e)))
     };
-    let new_files = render(&release.tag)?;
+    let new_files = render(&release.tag, &new_settings.settings)?;
     let old_files = match live.and_then(|l| l.tag.parse::<crate::config::values::GitTag>().ok()) {
-        Some(tag) => render(&tag)?,
+        Some(tag) => render(&tag, &old_settings.settings)?,
         None => Vec::new(),
     };
-    let mut diff = String::new();
+    let mut diff = settings_diff(old_settings, new_settings);
     for file in &new_files {
         let old = old_files
             .iter()

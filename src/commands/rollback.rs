@@ -55,8 +55,15 @@ pub fn run(
         );
     }
     let now = now_utc();
-    let release = target.release(0, t.health_timeout, &now);
     let backup = switch_without_code(&target, dry_run, reporter, |observed| {
+        // The backup is probed with its own release's health check.
+        let settings = observed
+            .state
+            .backup
+            .as_ref()
+            .map(|b| observed.settings_of(&b.release))
+            .unwrap_or_default();
+        let release = target.release(0, t.health_timeout, &now, &settings);
         deploy::rollback(&release, observed).map_err(|e| CommandError::Usage {
             message: e.to_string(),
             hint: "a rollback switches to the previous release, which exists after a second deploy"

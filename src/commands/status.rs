@@ -13,6 +13,7 @@ use crate::cli::StatusArgs;
 use crate::env::Env;
 use crate::exec::gitlab::calls;
 use crate::exec::remote::Remote;
+use crate::plan::storage::Usage;
 use crate::report::records::ReleaseRecord;
 use crate::report::Reporter;
 
@@ -54,7 +55,7 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
     let mut report = Vec::new();
     for name in &env_names {
         let target = EnvTarget::load(&args.app_dir, &args.access, name, &None, env)?;
-        let (observed, containers) = runtime()?.block_on(async {
+        let (observed, containers, usage) = runtime()?.block_on(async {
             let remote = Remote::connect(target.host(), &target.ssh_key).await?;
             let observed = observe(&remote, &target).await?;
             let docker = remote.docker(&target.host().docker.socket).await?;
@@ -89,7 +90,22 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
                 };
                 containers.push(Container::new(summary, health));
             }
-            Ok::<_, CommandError>((observed, containers))
+            // The storage's own file system, when it is mounted.
+            let storage = target.layout().storage_dir();
+            let df = remote
+                .output(
+                    &[
+                        "sh",
+                        "-c",
+                        "mountpoint -q \"$1\" && df -B1 --output=size,used,itotal,iused \"$1\" | tail -n 1",
+                        "sh",
+                        storage.as_str(),
+                    ],
+                    None,
+                )
+                .await?;
+            let usage = Usage::parse(&String::from_utf8_lossy(&df.stdout));
+            Ok::<_, CommandError>((observed, containers, usage))
         })?;
         let state = &observed.state;
         let describe = |r: &Option<crate::plan::deploy::SlotRelease>| {
@@ -126,6 +142,12 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
                 .map(|m| format!("\n  WARNING: {m}"))
                 .collect::<String>()
         ));
+        if let (Some(last), Some(image)) = (text.last_mut(), observed.storage_image_len) {
+            last.push_str(&match usage {
+                Some(usage) => format!("\n  storage: {usage}"),
+                None => format!("\n  storage: {image}-byte image NOT mounted"),
+            });
+        }
         let mut history: Vec<&ReleaseRecord> = records
             .iter()
             .flatten()
@@ -179,6 +201,7 @@ pub fn run(args: &StatusArgs, env: &Env, reporter: &Reporter) -> Result<(), Comm
             "active_healthy": observed.active_healthy,
             "mismatches": slot_mismatches(state, &containers),
             "containers": containers,
+            "storage": usage,
         }));
     }
     reporter.result(

@@ -10,6 +10,7 @@ use super::{inventory_path, CommandError};
 use crate::cli::{AppDirArg, HostAccessArgs};
 use crate::config::app::AppEnvironment;
 use crate::config::inventory::Host;
+use crate::config::settings::{self, AppSettings};
 use crate::config::values::{EnvName, ScalarValue};
 use crate::config::{app_file_path, AppDir, Inventory};
 use crate::env::Env;
@@ -129,12 +130,14 @@ impl EnvTarget {
         keep: usize,
         health_timeout_secs: u64,
         now: &'a str,
+        settings: &'a AppSettings,
     ) -> Release<'a> {
         Release {
             app: &self.app_dir.app,
             env: self.app_env(),
             host: self.host(),
             templates: &self.templates,
+            settings,
             keep,
             health_timeout_secs,
             now,
@@ -203,11 +206,74 @@ pub async fn observe(remote: &Remote, target: &EnvTarget) -> Result<Observed> {
             matches!(answer, Ok((200, _)))
         }
     };
+    let mut settings = Vec::new();
+    for release in state.active.iter().chain(&state.backup) {
+        if let Some(found) = read_settings(remote, target, &release.release)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            settings.push((release.release.clone(), found));
+        }
+    }
+    let image = layout.root.join(crate::plan::storage::IMAGE);
+    let stat = remote
+        .output(&["stat", "-c", "%s", "--", image.as_str()], None)
+        .await?;
+    let storage_image_len = if stat.status.success() {
+        String::from_utf8_lossy(&stat.stdout).trim().parse().ok()
+    } else {
+        None
+    };
     Ok(Observed {
         state,
         complete_releases,
         active_healthy,
+        settings,
+        storage_image_len,
     })
+}
+
+/// Reads the `berth.yml` of a release's code on the host (`None` without
+/// one) and validates it as a checkout's: it is the developer's file, and
+/// `app.yml`'s ceilings may have changed since it was released. At most
+/// one byte more than berth parses is read.
+pub async fn read_settings(
+    remote: &Remote,
+    target: &EnvTarget,
+    release: &ReleaseId,
+) -> Result<Option<AppSettings>, CommandError> {
+    let path = target.layout().code_dir(release).join(settings::FILE_NAME);
+    let output = remote
+        .output(
+            &[
+                "sh",
+                "-c",
+                "test -e \"$1\" || exit 3; test -f \"$1\" && ! test -L \"$1\" || exit 4; head -c \"$2\" -- \"$1\"",
+                "sh",
+                path.as_str(),
+                &(crate::config::yaml::MAX_FILE_BYTES + 1).to_string(),
+            ],
+            None,
+        )
+        .await?;
+    let name = format!("{}:{path}", remote.name());
+    let text = match output.status.code() {
+        Some(3) => return Ok(None),
+        Some(0) => String::from_utf8(output.stdout)
+            .map_err(|_| anyhow::anyhow!("{name} is not UTF-8 text"))?,
+        _ => {
+            return Err(anyhow::anyhow!(
+                "read {name}: not a regular file, or unreadable: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
+            .into())
+        }
+    };
+    Ok(Some(AppSettings::parse(
+        &name,
+        &text,
+        &target.app_dir.app.limits,
+    )?))
 }
 
 /// The current time as an RFC 3339 UTC time stamp, e.g. `2026-11-22T21:30:00Z`.

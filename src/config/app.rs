@@ -74,6 +74,8 @@ pub struct Limits {
     pub pids: u32,
     /// What one release's code may hold on the host.
     pub code: CodeLimits,
+    /// The most the app's persistent storage may hold; no storage without it.
+    pub storage: Option<ByteSize>,
 }
 
 /// `limits.code`: the most bytes and files (inodes: files, directories)
@@ -138,6 +140,8 @@ pub mod bounds {
     pub const CODE_SIZE_MAX: ByteSize = ByteSize::mib(4096);
     pub const CODE_FILES: (i64, i64) = (100, 200_000);
     pub const MAIL_PER_MINUTE: (i64, i64) = (1, 600);
+    pub const STORAGE_MIN: ByteSize = ByteSize::mib(1);
+    pub const STORAGE_MAX: ByteSize = ByteSize::mib(64 * 1024);
 }
 
 impl AppFile {
@@ -351,6 +355,10 @@ fn decode_limits(d: &mut Decoder, node: &Node, key: &str) -> Option<Limits> {
         d.integer(node, key, bounds::PIDS.0, bounds::PIDS.1)
     });
     let code = f.optional(d, "code", decode_code_limits);
+    let storage = f.optional(d, "storage", |d, node, key| {
+        let size = d.scalar::<ByteSize>(node, key)?;
+        in_bounds(d, node, key, size, bounds::STORAGE_MIN, bounds::STORAGE_MAX)
+    });
     f.finish(d);
     Some(Limits {
         cpus: cpus?,
@@ -364,6 +372,7 @@ fn decode_limits(d: &mut Decoder, node: &Node, key: &str) -> Option<Limits> {
                 files: node.mark,
             },
         }),
+        storage,
     })
 }
 

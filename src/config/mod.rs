@@ -6,6 +6,7 @@ pub mod app;
 pub mod decode;
 pub mod inventory;
 pub mod release;
+pub mod settings;
 pub mod values;
 pub mod yaml;
 

@@ -172,6 +172,10 @@ async fn run_step(
                 reporter.detail(&format!("   {line}"));
             }
         }
+        Step::EnsureStorage { command, .. } => {
+            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+            remote.run("ensure the storage directories", &argv).await?;
+        }
         Step::ComposeUp {
             project,
             file,
@@ -202,18 +206,25 @@ async fn run_step(
             file,
             address,
             port,
-            path,
+            check,
             domain,
             timeout_secs,
         } => {
+            let path = &check.path;
             let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
             loop {
                 let last = match remote
                     .http_get(address, &port.to_string(), path.as_str(), domain.as_str())
                     .await
                 {
-                    Ok((200, _)) => break,
-                    Ok((status, _)) => format!("answered {status}"),
+                    Ok((status, body)) if check.passes(status, &body) => break,
+                    Ok((status, _)) if status != check.status => format!("answered {status}"),
+                    Ok((status, _)) => format!(
+                        "answered {status} without the text {}",
+                        crate::config::values::quoted(
+                            check.contains.as_ref().map_or("", |t| t.as_str())
+                        )
+                    ),
                     Err(e) => format!("{e:#}"),
                 };
                 if Instant::now() >= deadline {

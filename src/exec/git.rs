@@ -145,6 +145,18 @@ pub fn fetch_for_compare(
 }
 
 impl Fetched {
+    /// The file at `path` in commit `id`, as [`LocalRepo::file`] reads it;
+    /// `Missing` too when the commit was not fetched.
+    pub fn file(&self, id: &CommitId, path: &str, max_bytes: usize) -> Result<FileAt> {
+        let Some(commit) = git2::Oid::from_str(id.as_str())
+            .ok()
+            .and_then(|oid| self.repo.find_commit(oid).ok())
+        else {
+            return Ok(FileAt::Missing);
+        };
+        file_in(&self.repo, &commit, path, max_bytes)
+    }
+
     /// The commits in `to` but not in `from`, newest first, and the files
     /// changed from their merge base to `to` (GitLab's compare), or `None`
     /// when either commit is not in the fetched repository.
@@ -306,24 +318,33 @@ impl LocalRepo {
     /// The file at `path` in commit `id`: its mode and, for a regular file
     /// no larger than `max_bytes`, its bytes.
     pub fn file(&self, id: &str, path: &str, max_bytes: usize) -> Result<FileAt> {
-        let tree = self.commit(id)?.tree()?;
-        let Ok(entry) = tree.get_path(Path::new(path)) else {
-            return Ok(FileAt::Missing);
-        };
-        let mode = entry.filemode() as u32;
-        if mode != 0o100644 && mode != 0o100755 {
-            return Ok(FileAt::NotRegular { mode });
-        }
-        let (size, _) = self.repo.odb()?.read_header(entry.id())?;
-        if size > max_bytes {
-            return Ok(FileAt::TooLarge { size });
-        }
-        let blob = self.repo.find_blob(entry.id())?;
-        Ok(FileAt::Regular {
-            mode,
-            bytes: blob.content().to_vec(),
-        })
+        file_in(&self.repo, &self.commit(id)?, path, max_bytes)
     }
+}
+
+fn file_in(
+    repo: &git2::Repository,
+    commit: &git2::Commit<'_>,
+    path: &str,
+    max_bytes: usize,
+) -> Result<FileAt> {
+    let tree = commit.tree()?;
+    let Ok(entry) = tree.get_path(Path::new(path)) else {
+        return Ok(FileAt::Missing);
+    };
+    let mode = entry.filemode() as u32;
+    if mode != 0o100644 && mode != 0o100755 {
+        return Ok(FileAt::NotRegular { mode });
+    }
+    let (size, _) = repo.odb()?.read_header(entry.id())?;
+    if size > max_bytes {
+        return Ok(FileAt::TooLarge { size });
+    }
+    let blob = repo.find_blob(entry.id())?;
+    Ok(FileAt::Regular {
+        mode,
+        bytes: blob.content().to_vec(),
+    })
 }
 
 fn fetch_and_checkout(dir: &Path, url: &str, tag: &GitTag) -> Result<ResolvedTag> {

@@ -8,4 +8,5 @@ pub mod firewall;
 pub mod git;
 pub mod gitlab;
 pub mod remote;
+pub mod storage;
 pub mod tree;

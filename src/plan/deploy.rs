@@ -15,9 +15,8 @@ use super::release::{
 use super::render::{RenderError, RenderedFile, Target, Templates};
 use crate::config::app::{AppEnvironment, AppFile};
 use crate::config::inventory::Host;
-use crate::config::values::{
-    AbsPath, AppId, CommandArg, DomainName, EnvName, GitTag, Port, UrlPath,
-};
+use crate::config::settings::{AppSettings, HealthCheck, StoragePath};
+use crate::config::values::{AbsPath, AppId, CommandArg, DomainName, EnvName, GitTag, Port};
 use crate::secret::{AppSecret, Secret};
 
 /// `state.json` on a host: what each slot of an app environment serves.
@@ -66,6 +65,23 @@ pub struct Observed {
     pub complete_releases: Vec<ReleaseId>,
     /// Whether the active slot answered its health path with 200.
     pub active_healthy: bool,
+    /// The `berth.yml` of the active and backup releases, read from their
+    /// code on the host (a release without one is absent here).
+    pub settings: Vec<(ReleaseId, AppSettings)>,
+    /// The length of the app environment's storage image, if it has one.
+    pub storage_image_len: Option<u64>,
+}
+
+impl Observed {
+    /// The settings of a release on the host: its own `berth.yml`, or the
+    /// default when it has none.
+    pub fn settings_of(&self, release: &ReleaseId) -> AppSettings {
+        self.settings
+            .iter()
+            .find(|(id, _)| id == release)
+            .map(|(_, settings)| settings.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// One thing to do on a host.
@@ -112,6 +128,13 @@ pub enum Step {
         max_bytes: u64,
         keep: usize,
     },
+    /// Make the app environment's storage directories (owned by the
+    /// containers' user) with `berth storage ensure`, run as root, before
+    /// a slot mounts them.
+    EnsureStorage {
+        command: Vec<String>,
+        paths: Vec<StoragePath>,
+    },
     ComposeUp {
         project: String,
         file: AbsPath,
@@ -127,7 +150,8 @@ pub enum Step {
         file: AbsPath,
         address: String,
         port: Port,
-        path: UrlPath,
+        /// The path, and the status and text a healthy answer has.
+        check: HealthCheck,
         domain: DomainName,
         timeout_secs: u64,
     },
@@ -213,16 +237,22 @@ impl fmt::Display for Step {
                     max_bytes / (1024 * 1024)
                 )
             }
+            Step::EnsureStorage { paths, .. } => {
+                let names: Vec<&str> = paths.iter().map(StoragePath::as_str).collect();
+                write!(f, "ensure the storage directories {}", names.join(", "))
+            }
             Step::ComposeUp { project, .. } => write!(f, "start {project} (compose up)"),
             Step::WaitHealthy {
                 address,
                 port,
-                path,
+                check,
                 timeout_secs,
                 ..
             } => write!(
                 f,
-                "wait until http://{address}:{port}{path} answers 200 (at most {timeout_secs}s)"
+                "wait until http://{address}:{port}{} {} (at most {timeout_secs}s)",
+                check.path,
+                check.expectation()
             ),
             Step::SwitchFront { vhost, .. } => {
                 write!(f, "switch the front: write {vhost}, nginx -t, reload")
@@ -299,6 +329,8 @@ pub struct Release<'a> {
     pub env: &'a AppEnvironment,
     pub host: &'a Host,
     pub templates: &'a Templates,
+    /// The `berth.yml` of the release the plan starts or switches to.
+    pub settings: &'a AppSettings,
     /// How many releases to keep on the host besides the active and backup.
     pub keep: usize,
     pub health_timeout_secs: u64,
@@ -373,6 +405,33 @@ impl Release<'_> {
             release,
             slot,
             backup,
+            settings: self.settings,
+        })
+    }
+
+    /// Makes the storage directories `berth.yml` declares, as root on the
+    /// host; `None` when it declares none.
+    fn storage(&self) -> Option<Step> {
+        if self.settings.storage.is_empty() {
+            return None;
+        }
+        let mut command: Vec<String> = self
+            .host
+            .root_berth
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let request = super::storage::Request {
+            base_dir: self.host.base_dir.clone(),
+            app: self.app.id.clone(),
+            env: self.env.name.clone(),
+            size: self.app.limits.storage?,
+            paths: self.settings.storage.clone(),
+        };
+        command.extend(request.args());
+        Some(Step::EnsureStorage {
+            command,
+            paths: self.settings.storage.clone(),
         })
     }
 
@@ -384,7 +443,7 @@ impl Release<'_> {
             file: compose_file,
             address: self.host.publish_address.to_string(),
             port: slot.port(self.env),
-            path: self.app.health_path.clone(),
+            check: self.settings.health_or(&self.app.health_path),
             domain: self.env.domains[0].clone(),
             timeout_secs: self.health_timeout_secs,
         }
@@ -475,7 +534,26 @@ pub fn deploy(
     release: &ReleaseId,
     observed: &Observed,
 ) -> Result<Plan, RenderError> {
-    start_in_idle_slot(r, tag, release, observed, "deploy")
+    let mut plan = start_in_idle_slot(r, tag, release, observed, "deploy")?;
+    if plan.note.is_none() {
+        plan.note = storage_note(r, observed);
+    }
+    Ok(plan)
+}
+
+/// Says when the storage image is not the size `limits.storage` asks for:
+/// `storage ensure` never resizes it (docs/host-runtime.md).
+fn storage_note(r: &Release, observed: &Observed) -> Option<String> {
+    let quota = r.app.limits.storage?;
+    let len = observed.storage_image_len?;
+    if r.settings.storage.is_empty() || len == quota.bytes() {
+        return None;
+    }
+    Some(format!(
+        "note: the storage image holds {len} bytes, not limits.storage {} ({} bytes); resize it by hand (docs/host-runtime.md, \"Storage: resizing\")",
+        quota.php(),
+        quota.bytes()
+    ))
 }
 
 /// Plans a restart without downtime: the active release starts afresh in
@@ -592,7 +670,7 @@ fn start_slot(
     let files = r.render(release, slot, backup)?;
     let project = project_name(&r.app.id, r.env, slot);
     let file = conf_dir.join("compose.yml");
-    Ok(vec![
+    let mut steps = vec![
         Step::UploadConf {
             dir: conf_dir.clone(),
             files,
@@ -603,6 +681,9 @@ fn start_slot(
             contents: crate::secret::env_file(r.secrets),
         },
         r.egress(),
+    ];
+    steps.extend(r.storage());
+    steps.extend([
         Step::SaveLogs {
             app: r.app.id.clone(),
             env: r.env.name.clone(),
@@ -619,7 +700,8 @@ fn start_slot(
             subnet: SlotNetwork::for_port(slot.port(r.env).get()).cidr(),
         },
         r.health(slot, file),
-    ])
+    ]);
+    Ok(steps)
 }
 
 /// Release directories beyond the newest `keep`, never the ones in use.
@@ -736,6 +818,7 @@ mod tests {
             health_timeout_secs: 30,
             now: "2026-11-22T12:00:00Z",
             secrets: &[],
+            settings: &AppSettings::default(),
         };
         let Step::ApplyEgress { command, allowed } = release.egress() else {
             panic!("not the egress step");
@@ -758,6 +841,7 @@ mod tests {
             env: &app.environments[0],
             host: &inventory.hosts[0],
             templates: &templates,
+            settings: &AppSettings::default(),
             keep: 1,
             health_timeout_secs: 30,
             secrets: &[],
@@ -834,6 +918,79 @@ mod tests {
     }
 
     #[test]
+    fn a_release_with_storage_ensures_it_as_root_and_checks_its_own_health() {
+        let app = AppFile::parse(
+            "app.yml",
+            &APP.replace("  pids: 128\n", "  pids: 128\n  storage: 64M\n"),
+        )
+        .unwrap();
+        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
+        let templates = Templates::embedded();
+        let settings = AppSettings::parse(
+            "berth.yml",
+            "storage: [data, var/sessions]\nhealth: {path: /ready.php, status: 204, contains: \"db: ok\"}\n",
+            &app.limits,
+        )
+        .unwrap();
+        let release = Release {
+            app: &app,
+            env: &app.environments[0],
+            host: &inventory.hosts[0],
+            templates: &templates,
+            settings: &settings,
+            keep: 1,
+            health_timeout_secs: 30,
+            now: "2026-11-22T12:00:00Z",
+            secrets: &[],
+        };
+        let tag = "v1.0.0".parse().unwrap();
+        let observed = Observed::default();
+        let plan = deploy(
+            &release,
+            &tag,
+            &release_id(&tag, None, &observed),
+            &observed,
+        )
+        .unwrap();
+        let lines = lines(&plan);
+        assert_eq!(
+            lines[3],
+            "4. ensure the storage directories data, var/sessions"
+        );
+        assert_eq!(
+            lines[5],
+            "6. wait until http://127.0.0.1:18001/ready.php answers 204 with \"db: ok\" (at most 30s)"
+        );
+        let Step::EnsureStorage { command, .. } = &plan.steps[3] else {
+            panic!("ensure storage")
+        };
+        assert_eq!(
+            command.join(" "),
+            "sudo -n /usr/local/bin/berth storage ensure --base-dir /srv/berth --app example --env test --size 64M --path data --path var/sessions"
+        );
+        // Storage is ensured before the slot that mounts it starts.
+        assert!(matches!(plan.steps[4], Step::ComposeUp { .. }));
+        assert_eq!(plan.note, None);
+
+        // An image of another size than the quota is reported, not resized.
+        let resized = Observed {
+            storage_image_len: Some(16 << 20),
+            ..Observed::default()
+        };
+        let plan = deploy(&release, &tag, &release_id(&tag, None, &resized), &resized).unwrap();
+        assert_eq!(
+            plan.note.as_deref(),
+            Some("note: the storage image holds 16777216 bytes, not limits.storage 64M (67108864 bytes); resize it by hand (docs/host-runtime.md, \"Storage: resizing\")")
+        );
+        let same = Observed {
+            storage_image_len: Some(64 << 20),
+            ..Observed::default()
+        };
+        let plan = deploy(&release, &tag, &release_id(&tag, None, &same), &same).unwrap();
+        assert_eq!(plan.note, None);
+    }
+
+    #[test]
     fn the_next_release_goes_to_the_idle_slot_and_keeps_the_old_one_warm() {
         let observed = Observed {
             state: HostState {
@@ -847,6 +1004,7 @@ mod tests {
                 ReleaseId::new(&"v1.0.0".parse().unwrap(), None),
             ],
             active_healthy: true,
+            ..Observed::default()
         };
         let plan = plan_with(&observed, "v2.0.0");
         let Step::SyncCode { link_dest, .. } = &plan.steps[0] else {
@@ -895,6 +1053,8 @@ mod tests {
             },
             complete_releases: vec![ReleaseId::new(&"v2.0.0".parse().unwrap(), None)],
             active_healthy: true,
+            settings: Vec::new(),
+            storage_image_len: None,
         };
         let plan = plan_with(&observed, "v3.0.0");
         let save = plan
@@ -944,6 +1104,7 @@ mod tests {
             },
             complete_releases: vec![ReleaseId::new(&"v2.0.0".parse().unwrap(), None)],
             active_healthy: true,
+            ..Observed::default()
         };
         let plan = plan_with(&observed, "v2.0.0");
         assert!(plan.steps.is_empty());
@@ -983,6 +1144,7 @@ mod tests {
             health_timeout_secs: 30,
             now: "2026-11-22T12:00:00Z",
             secrets: &secrets,
+            settings: &AppSettings::default(),
         };
         let tag = "v1.0.0".parse().unwrap();
         let observed = Observed::default();
@@ -1040,6 +1202,8 @@ mod tests {
                 ReleaseId::new(&"v1.0.0".parse().unwrap(), None),
             ],
             active_healthy: true,
+            settings: Vec::new(),
+            storage_image_len: None,
         };
         let plan = plan_with(&observed, "v2.0.0");
         let text = plan.to_string();
@@ -1085,6 +1249,7 @@ mod tests {
             },
             complete_releases: Vec::new(),
             active_healthy: true,
+            ..Observed::default()
         };
         let plan = with_release(|release| rollback(release, &observed)).unwrap();
         assert!(!plan

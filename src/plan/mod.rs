@@ -11,3 +11,4 @@ pub mod logs;
 pub mod release;
 pub mod render;
 pub mod review;
+pub mod storage;

@@ -151,6 +151,12 @@ impl HostLayout {
         self.root.join("logs")
     }
 
+    /// The app environment's persistent data, shared by both slots and
+    /// every release: one directory per `berth.yml` storage path below it.
+    pub fn storage_dir(&self) -> AbsPath {
+        self.root.join("storage")
+    }
+
     pub fn releases_dir(&self) -> AbsPath {
         self.root.join("releases")
     }

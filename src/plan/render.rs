@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::release::{project_name, upstream_name, HostLayout, ReleaseId, Slot, SlotNetwork};
 use crate::config::app::{AppEnvironment, AppFile};
 use crate::config::inventory::Host;
+use crate::config::settings::AppSettings;
 
 /// The files of `conf/`, in the order they are written.
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -85,6 +86,8 @@ pub struct Target<'a> {
     pub slot: Slot,
     /// The slot kept warm as the front's backup, if one runs.
     pub backup: Option<Slot>,
+    /// The release's own `berth.yml` (the default when it has none).
+    pub settings: &'a AppSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -180,6 +183,12 @@ struct Context {
     project: String,
     paths: PathsContext,
     logs: LogsContext,
+    web: WebContext,
+    /// Host directory → container directory, each mounted read-write in
+    /// the php container only.
+    storage: Vec<StorageMount>,
+    /// Where PHP keeps sessions: a storage directory, or the slot's /tmp.
+    session_save_path: String,
     container: ContainerContext,
     network: NetworkContext,
     limits: RoleLimits,
@@ -263,6 +272,19 @@ struct PathsContext {
 }
 
 #[derive(Serialize)]
+struct WebContext {
+    /// URL prefixes the app's nginx answers 404 (exact and below).
+    deny: Vec<String>,
+    front_controller: String,
+}
+
+#[derive(Serialize)]
+struct StorageMount {
+    host: String,
+    container: String,
+}
+
+#[derive(Serialize)]
 struct LogsContext {
     access: String,
     error: String,
@@ -310,6 +332,9 @@ impl Context {
         let front = &t.host.front;
         let log_base = front.log_dir.join(&format!("{}.{}", app.id, t.env.name));
         let network = SlotNetwork::for_port(t.slot.port(t.env).get());
+        let settings = t.settings;
+        let health = settings.health_or(&app.health_path);
+        let storage_dir = layout.storage_dir();
         let docroot = match app.docroot.as_str() {
             "." => CODE_DIR.to_string(),
             sub => format!("{CODE_DIR}/{sub}"),
@@ -327,7 +352,7 @@ impl Context {
             app: AppContext {
                 id: app.id.to_string(),
                 runtime: app.runtime.to_string(),
-                health_path: app.health_path.to_string(),
+                health_path: health.path.to_string(),
                 php: PhpContext {
                     memory_limit: app.php.memory_limit.php(),
                     max_execution_time: app.php.max_execution_time,
@@ -366,6 +391,22 @@ impl Context {
                 conf: layout.conf_dir(t.release, t.slot).to_string(),
                 secrets: layout.secrets_file(t.slot).to_string(),
             },
+            web: WebContext {
+                deny: settings.web.deny.iter().map(ToString::to_string).collect(),
+                front_controller: settings.front_controller().to_string(),
+            },
+            storage: settings
+                .storage
+                .iter()
+                .map(|path| StorageMount {
+                    host: storage_dir.join(path.as_str()).to_string(),
+                    container: format!("{CODE_DIR}/{path}"),
+                })
+                .collect(),
+            session_save_path: settings
+                .sessions
+                .as_ref()
+                .map_or("/tmp".to_string(), |path| format!("{CODE_DIR}/{path}")),
             logs: LogsContext {
                 access: format!("{log_base}.access.log"),
                 error: format!("{log_base}.error.log"),
@@ -405,8 +446,8 @@ impl Context {
                 .chain(app.egress.iter().map(|e| format!("{}:{}", e.name, e.address)))
                 .collect(),
             health_probe: format!(
-                "exec 3<>/dev/tcp/127.0.0.1/{WEB_PORT} && printf 'GET {} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '",
-                app.health_path
+                "exec 3<>/dev/tcp/127.0.0.1/{WEB_PORT} && printf 'GET {} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' {} '",
+                health.path, health.status
             ),
             // A line of /proc/net/tcp: any local address, php-fpm's port,
             // no remote end, state 0A (LISTEN).
@@ -461,6 +502,7 @@ mod tests {
                 release: &release,
                 slot: Slot::Blue,
                 backup: None,
+                settings: &crate::config::settings::AppSettings::default(),
             })
             .unwrap();
         let file = |name: &str| {
@@ -527,5 +569,25 @@ mod tests {
             "# Managed by berth: outbound mail of example/test (docs/mail.md).\n\
              # This app has no mail in app.yml: mail() is disabled (php.ini).\n"
         );
+    }
+
+    #[test]
+    fn the_developer_guide_lists_every_disabled_function() {
+        let guide = include_str!("../../docs/developers.md");
+        let listed = guide
+            .split("These functions are disabled: ")
+            .nth(1)
+            .and_then(|rest| rest.split(". There is no FFI").next())
+            .expect("docs/developers.md lists the disabled functions");
+        let listed: Vec<String> = listed
+            .split(',')
+            .map(|f| {
+                f.trim()
+                    .trim_start_matches("and ")
+                    .trim_matches('`')
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(listed, DISABLED_FUNCTIONS);
     }
 }
