@@ -120,8 +120,7 @@ fn data_and_sessions_survive_releases_restarts_and_rollbacks() {
     let _storage = grant_storage(&app, "64M");
     let v1 = code_with_settings(&app, "v1.0.0", "ok");
     let v2 = code_with_settings(&app, "v2.0.0", "ok");
-    app.deploy("v1.0.0", &v1)
-        .expect(ExitStatus::Success);
+    app.deploy("v1.0.0", &v1).expect(ExitStatus::Success);
     assert_eq!(
         get(&app, "/note.php?w=kept", ""),
         (200, None, "saved\n".into())
@@ -149,8 +148,7 @@ fn data_and_sessions_survive_releases_restarts_and_rollbacks() {
             "{when}: the session is still there"
         );
     };
-    app.deploy("v2.0.0", &v2)
-        .expect(ExitStatus::Success);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     check("after a new release", "v2.0.0");
     app.berth(&["rollback", "--health-timeout", "20"])
         .run()
@@ -208,11 +206,8 @@ fn a_health_page_without_the_text_fails_the_release_and_the_previous_keeps_servi
     let v1 = code_with_settings(&app, "v1.0.0", "ok");
     // Answers 200, as a setup-error page does, without the text.
     let v2 = code_with_settings(&app, "v2.0.0", "setup error: no database");
-    app.deploy("v1.0.0", &v1)
-        .expect(ExitStatus::Success);
-    let run = app
-        .deploy("v2.0.0", &v2)
-        .expect(ExitStatus::Stopped);
+    app.deploy("v1.0.0", &v1).expect(ExitStatus::Success);
+    let run = app.deploy("v2.0.0", &v2).expect(ExitStatus::Stopped);
     assert!(
         run.stderr()
             .contains("was not healthy after 20s (last: answered 200 without the text \"ok\")"),
@@ -229,9 +224,7 @@ fn a_storage_path_missing_from_the_code_is_refused_before_the_host_is_touched() 
     let _storage = grant_storage(&app, "64M");
     let code = code_with_settings(&app, "v1.0.0", "ok");
     std::fs::remove_dir_all(code.join("var")).unwrap();
-    let run = app
-        .deploy("v1.0.0", &code)
-        .expect(ExitStatus::InvalidInput);
+    let run = app.deploy("v1.0.0", &code).expect(ExitStatus::InvalidInput);
     let file = code.join("berth.yml");
     assert_eq!(
         run.stderr(),
@@ -250,8 +243,7 @@ fn a_write_past_the_quota_fails_inside_the_app_and_the_host_keeps_writing() {
     let app = RigApp::new("quota");
     let _storage = grant_storage(&app, "16M");
     let v1 = code_with_settings(&app, "v1.0.0", "ok");
-    app.deploy("v1.0.0", &v1)
-        .expect(ExitStatus::Success);
+    app.deploy("v1.0.0", &v1).expect(ExitStatus::Success);
     assert_eq!(
         get(&app, "/fill.php?n=1&mib=4", ""),
         (200, None, "wrote 4194304\n".into())
@@ -300,8 +292,7 @@ fn a_write_past_the_quota_fails_inside_the_app_and_the_host_keeps_writing() {
     assert!(numbers[0] < 16 << 20 && numbers[1] > 4 << 20, "{df}");
     // A second deploy finds the file system mounted and leaves it.
     let v2 = code_with_settings(&app, "v2.0.0", "ok");
-    app.deploy("v2.0.0", &v2)
-        .expect(ExitStatus::Success);
+    app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     assert_eq!(
         std::fs::metadata(env_dir.join("storage/data/fill-1"))
             .unwrap()
@@ -346,14 +337,10 @@ docker start $ids"#;
     // app.yml follows.
     let note = "note: the storage image holds 50331648 bytes, not limits.storage 16M (16777216 bytes); resize it by hand (docs/host-runtime.md, \"Storage: resizing\")";
     let v3 = code_with_settings(&app, "v3.0.0", "ok");
-    let run = app
-        .deploy("v3.0.0", &v3)
-        .expect(ExitStatus::Success);
+    let run = app.deploy("v3.0.0", &v3).expect(ExitStatus::Success);
     assert!(run.stderr().contains(note), "{}", run.stderr());
     app.edit_app_yml("  storage: 16M\n", "  storage: 48M\n");
-    let run = app
-        .deploy("v2.0.0", &v2)
-        .expect(ExitStatus::Success);
+    let run = app.deploy("v2.0.0", &v2).expect(ExitStatus::Success);
     assert!(
         !run.stderr().contains("note: the storage image"),
         "{}",

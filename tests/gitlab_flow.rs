@@ -935,8 +935,7 @@ fn the_plan_note_shows_the_berth_yml_diff_and_its_problems() {
     git(&gl.code, &["tag", "v1.1.0"]);
     git(&gl.code, &["push", "-q", "origin", "main", "v1.1.0"]);
     let iid = gl.request("v1.1.0", &head(&gl.code));
-    gl.review("plan", iid)
-        .expect(ExitStatus::Success);
+    gl.review("plan", iid).expect(ExitStatus::Success);
     let note = gl.berth_note(iid, "<!-- berth:plan -->");
     assert!(
         note.contains(

@@ -954,22 +954,22 @@ mod tests {
         .unwrap();
         let lines = lines(&plan);
         assert_eq!(
-            lines[3],
-            "4. ensure the storage directories data, var/sessions"
+            lines[4],
+            "5. ensure the storage directories data, var/sessions"
         );
         assert_eq!(
-            lines[5],
-            "6. wait until http://127.0.0.1:18001/ready.php answers 204 with \"db: ok\" (at most 30s)"
+            lines[7],
+            "8. wait until http://127.0.0.1:18001/ready.php answers 204 with \"db: ok\" (at most 30s)"
         );
-        let Step::EnsureStorage { command, .. } = &plan.steps[3] else {
+        let Step::EnsureStorage { command, .. } = &plan.steps[4] else {
             panic!("ensure storage")
         };
         assert_eq!(
             command.join(" "),
-            "sudo -n /usr/local/bin/berth storage ensure --base-dir /srv/berth --app example --env test --size 64M --path data --path var/sessions"
+            "/usr/bin/sudo -n /usr/local/bin/berth storage ensure --base-dir /srv/berth --app example --env test --size 64M --path data --path var/sessions"
         );
         // Storage is ensured before the slot that mounts it starts.
-        assert!(matches!(plan.steps[4], Step::ComposeUp { .. }));
+        assert!(matches!(plan.steps[6], Step::ComposeUp { .. }));
         assert_eq!(plan.note, None);
 
         // An image of another size than the quota is reported, not resized.
