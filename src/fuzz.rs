@@ -20,6 +20,24 @@ const APP_YML_FULL: &str = concat!(
     include_str!("../mgmt-repo-skeleton/app.yml"),
     "extra_hosts:\n  - name: db.partner.example\n    address: 10.1.2.3\n",
     "egress:\n  - name: api.partner.example\n    address: 198.51.100.7\n    ports: [443, 8443]\n",
+    "mail: {from: noreply@shop.example.com, per_minute: 10}\n",
+);
+const BERTH_YML: &str = "\
+storage: [data, var/sessions]
+sessions: var/sessions
+health:
+  path: /health.php
+  status: 200
+  contains: \"db: ok\"
+web:
+  deny: [/data, /config, /bin]
+  front_controller: /index.php
+";
+/// The test inventory with every optional key.
+const INVENTORY_FULL: &str = concat!(
+    include_str!("../tests/fixtures/inventory.yml"),
+    "    logs_cgroup: berth/logs\n",
+    "    mail: {relay: \"10.0.0.25:25\"}\n",
 );
 const INVENTORY_YML: &str = include_str!("../tests/fixtures/inventory.yml");
 const ALLOCATIONS_YML: &str = "\
@@ -265,6 +283,16 @@ fn check_problems<T>(result: Result<T, Problems>) {
     }
 }
 
+/// The limits of the app a `berth.yml` is judged against: the skeleton's,
+/// with storage granted.
+fn storage_limits() -> crate::config::app::Limits {
+    let text = APP_YML.replacen("  pids: 128\n", "  pids: 128\n  storage: 64M\n", 1);
+    assert!(text.contains("storage: 64M"), "the skeleton's limits moved");
+    AppFile::parse("app.yml", &text)
+        .expect("the skeleton with storage is valid")
+        .limits
+}
+
 proptest! {
     #[test]
     fn release_yml(text in inputs(RELEASE_YML)) {
@@ -277,8 +305,13 @@ proptest! {
     }
 
     #[test]
-    fn inventory(text in inputs(INVENTORY_YML)) {
+    fn inventory(text in inputs(INVENTORY_FULL)) {
         check_problems(Inventory::parse("inventory.yml", &text));
+    }
+
+    #[test]
+    fn berth_yml(text in inputs(BERTH_YML)) {
+        check_problems(crate::config::settings::AppSettings::parse("berth.yml", &text, &storage_limits()));
     }
 
     #[test]
@@ -405,4 +438,14 @@ proptest! {
         let _ = crate::plan::logs::error_log_time(&line);
         let _ = crate::plan::logs::split_docker_timestamp(&line);
     }
+}
+
+/// The near-valid inputs start from valid files: each fixture parses.
+#[test]
+fn every_fixture_is_valid() {
+    AppFile::parse("app.yml", APP_YML_FULL).expect("APP_YML_FULL");
+    Inventory::parse("inventory.yml", INVENTORY_FULL).expect("INVENTORY_FULL");
+    crate::config::settings::AppSettings::parse("berth.yml", BERTH_YML, &storage_limits())
+        .expect("BERTH_YML");
+    ReleaseFile::parse("release.yml", RELEASE_YML).expect("RELEASE_YML");
 }
