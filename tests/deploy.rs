@@ -241,7 +241,7 @@ impl RigApp {
             None => format!("of any containers in slot {slot} in <srv>/{id}/test/logs"),
         };
         format!(
-            "{}. upload front.conf, nginx.conf, php-fpm.conf, php.ini, compose.yml to \
+            "{}. upload front.conf, nginx.conf, php-fpm.conf, php.ini, msmtprc, compose.yml to \
              <srv>/{id}/test/releases/{tag}/conf-{slot}\n\
              {}. write no secrets to <srv>/{id}/test/secrets-{slot}.env (mode 0600)\n\
              {}. apply the egress policy (0 allowed destinations)\n\

@@ -682,7 +682,7 @@ fn skeleton_loads_strictly_and_renders_through_the_cli() {
     render_skeleton(&["--dry-run"]).expect_stdout(&format!(
         "unchanged <out>/front.conf\nunchanged <out>/nginx.conf\nunchanged <out>/php-fpm.conf\n\
          update <out>/php.ini\n--- a/php.ini\n+++ b/php.ini\n@@ -1 +1,{} @@\n-edited\n{added}\
-         unchanged <out>/compose.yml\n",
+         unchanged <out>/msmtprc\nunchanged <out>/compose.yml\n",
         php_ini.lines().count()
     ));
     assert_eq!(
