@@ -39,7 +39,6 @@ const INVENTORY_FULL: &str = concat!(
     "    logs_cgroup: berth/logs\n",
     "    mail: {relay: \"10.0.0.25:25\"}\n",
 );
-const INVENTORY_YML: &str = include_str!("../tests/fixtures/inventory.yml");
 const ALLOCATIONS_YML: &str = "\
 hosts:
   web-1:
