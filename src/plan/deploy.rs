@@ -777,21 +777,7 @@ mod tests {
     use super::*;
     use crate::config::Inventory;
 
-    const APP: &str = include_str!("../../mgmt-repo-skeleton/app.yml");
-    const INVENTORY: &str = "hosts:
-  local:
-    ssh: {address: 127.0.0.1, user: deploy, known_hosts: \"[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx\"}
-    publish_address: 127.0.0.1
-    base_dir: /srv/berth
-    environments: [test, production]
-    front:
-      include_dir: /etc/nginx/berth.d
-      log_dir: /var/log/nginx/berth
-      listen: 0.0.0.0:80
-      test_command: [/usr/sbin/nginx, -t]
-      reload_command: [/usr/sbin/nginx, -s, reload]
-    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
-";
+    use crate::plan::fixtures::{APP, INVENTORY};
 
     #[test]
     fn an_app_with_mail_may_reach_the_hosts_relay_at_its_rate() {
@@ -800,27 +786,8 @@ mod tests {
             &format!("{APP}mail: {{from: noreply@shop.example.com, per_minute: 4}}\n"),
         )
         .unwrap();
-        let inventory = Inventory::parse(
-            "inventory.yml",
-            &INVENTORY.replace(
-                "    root_berth:",
-                "    mail: {relay: \"10.0.0.25:2525\"}\n    root_berth:",
-            ),
-        )
-        .unwrap();
-        let templates = Templates::embedded();
-        let release = Release {
-            app: &app,
-            env: &app.environments[0],
-            host: &inventory.hosts[0],
-            templates: &templates,
-            keep: 1,
-            health_timeout_secs: 30,
-            now: "2026-11-22T12:00:00Z",
-            secrets: &[],
-            settings: &AppSettings::default(),
-        };
-        let Step::ApplyEgress { command, allowed } = release.egress() else {
+        let step = release_of(&app, &AppSettings::default(), &[], |r| r.egress());
+        let Step::ApplyEgress { command, allowed } = step else {
             panic!("not the egress step");
         };
         assert_eq!(allowed, 1);
@@ -831,22 +798,44 @@ mod tests {
         assert_eq!(command.len(), 15);
     }
 
-    /// The skeleton's test environment on a production-like host.
-    fn with_release<T>(f: impl FnOnce(&Release) -> T) -> T {
-        let app = AppFile::parse("app.yml", APP).unwrap();
+    /// `app`'s test environment on the production-like host, with the
+    /// code's `settings` and the job's `secrets`.
+    fn release_of<T>(
+        app: &AppFile,
+        settings: &AppSettings,
+        secrets: &[AppSecret],
+        f: impl FnOnce(&Release) -> T,
+    ) -> T {
         let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
         let templates = Templates::embedded();
         f(&Release {
-            app: &app,
+            app,
             env: &app.environments[0],
             host: &inventory.hosts[0],
             templates: &templates,
-            settings: &AppSettings::default(),
+            settings,
             keep: 1,
             health_timeout_secs: 30,
-            secrets: &[],
+            secrets,
             now: "2026-11-22T12:00:00Z",
         })
+    }
+
+    /// The skeleton's test environment on the production-like host.
+    fn with_release<T>(f: impl FnOnce(&Release) -> T) -> T {
+        let app = AppFile::parse("app.yml", APP).unwrap();
+        release_of(&app, &AppSettings::default(), &[], f)
+    }
+
+    /// The plan that releases v1.0.0 to a host as `observed`.
+    fn release_v1(release: &Release, observed: &Observed) -> Plan {
+        let tag = "v1.0.0".parse().unwrap();
+        deploy(release, &tag, &release_id(&tag, None, observed), observed).unwrap()
+    }
+
+    /// The plan of a first release of v1.0.0.
+    fn first_release(release: &Release) -> Plan {
+        release_v1(release, &Observed::default())
     }
 
     fn plan_with(observed: &Observed, tag: &str) -> Plan {
@@ -924,34 +913,13 @@ mod tests {
             &APP.replace("  pids: 128\n", "  pids: 128\n  storage: 64M\n"),
         )
         .unwrap();
-        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
-        let templates = Templates::embedded();
         let settings = AppSettings::parse(
             "berth.yml",
             "storage: [data, var/sessions]\nhealth: {path: /ready.php, status: 204, contains: \"db: ok\"}\n",
             &app.limits,
         )
         .unwrap();
-        let release = Release {
-            app: &app,
-            env: &app.environments[0],
-            host: &inventory.hosts[0],
-            templates: &templates,
-            settings: &settings,
-            keep: 1,
-            health_timeout_secs: 30,
-            now: "2026-11-22T12:00:00Z",
-            secrets: &[],
-        };
-        let tag = "v1.0.0".parse().unwrap();
-        let observed = Observed::default();
-        let plan = deploy(
-            &release,
-            &tag,
-            &release_id(&tag, None, &observed),
-            &observed,
-        )
-        .unwrap();
+        let plan = release_of(&app, &settings, &[], first_release);
         let lines = lines(&plan);
         assert_eq!(
             lines[4],
@@ -977,7 +945,7 @@ mod tests {
             storage_image_len: Some(16 << 20),
             ..Observed::default()
         };
-        let plan = deploy(&release, &tag, &release_id(&tag, None, &resized), &resized).unwrap();
+        let plan = release_of(&app, &settings, &[], |r| release_v1(r, &resized));
         assert_eq!(
             plan.note.as_deref(),
             Some("note: the storage image holds 16777216 bytes, not limits.storage 64M (67108864 bytes); resize it by hand (docs/host-runtime.md, \"Storage: resizing\")")
@@ -986,7 +954,7 @@ mod tests {
             storage_image_len: Some(64 << 20),
             ..Observed::default()
         };
-        let plan = deploy(&release, &tag, &release_id(&tag, None, &same), &same).unwrap();
+        let plan = release_of(&app, &settings, &[], |r| release_v1(r, &same));
         assert_eq!(plan.note, None);
     }
 
@@ -1129,32 +1097,11 @@ mod tests {
     #[test]
     fn secrets_are_planned_by_name_and_their_values_never_print() {
         let app = AppFile::parse("app.yml", APP).unwrap();
-        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
-        let templates = Templates::embedded();
         let secrets = [
             AppSecret::from_variable("BERTH_SECRET_API_KEY", "k3y-value-1").unwrap(),
             AppSecret::from_variable("BERTH_SECRET_DB_PASSWORD", "pa55-value-2").unwrap(),
         ];
-        let release = Release {
-            app: &app,
-            env: &app.environments[0],
-            host: &inventory.hosts[0],
-            templates: &templates,
-            keep: 1,
-            health_timeout_secs: 30,
-            now: "2026-11-22T12:00:00Z",
-            secrets: &secrets,
-            settings: &AppSettings::default(),
-        };
-        let tag = "v1.0.0".parse().unwrap();
-        let observed = Observed::default();
-        let plan = deploy(
-            &release,
-            &tag,
-            &release_id(&tag, None, &observed),
-            &observed,
-        )
-        .unwrap();
+        let plan = release_of(&app, &AppSettings::default(), &secrets, first_release);
         assert_eq!(
             lines(&plan)[2],
             "3. write the secrets API_KEY, DB_PASSWORD to /srv/berth/example/test/secrets-blue.env (mode 0600)"

@@ -6,6 +6,8 @@ pub mod cgroup;
 pub mod code;
 pub mod deploy;
 pub mod egress;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod gitlab;
 pub mod logs;
 pub mod release;

@@ -472,22 +472,7 @@ mod tests {
     use super::*;
     use crate::config::inventory::Inventory;
 
-    const APP: &str = include_str!("../../mgmt-repo-skeleton/app.yml");
-    const INVENTORY: &str = "hosts:
-  local:
-    ssh: {address: 127.0.0.1, user: deploy, known_hosts: \"[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx\"}
-    publish_address: 127.0.0.1
-    base_dir: /srv/berth
-    environments: [test, production]
-    front:
-      include_dir: /etc/nginx/berth.d
-      log_dir: /var/log/nginx/berth
-      listen: 0.0.0.0:80
-      test_command: [/usr/sbin/nginx, -t]
-      reload_command: [/usr/sbin/nginx, -s, reload]
-    mail: {relay: \"10.0.0.25:2525\"}
-    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
-";
+    use crate::plan::fixtures::{APP, INVENTORY};
 
     /// `(php.ini, msmtprc)` of the skeleton app plus `extra` in app.yml.
     fn mail_files(extra: &str) -> (String, String) {
