@@ -17,7 +17,9 @@ use berth::exit::ExitStatus;
 use crate::common::http_request;
 use crate::deploy::RigApp;
 
-const PROBE: &str = r#"<?php
+/// A plugin page that connects to each `host:port` of `?targets=`: 0 when
+/// it connected, else the errno.
+pub(crate) const PROBE: &str = r#"<?php
 header('Content-Type: application/json');
 $r = [];
 foreach (explode(',', $_GET['targets']) as $t) {
@@ -29,7 +31,8 @@ foreach (explode(',', $_GET['targets']) as $t) {
 echo json_encode($r);
 "#;
 
-const EHOSTUNREACH: i64 = 113;
+/// "No route to host": what the egress policy's REJECT gives `connect()`.
+pub(crate) const EHOSTUNREACH: i64 = 113;
 
 fn run(argv: &[&str]) {
     let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();

@@ -15,7 +15,7 @@ use berth::exit::ExitStatus;
 
 use crate::common::{free_ports, http_request};
 use crate::deploy::RigApp;
-use crate::egress::host_lan_address;
+use crate::egress::{host_lan_address, EHOSTUNREACH, PROBE};
 
 /// Sends one message, or says that `mail()` is missing; `forge` asks for
 /// another sender every way a plugin can (a From: header, `-f`).
@@ -39,21 +39,6 @@ $sent = mail(
 );
 echo json_encode(['sent' => $sent]);
 "#;
-
-/// Connects to each `host:port` of `targets`: 0, or the errno.
-const PROBE_PAGE: &str = r#"<?php
-header('Content-Type: application/json');
-$r = [];
-foreach (explode(',', $_GET['targets']) as $t) {
-    [$host, $port] = explode(':', $t);
-    $s = @fsockopen($host, (int) $port, $errno, $errstr, 3.0);
-    if ($s) { fclose($s); $errno = 0; }
-    $r[$t] = $errno;
-}
-echo json_encode($r);
-"#;
-
-const EHOSTUNREACH: i64 = 113;
 
 /// aiosmtpd listening on `address`, storing what it accepts in a maildir;
 /// its `Message` handler records the envelope as `X-MailFrom` and
@@ -157,7 +142,7 @@ fn mail_goes_through_the_relay_with_the_apps_sender_at_the_apps_rate() {
         );
         let code = app.code("v1.0.0", true);
         std::fs::write(code.join("public/mail.php"), MAIL_PAGE).unwrap();
-        std::fs::write(code.join("public/probe.php"), PROBE_PAGE).unwrap();
+        std::fs::write(code.join("public/probe.php"), PROBE).unwrap();
         app.deploy("v1.0.0", &code).expect(ExitStatus::Success);
     }
 
