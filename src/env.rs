@@ -51,6 +51,9 @@ pub struct Env {
     pub pipeline_id: Option<String>,
     /// `BERTH_DOTENV`: where a job's outputs go, as a dotenv report.
     pub dotenv: Option<PathBuf>,
+    /// `SUDO_UID`: the user who ran berth through sudo (the host's root
+    /// side acts only in directories that user owns).
+    pub sudo_uid: Option<u32>,
     /// `BERTH_SECRET_*`: the app's secrets (name, value; `None` when the
     /// value is not UTF-8), as set; validated by the commands that pass
     /// them on.
@@ -82,6 +85,7 @@ impl Env {
             pipeline_url: text("CI_PIPELINE_URL"),
             pipeline_id: text("CI_PIPELINE_ID"),
             dotenv: var("BERTH_DOTENV").map(PathBuf::from),
+            sudo_uid: text("SUDO_UID").and_then(|v| v.parse().ok()),
             app_secrets: {
                 let mut secrets: Vec<(String, Option<Secret>)> = std::env::vars_os()
                     .filter_map(|(k, v)| {

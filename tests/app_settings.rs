@@ -347,3 +347,61 @@ docker start $ids"#;
         run.stderr()
     );
 }
+
+#[test]
+#[ignore = "rig: the deploy user, sudo and the host's root berth (tests/rig/up); scripts/test runs it"]
+fn the_root_side_makes_storage_only_in_the_calling_users_own_directories() {
+    let rig = crate::deploy::Rig::load();
+    // An app environment directory that root, not the deploy user, owns.
+    let base = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        base.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let env_dir = base.path().join("shop/test");
+    std::fs::create_dir_all(&env_dir).unwrap();
+    for flags in [&["--dry-run"][..], &[][..]] {
+        let out = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=deploy",
+                "--regid=deploy",
+                "--init-groups",
+                "--reset-env",
+            ])
+            .args(["/usr/bin/sudo", "-n", rig.get("RIG_HOST_BERTH")])
+            .args(["storage", "ensure"])
+            .args(flags)
+            .args(["--base-dir"])
+            .arg(base.path())
+            .args([
+                "--app", "shop", "--env", "test", "--size", "16M", "--path", "data",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(ExitStatus::Failure.code()),
+            "{flags:?}: {out:?}"
+        );
+        let deploy_uid = String::from_utf8(
+            std::process::Command::new("id")
+                .args(["-u", "deploy"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "error: {dir} belongs to uid 0, not to uid {uid} who ran berth through sudo; the root side works only in the calling user's own app directories\n",
+                dir = env_dir.display(),
+                uid = deploy_uid.trim()
+            ),
+            "{flags:?}"
+        );
+        let made: Vec<_> = std::fs::read_dir(&env_dir).unwrap().collect();
+        assert!(made.is_empty(), "{flags:?} made {made:?}");
+    }
+}

@@ -79,7 +79,7 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
             egress::apply(args, global.dry_run, &reporter)
         }
         Command::Storage(crate::cli::StorageCommand::Ensure(args)) => {
-            storage::ensure(args, global.dry_run, &reporter)
+            storage::ensure(args, global.dry_run, &env, &reporter)
         }
     };
     match result {

@@ -7,6 +7,7 @@ use crate::cli::StorageEnsureArgs;
 use crate::config::app::bounds;
 use crate::config::settings::StoragePath;
 use crate::config::values::{AbsPath, AppId, ByteSize, EnvName, ScalarValue};
+use crate::env::Env;
 use crate::exec::storage;
 use crate::plan::storage::Request;
 use crate::report::Reporter;
@@ -16,9 +17,10 @@ use super::CommandError;
 pub fn ensure(
     args: &StorageEnsureArgs,
     dry_run: bool,
+    env: &Env,
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
-    let request = request(args)?;
+    let request = request(args, env.sudo_uid)?;
     if dry_run {
         let state = storage::observe(&request)?;
         let (actions, note) = crate::plan::storage::image_actions(request.size, state);
@@ -54,7 +56,7 @@ pub fn ensure(
     Ok(())
 }
 
-fn request(args: &StorageEnsureArgs) -> Result<Request, CommandError> {
+fn request(args: &StorageEnsureArgs, owner: Option<u32>) -> Result<Request, CommandError> {
     let usage = |flag: &str, e: crate::config::values::ValueError| CommandError::Usage {
         message: format!("{flag}: {}", e.message),
         hint: e.hint,
@@ -84,5 +86,6 @@ fn request(args: &StorageEnsureArgs) -> Result<Request, CommandError> {
         env,
         size,
         paths,
+        owner,
     })
 }

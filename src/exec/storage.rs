@@ -56,6 +56,15 @@ fn open_env(request: &Request) -> Result<OwnedFd> {
         base = open_dir(Some(&base), part)
             .with_context(|| format!("open {env_dir} (it is made by a deploy)"))?;
     }
+    if let Some(owner) = request.owner {
+        let found = fstat(&base)?.st_uid;
+        if found != owner {
+            bail!(
+                "{env_dir} belongs to uid {found}, not to uid {owner} who ran berth through sudo; \
+                 the root side works only in the calling user's own app directories"
+            );
+        }
+    }
     Ok(base)
 }
 

@@ -427,6 +427,8 @@ impl Release<'_> {
             env: self.env.name.clone(),
             size: self.app.limits.storage?,
             paths: self.settings.storage.clone(),
+            // Set by the root side from sudo; not an argument.
+            owner: None,
         };
         command.extend(request.args());
         Some(Step::EnsureStorage {

@@ -38,6 +38,10 @@ pub struct Request {
     /// The quota: the size of the storage's file system.
     pub size: ByteSize,
     pub paths: Vec<StoragePath>,
+    /// The user the app environment's directory must belong to: the one
+    /// who ran berth through sudo (the deploy user). `None` when root ran
+    /// it directly.
+    pub owner: Option<u32>,
 }
 
 /// The image file and the image's file system, relative to the app
@@ -287,6 +291,7 @@ mod tests {
                 "var/sessions".parse().unwrap(),
                 "var/cache/pages".parse().unwrap(),
             ],
+            owner: Some(1000),
         };
         let dirs: Vec<String> = request
             .dirs()
