@@ -284,12 +284,10 @@ fn check_problems<T>(result: Result<T, Problems>) {
 
 /// The limits of the app a `berth.yml` is judged against: the skeleton's,
 /// with storage granted.
-fn storage_limits() -> crate::config::app::Limits {
+fn storage_app() -> AppFile {
     let text = APP_YML.replacen("  pids: 128\n", "  pids: 128\n  storage: 64M\n", 1);
     assert!(text.contains("storage: 64M"), "the skeleton's limits moved");
-    AppFile::parse("app.yml", &text)
-        .expect("the skeleton with storage is valid")
-        .limits
+    AppFile::parse("app.yml", &text).expect("the skeleton with storage is valid")
 }
 
 proptest! {
@@ -310,7 +308,7 @@ proptest! {
 
     #[test]
     fn berth_yml(text in inputs(BERTH_YML)) {
-        check_problems(crate::config::settings::AppSettings::parse("berth.yml", &text, &storage_limits()));
+        check_problems(crate::config::settings::AppSettings::parse("berth.yml", &text, &storage_app()));
     }
 
     #[test]
@@ -444,7 +442,7 @@ proptest! {
 fn every_fixture_is_valid() {
     AppFile::parse("app.yml", APP_YML_FULL).expect("APP_YML_FULL");
     Inventory::parse("inventory.yml", INVENTORY_FULL).expect("INVENTORY_FULL");
-    crate::config::settings::AppSettings::parse("berth.yml", BERTH_YML, &storage_limits())
+    crate::config::settings::AppSettings::parse("berth.yml", BERTH_YML, &storage_app())
         .expect("BERTH_YML");
     ReleaseFile::parse("release.yml", RELEASE_YML).expect("RELEASE_YML");
 }

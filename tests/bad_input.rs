@@ -36,7 +36,7 @@ pub fn problems(kind: Kind, text: &str) -> Vec<String> {
                 &app("  pids: 128\n", "  pids: 128\n  storage: 64M\n"),
             )
             .expect("the skeleton with storage is valid");
-            AppSettings::parse("berth.yml", text, &app.limits).map(|_| ())
+            AppSettings::parse("berth.yml", text, &app).map(|_| ())
         }
     };
     match result {
@@ -860,8 +860,8 @@ pub fn cases() -> Vec<Case> {
         case(
             "berth.yml unknown key", Settings, "volumes: [/srv]\nwritable_dirs: [data]\n".into(),
             &[
-                "berth.yml:1:1: volumes: unknown key \"volumes\"\n  hint: known keys here: storage, sessions, health, web",
-                "berth.yml:2:1: writable_dirs: unknown key \"writable_dirs\"\n  hint: known keys here: storage, sessions, health, web",
+                "berth.yml:1:1: volumes: unknown key \"volumes\"\n  hint: known keys here: storage, sessions, health, web, php",
+                "berth.yml:2:1: writable_dirs: unknown key \"writable_dirs\"\n  hint: known keys here: storage, sessions, health, web, php",
             ],
         ),
         case(
@@ -924,6 +924,33 @@ pub fn cases() -> Vec<Case> {
         case(
             "front controller not PHP", Settings, "web: {front_controller: /index.html}\n".into(),
             &["berth.yml:1:25: web.front_controller: \"/index.html\" is not a PHP script\n  hint: name the script that routes pretty URLs, e.g. /index.php"],
+        ),
+        case(
+            "static php files", Settings, "web: {static: {extensions: [css, php], max_age: 1d}}\n".into(),
+            &["berth.yml:1:34: web.static.extensions[1]: extension \"php\" may be PHP\n  hint: PHP scripts are run, never served as files: list only static files' extensions"],
+        ),
+        case(
+            "static extension with a pattern", Settings, "web: {static: {extensions: [\"css|php\"], max_age: 1d}}\n".into(),
+            &["berth.yml:1:29: web.static.extensions[0]: extension \"css|php\" is not 1 to 10 lowercase letters and digits\n  hint: give an extension without its dot, in lowercase letters and digits, e.g. css or woff2"],
+        ),
+        case(
+            "static without a lifetime", Settings, "web: {static: {extensions: [css]}}\n".into(),
+            &["berth.yml:1:16: web.static.max_age: required key max_age is missing\n  hint: add `max_age:` under web.static"],
+        ),
+        case(
+            "compress not a boolean", Settings, "web: {compress: \"on; gzip_types *\"}\n".into(),
+            &["berth.yml:1:17: web.compress: expected true or false, found a string\n  hint: write true or false here"],
+        ),
+        case(
+            "php memory above app.yml", Settings, "php: {memory_limit: 1G}\n".into(),
+            &["berth.yml:1:21: php.memory_limit: 1G is outside what app.yml allows this app\n  hint: use a size from 16M to 128M (app.yml's php.memory_limit, set by the platform admin)"],
+        ),
+        case(
+            "php setting the platform keeps", Settings, "php: {max_children: 50, disable_functions: \"\"}\n".into(),
+            &[
+                "berth.yml:1:7: php.max_children: unknown key \"max_children\"\n  hint: known keys here: memory_limit, max_execution_time, upload_max_filesize, post_max_size",
+                "berth.yml:1:25: php.disable_functions: unknown key \"disable_functions\"\n  hint: known keys here: memory_limit, max_execution_time, upload_max_filesize, post_max_size",
+            ],
         ),
     ]
 }

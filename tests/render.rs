@@ -96,6 +96,9 @@ health: {path: /status/health.php, status: 200, contains: \"db: ok\"}
 web:
   deny: [/data, /config/, /bin]
   front_controller: /app.php
+  static: {extensions: [css, js, svg], max_age: 7d}
+  compress: true
+php: {memory_limit: 96M, max_execution_time: 20, upload_max_filesize: 16M, post_max_size: 17M}
 ";
 
 const FIXTURES: &[Fixture] = &[
@@ -136,7 +139,7 @@ fn render(fixture: &Fixture, dir: &Path) -> Vec<RenderedFile> {
     let release = ReleaseId::new(&"v1.2.0".parse().unwrap(), Some("0123456789abcdef0123"));
     let settings = match fixture.settings {
         "" => AppSettings::default(),
-        text => AppSettings::parse("berth.yml", text, &app.limits).expect("fixture settings"),
+        text => AppSettings::parse("berth.yml", text, &app).expect("fixture settings"),
     };
     Templates::embedded()
         .render(&Target {
@@ -517,6 +520,32 @@ fn berth_yml_reaches_the_app_nginx_compose_and_php() {
         nginx.contains("\n            try_files $uri $uri/ /app.php$is_args$args;\n"),
         "{nginx}"
     );
+    // web.static after the .php location (the first regex that matches
+    // wins, so a script never gets here); web.compress in http.
+    let php_at = nginx.find("location ~ [^/]\\.php(/|$)").unwrap();
+    let static_at = nginx
+        .find("\n        location ~* \\.(css|js|svg)$ {\n            try_files $uri /app.php$is_args$args;\n            expires 604800s;\n        }\n")
+        .unwrap_or_else(|| panic!("{nginx}"));
+    assert!(php_at < static_at, "{nginx}");
+    assert!(nginx.contains("\n    gzip on;\n"), "{nginx}");
+    // berth.yml's php settings, below app.yml's, in php.ini and nginx.
+    let ini = file(&files, "php.ini");
+    for line in [
+        "memory_limit = 96M",
+        "max_execution_time = 20",
+        "upload_max_filesize = 16M",
+        "post_max_size = 17M",
+    ] {
+        assert!(ini.contains(&format!("\n{line}\n")), "{line}: {ini}");
+    }
+    assert!(
+        nginx.contains("\n    client_max_body_size 17M;\n"),
+        "{nginx}"
+    );
+    assert!(
+        nginx.contains("\n            fastcgi_read_timeout 25s;\n"),
+        "{nginx}"
+    );
     let compose: serde_yaml::Value = serde_yaml::from_str(file(&files, "compose.yml")).unwrap();
     let volumes = |role: &str| -> Vec<String> {
         compose["services"][role]["volumes"]
@@ -551,7 +580,9 @@ fn berth_yml_reaches_the_app_nginx_compose_and_php() {
     // Without a berth.yml: PHP's sessions stay in the slot's /tmp.
     let plain = render(&FIXTURES[0], dir.path());
     assert!(file(&plain, "php.ini").contains("\nsession.save_path = /tmp\n"));
-    assert!(!file(&plain, "nginx.conf").contains("return 404;"));
+    let plain_nginx = file(&plain, "nginx.conf");
+    assert!(!plain_nginx.contains("return 404;"));
+    assert!(!plain_nginx.contains("gzip") && !plain_nginx.contains("expires"));
 }
 
 #[test]
@@ -577,7 +608,9 @@ fn php_ini_confines_the_plugin() {
             "{function} not disabled"
         );
     }
-    assert!(ini.contains("memory_limit = 512M"));
+    // app.yml's memory_limit when berth.yml sets none (the skeleton's).
+    let plain = render(&FIXTURES[0], dir.path());
+    assert!(file(&plain, "php.ini").contains("\nmemory_limit = 128M\n"));
     assert!(file(&files, "php-fpm.conf").contains("pm = ondemand"));
     let nginx = file(&files, "nginx.conf");
     assert!(nginx.contains("fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;"));

@@ -35,6 +35,7 @@ const PARSER_ONLY: &[&str] = &[
     "post smaller than upload",
     "storage paths overlap",
     "sessions not a storage path",
+    "php memory above app.yml",
 ];
 
 #[test]
@@ -51,13 +52,13 @@ fn schemas_accept_the_skeleton() {
     let errors: Vec<String> = app.iter_errors(&app_json).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "app.yml: {errors:?}");
     // docs/config.md's berth.yml, which the parser reads too.
-    let text = "storage: [data, var/sessions]\nsessions: var/sessions\nhealth: {path: /health.php, status: 200, contains: \"db: ok\"}\nweb:\n  deny: [/data, /config, /bin]\n  front_controller: /index.php\n";
+    let text = "storage: [data, var/sessions]\nsessions: var/sessions\nhealth: {path: /health.php, status: 200, contains: \"db: ok\"}\nweb:\n  deny: [/data, /config, /bin]\n  front_controller: /index.php\n  static: {extensions: [css, js, png, svg, woff2], max_age: 7d}\n  compress: true\nphp: {memory_limit: 96M, max_execution_time: 20, upload_max_filesize: 4M, post_max_size: 4M}\n";
     let granted = berth::config::AppFile::parse(
         "app.yml",
         &APP_YML.replace("  pids: 128\n", "  pids: 128\n  storage: 64M\n"),
     )
     .unwrap();
-    berth::config::settings::AppSettings::parse("berth.yml", text, &granted.limits).unwrap();
+    berth::config::settings::AppSettings::parse("berth.yml", text, &granted).unwrap();
     let errors: Vec<String> = validator("berth.schema.json")
         .iter_errors(&as_json(text).unwrap())
         .map(|e| e.to_string())

@@ -174,7 +174,7 @@ pub fn deploy_target(
     let checkout_settings = match code {
         Some(code) => {
             check_code_size(target, code, reporter)?;
-            Some(AppSettings::load(code, &target.app_dir.app.limits)?)
+            Some(AppSettings::load(code, &target.app_dir.app)?)
         }
         None => None,
     };

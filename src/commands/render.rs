@@ -64,7 +64,7 @@ pub fn run(
     // The release's own berth.yml, from its checkout when there is one.
     let code = args.code.clone().unwrap_or_else(|| dir.join("codes"));
     let settings = if code.is_dir() {
-        AppSettings::load(&code, &app.limits)?
+        AppSettings::load(&code, app)?
     } else {
         reporter.detail(&format!(
             "no code checkout at {}: rendered without the app's berth.yml",

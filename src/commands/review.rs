@@ -439,7 +439,7 @@ fn settings_at(
         )),
         crate::plan::review::FileAt::Regular { bytes, .. } => match String::from_utf8(bytes) {
             Err(_) => invalid(format!("{}: file is not UTF-8 text", settings::FILE_NAME)),
-            Ok(text) => match AppSettings::parse(settings::FILE_NAME, &text, &app.limits) {
+            Ok(text) => match AppSettings::parse(settings::FILE_NAME, &text, app) {
                 Ok(settings) => SettingsAt {
                     text,
                     settings,

@@ -269,11 +269,7 @@ pub async fn read_settings(
             .into())
         }
     };
-    Ok(Some(AppSettings::parse(
-        &name,
-        &text,
-        &target.app_dir.app.limits,
-    )?))
+    Ok(Some(AppSettings::parse(&name, &text, &target.app_dir.app)?))
 }
 
 /// The current time as an RFC 3339 UTC time stamp, e.g. `2026-11-22T21:30:00Z`.

@@ -267,6 +267,20 @@ impl Decoder {
         }
     }
 
+    /// `true` or `false`.
+    pub fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
+        match &node.value {
+            Value::Scalar {
+                text,
+                resolved: Resolved::Bool,
+            } => Some(text.eq_ignore_ascii_case("true")),
+            _ => {
+                self.wrong_type(node, key, "true or false");
+                None
+            }
+        }
+    }
+
     fn scalar_text<'n>(&mut self, node: &'n Node, key: &str, kind: ScalarKind) -> Option<&'n str> {
         let (expected, accepts): (&str, &[Resolved]) = match kind {
             ScalarKind::String => ("a string", &[Resolved::String]),

@@ -4,16 +4,17 @@
 //! every other file of the code: read strictly, each value a validated
 //! newtype, and checked against the checkout it came with (a storage path
 //! must be a real directory there: Docker cannot make a mount point inside
-//! the read-only code) and against `app.yml`'s ceilings (`limits.storage`).
+//! the read-only code) and against `app.yml`'s ceilings (`limits.storage`,
+//! the `php` settings, which the app may lower and never raise).
 //!
 //! The file is optional: without it an app gets no storage, no extra web
 //! rules and `app.yml`'s `health_path` answering 200.
 
 use std::path::Path;
 
-use super::app::Limits;
+use super::app::{AppFile, PhpSettings};
 use super::decode::{Decoder, Problem, Problems};
-use super::values::{quoted, ScalarKind, ScalarValue, UrlPath, ValueError};
+use super::values::{quoted, ByteSize, ScalarKind, ScalarValue, UrlPath, ValueError};
 use super::yaml::{Mark, Node};
 
 pub const FILE_NAME: &str = "berth.yml";
@@ -22,6 +23,7 @@ pub const FILE_NAME: &str = "berth.yml";
 /// describes an app, not a file system.
 const MAX_STORAGE: usize = 16;
 const MAX_DENY: usize = 32;
+const MAX_EXTENSIONS: usize = 32;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct AppSettings {
@@ -31,6 +33,7 @@ pub struct AppSettings {
     pub sessions: Option<StoragePath>,
     pub health: Option<HealthCheck>,
     pub web: WebRules,
+    pub php: PhpOverrides,
     /// Where each storage path is written, for checks against the checkout.
     #[serde(skip)]
     pub storage_marks: Vec<Mark>,
@@ -50,10 +53,50 @@ pub struct WebRules {
     pub deny: Vec<UrlPath>,
     /// The PHP script requests for missing files go to (pretty URLs).
     pub front_controller: Option<UrlPath>,
+    /// Files served with a cache lifetime.
+    pub static_files: Option<StaticFiles>,
+    /// Whether the slot's nginx compresses text answers (gzip).
+    pub compress: bool,
+}
+
+/// `web.static`: existing files with these extensions are answered with
+/// `Expires` and `Cache-Control: max-age`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StaticFiles {
+    pub extensions: Vec<Extension>,
+    pub max_age: MaxAge,
+}
+
+/// PHP settings the app sets below `app.yml`'s `php` (never above): each
+/// `None` keeps the platform's value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PhpOverrides {
+    pub memory_limit: Option<ByteSize>,
+    pub max_execution_time: Option<u32>,
+    pub upload_max_filesize: Option<ByteSize>,
+    pub post_max_size: Option<ByteSize>,
+}
+
+impl PhpOverrides {
+    /// The settings PHP runs with: the app's where it set one, else the
+    /// platform's.
+    pub fn applied_to(&self, platform: &PhpSettings) -> PhpSettings {
+        PhpSettings {
+            memory_limit: self.memory_limit.unwrap_or(platform.memory_limit),
+            max_execution_time: self
+                .max_execution_time
+                .unwrap_or(platform.max_execution_time),
+            upload_max_filesize: self
+                .upload_max_filesize
+                .unwrap_or(platform.upload_max_filesize),
+            post_max_size: self.post_max_size.unwrap_or(platform.post_max_size),
+            max_children: platform.max_children,
+        }
+    }
 }
 
 impl AppSettings {
-    pub fn parse(file: &str, text: &str, limits: &Limits) -> Result<AppSettings, Problems> {
+    pub fn parse(file: &str, text: &str, app: &AppFile) -> Result<AppSettings, Problems> {
         // The generic hint for an empty file points at the management
         // repository's skeleton; this file is the developer's.
         if matches!(super::yaml::parse(text), Ok(None)) {
@@ -67,13 +110,13 @@ impl AppSettings {
                     .to_string(),
             }]));
         }
-        Decoder::decode_text(file, text, |d, root| decode(d, root, limits))
+        Decoder::decode_text(file, text, |d, root| decode(d, root, app))
     }
 
     /// Reads `berth.yml` from the root of the checkout `code`, if there is
     /// one, and checks it against the checkout. The file is read as every
     /// configuration file is (no link followed, a hard size limit).
-    pub fn load(code: &Path, limits: &Limits) -> Result<AppSettings, Problems> {
+    pub fn load(code: &Path, app: &AppFile) -> Result<AppSettings, Problems> {
         let path = code.join(FILE_NAME);
         let name = path.display().to_string();
         match std::fs::symlink_metadata(&path) {
@@ -81,7 +124,7 @@ impl AppSettings {
             _ => {}
         }
         let text = super::read_text(&path)?;
-        let settings = AppSettings::parse(&name, &text, limits)?;
+        let settings = AppSettings::parse(&name, &text, app)?;
         settings.check_checkout(&name, code)?;
         Ok(settings)
     }
@@ -293,17 +336,18 @@ impl ScalarValue for BodyText {
     }
 }
 
-fn decode(d: &mut Decoder, root: &Node, limits: &Limits) -> Option<AppSettings> {
+fn decode(d: &mut Decoder, root: &Node, app: &AppFile) -> Option<AppSettings> {
     let mut f = d.mapping(root, "")?;
     let mut storage_marks = Vec::new();
     let storage = f.optional(d, "storage", |d, node, key| {
-        decode_storage(d, node, key, limits, &mut storage_marks)
+        decode_storage(d, node, key, app.limits.storage, &mut storage_marks)
     });
     let sessions = f.optional(d, "sessions", |d, node, key| {
         Some((d.scalar::<StoragePath>(node, key)?, node.mark))
     });
     let health = f.optional(d, "health", decode_health);
     let web = f.optional(d, "web", decode_web);
+    let php = f.optional(d, "php", |d, node, key| decode_php(d, node, key, &app.php));
     f.finish(d);
     // Checked only against a storage list that decoded: after a problem
     // there, a missing match says nothing new.
@@ -324,6 +368,7 @@ fn decode(d: &mut Decoder, root: &Node, limits: &Limits) -> Option<AppSettings> 
         sessions,
         health,
         web: web.unwrap_or_default(),
+        php: php.unwrap_or_default(),
         storage_marks,
     })
 }
@@ -332,7 +377,7 @@ fn decode_storage(
     d: &mut Decoder,
     node: &Node,
     key: &str,
-    limits: &Limits,
+    granted: Option<ByteSize>,
     marks: &mut Vec<Mark>,
 ) -> Option<Vec<StoragePath>> {
     let paths = d.list(node, key, |d, node, key| {
@@ -348,7 +393,7 @@ fn decode_storage(
         );
         return None;
     }
-    if !paths.is_empty() && limits.storage.is_none() {
+    if !paths.is_empty() && granted.is_none() {
         d.problem(
             node.mark,
             key,
@@ -446,36 +491,225 @@ fn decode_web(d: &mut Decoder, node: &Node, key: &str) -> Option<WebRules> {
         }
         Some(path)
     });
+    let static_files = f.optional(d, "static", decode_static);
+    let compress = f.optional(d, "compress", Decoder::boolean);
     f.finish(d);
     Some(WebRules {
         deny: deny.unwrap_or_default(),
         front_controller,
+        static_files,
+        compress: compress.unwrap_or(false),
     })
+}
+
+fn decode_static(d: &mut Decoder, node: &Node, key: &str) -> Option<StaticFiles> {
+    let mut f = d.mapping(node, key)?;
+    let extensions = f.required(d, "extensions", |d, node, key| {
+        let list = d.list(node, key, Decoder::scalar::<Extension>)?;
+        if list.is_empty() || list.len() > MAX_EXTENSIONS {
+            d.problem(
+                node.mark,
+                key,
+                format!(
+                    "{} extensions; 1 to {MAX_EXTENSIONS} are allowed",
+                    list.len()
+                ),
+                "list the extensions of your static files, e.g. [css, js, png, svg, woff2]",
+            );
+            return None;
+        }
+        Some(list)
+    });
+    let max_age = f.required(d, "max_age", Decoder::scalar::<MaxAge>);
+    f.finish(d);
+    Some(StaticFiles {
+        extensions: extensions?,
+        max_age: max_age?,
+    })
+}
+
+/// `php`: each value within the platform's (`app.yml`), which it may only
+/// lower.
+fn decode_php(
+    d: &mut Decoder,
+    node: &Node,
+    key: &str,
+    platform: &PhpSettings,
+) -> Option<PhpOverrides> {
+    let mut f = d.mapping(node, key)?;
+    let size = |d: &mut Decoder, node: &Node, key: &str, min: ByteSize, max: ByteSize| {
+        let size = d.scalar::<ByteSize>(node, key)?;
+        if size < min || size > max {
+            d.problem(
+                node.mark,
+                key,
+                format!("{} is outside what app.yml allows this app", size.php()),
+                format!(
+                    "use a size from {} to {} (app.yml's php.{}, set by the platform admin)",
+                    min.php(),
+                    max.php(),
+                    key.rsplit('.').next().unwrap_or(key)
+                ),
+            );
+            return None;
+        }
+        Some(size)
+    };
+    let memory_limit = f.optional(d, "memory_limit", |d, node, key| {
+        size(d, node, key, ByteSize::mib(16), platform.memory_limit)
+    });
+    let max_execution_time = f.optional(d, "max_execution_time", |d, node, key| {
+        d.integer(node, key, 1, i64::from(platform.max_execution_time))
+            .map(|n| n as u32)
+    });
+    let upload_max_filesize = f.optional(d, "upload_max_filesize", |d, node, key| {
+        size(d, node, key, ByteSize::mib(1), platform.upload_max_filesize)
+    });
+    let post_max_size = f.optional(d, "post_max_size", |d, node, key| {
+        Some((
+            size(d, node, key, ByteSize::mib(1), platform.post_max_size)?,
+            node.mark,
+        ))
+    });
+    f.finish(d);
+    let overrides = PhpOverrides {
+        memory_limit,
+        max_execution_time,
+        upload_max_filesize,
+        post_max_size: post_max_size.map(|(size, _)| size),
+    };
+    let applied = overrides.applied_to(platform);
+    if applied.post_max_size < applied.upload_max_filesize {
+        let mark = post_max_size.map_or(node.mark, |(_, mark)| mark);
+        d.problem(
+            mark,
+            &format!("{key}.post_max_size"),
+            format!(
+                "post_max_size {} is below upload_max_filesize {}",
+                applied.post_max_size.php(),
+                applied.upload_max_filesize.php()
+            ),
+            "a POST carries the upload: make post_max_size at least upload_max_filesize",
+        );
+        return None;
+    }
+    Some(overrides)
+}
+
+/// A file extension for `web.static`: 1 to 10 lowercase letters and
+/// digits, never a PHP one (nginx would otherwise be asked to serve source).
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Extension(String);
+
+impl Extension {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Extension({:?})", self.0)
+    }
+}
+
+impl ScalarValue for Extension {
+    const EXPECTED: &'static str = "a file extension";
+    const KIND: ScalarKind = ScalarKind::String;
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        let hint =
+            "give an extension without its dot, in lowercase letters and digits, e.g. css or woff2";
+        let ok = (1..=10).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !ok {
+            return Err(ValueError {
+                message: format!(
+                    "extension {} is not 1 to 10 lowercase letters and digits",
+                    quoted(text)
+                ),
+                hint: hint.to_string(),
+            });
+        }
+        if text.starts_with("ph") {
+            return Err(ValueError {
+                message: format!("extension {} may be PHP", quoted(text)),
+                hint:
+                    "PHP scripts are run, never served as files: list only static files' extensions"
+                        .to_string(),
+            });
+        }
+        Ok(Extension(text.to_string()))
+    }
+}
+
+/// How long a browser may keep a static file: `<n>s`, `m`, `h` or `d`,
+/// from 1 second to 365 days.
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct MaxAge(u32);
+
+impl MaxAge {
+    pub fn seconds(self) -> u32 {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for MaxAge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MaxAge({}s)", self.0)
+    }
+}
+
+impl ScalarValue for MaxAge {
+    const EXPECTED: &'static str = "a duration";
+    const KIND: ScalarKind = ScalarKind::String;
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        let refuse = || ValueError {
+            message: format!("duration {} is not 1s to 365d", quoted(text)),
+            hint: "write a number and a unit (s, m, h, d), e.g. 10m or 7d".to_string(),
+        };
+        let unit = match text.bytes().last() {
+            Some(b's') => 1,
+            Some(b'm') => 60,
+            Some(b'h') => 3600,
+            Some(b'd') => 86_400,
+            _ => return Err(refuse()),
+        };
+        let digits = &text[..text.len() - 1];
+        if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refuse());
+        }
+        let seconds = digits.parse::<u64>().map_err(|_| refuse())? * unit;
+        if !(1..=365 * 86_400).contains(&seconds) {
+            return Err(refuse());
+        }
+        Ok(MaxAge(seconds as u32))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::app::{CodeLimitMarks, CodeLimits};
-    use crate::config::values::{ByteSize, Cpus};
 
-    fn limits(storage: Option<ByteSize>) -> Limits {
-        Limits {
-            cpus: Cpus::parse("0.5").unwrap(),
-            memory: ByteSize::mib(256),
-            pids: 128,
-            code: CodeLimits {
-                size: CodeLimits::DEFAULT_SIZE,
-                files: CodeLimits::DEFAULT_FILES,
-                marks: CodeLimitMarks::default(),
-            },
-            storage,
-        }
+    /// The skeleton's app.yml (php.memory_limit 128M, max_execution_time
+    /// 30, upload and post 8M), with `limits.storage` when given.
+    fn app(storage: Option<&str>) -> AppFile {
+        let text = match storage {
+            None => crate::plan::fixtures::APP.to_string(),
+            Some(size) => crate::plan::fixtures::APP.replacen(
+                "  pids: 128\n",
+                &format!("  pids: 128\n  storage: {size}\n"),
+                1,
+            ),
+        };
+        AppFile::parse("app.yml", &text).unwrap()
     }
 
     fn parse(text: &str) -> Result<AppSettings, String> {
-        AppSettings::parse("berth.yml", text, &limits(Some(ByteSize::mib(256))))
-            .map_err(|e| e.to_string())
+        AppSettings::parse("berth.yml", text, &app(Some("256M"))).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -530,9 +764,99 @@ berth.yml:5:10: web.deny[0]: \"/\" would deny the whole app
 berth.yml:6:21: web.front_controller: \"/index.html\" is not a PHP script
   hint: name the script that routes pretty URLs, e.g. /index.php
 berth.yml:7:3: web.headers: unknown key \"headers\"
-  hint: known keys here: deny, front_controller
+  hint: known keys here: deny, front_controller, static, compress
 berth.yml:8:1: volumes: unknown key \"volumes\"
-  hint: known keys here: storage, sessions, health, web
+  hint: known keys here: storage, sessions, health, web, php
+"
+        );
+    }
+
+    #[test]
+    fn php_settings_lower_the_platforms_and_never_raise_them() {
+        let settings =
+            parse("php: {memory_limit: 64M, max_execution_time: 10, upload_max_filesize: 2M}\n")
+                .unwrap();
+        let platform = app(None).php;
+        let applied = settings.php.applied_to(&platform);
+        assert_eq!(
+            (
+                applied.memory_limit.php(),
+                applied.max_execution_time,
+                applied.upload_max_filesize.php(),
+                applied.post_max_size.php(),
+                applied.max_children,
+            ),
+            ("64M".to_string(), 10, "2M".to_string(), "8M".to_string(), 5),
+            "unset keys keep app.yml's value"
+        );
+        assert_eq!(
+            parse("php:\n  memory_limit: 256M\n  max_execution_time: 31\n  upload_max_filesize: 9M\n  post_max_size: 1G\n  max_children: 50\n")
+                .unwrap_err(),
+            "5 problems in the configuration:
+berth.yml:2:17: php.memory_limit: 256M is outside what app.yml allows this app
+  hint: use a size from 16M to 128M (app.yml's php.memory_limit, set by the platform admin)
+berth.yml:3:23: php.max_execution_time: max_execution_time \"31\" is out of range
+  hint: use a whole number from 1 to 30
+berth.yml:4:24: php.upload_max_filesize: 9M is outside what app.yml allows this app
+  hint: use a size from 1M to 8M (app.yml's php.upload_max_filesize, set by the platform admin)
+berth.yml:5:18: php.post_max_size: 1G is outside what app.yml allows this app
+  hint: use a size from 1M to 8M (app.yml's php.post_max_size, set by the platform admin)
+berth.yml:6:3: php.max_children: unknown key \"max_children\"
+  hint: known keys here: memory_limit, max_execution_time, upload_max_filesize, post_max_size
+"
+        );
+        // Lowering the POST size below the platform's upload size alone
+        // would break every large upload: refused where it is written.
+        assert_eq!(
+            parse("php: {post_max_size: 4M}\n").unwrap_err(),
+            "1 problem in the configuration:
+berth.yml:1:22: php.post_max_size: post_max_size 4M is below upload_max_filesize 8M
+  hint: a POST carries the upload: make post_max_size at least upload_max_filesize
+"
+        );
+        assert!(parse("php: {post_max_size: 4M, upload_max_filesize: 4M}\n").is_ok());
+    }
+
+    #[test]
+    fn static_files_and_compression_are_read_and_php_is_never_static() {
+        let settings = parse(
+            "web:\n  static: {extensions: [css, js, woff2], max_age: 7d}\n  compress: true\n",
+        )
+        .unwrap();
+        let files = settings.web.static_files.unwrap();
+        let names: Vec<&str> = files.extensions.iter().map(Extension::as_str).collect();
+        assert_eq!(names, ["css", "js", "woff2"]);
+        assert_eq!(files.max_age.seconds(), 7 * 86_400);
+        assert!(settings.web.compress);
+        for (text, seconds) in [
+            ("1s", 1),
+            ("90m", 5400),
+            ("12h", 43_200),
+            ("365d", 31_536_000),
+        ] {
+            assert_eq!(MaxAge::parse(text).unwrap().seconds(), seconds, "{text}");
+        }
+        for text in ["0s", "366d", "7", "d", "7w", "-1d", "1.5h", "999999999s"] {
+            assert!(MaxAge::parse(text).is_err(), "{text}");
+        }
+        assert_eq!(
+            parse("web:\n  static: {extensions: [php, phtml, CSS, \"c.ss\", \"\"], max_age: 0s}\n  compress: yes\n")
+                .unwrap_err(),
+            "7 problems in the configuration:
+berth.yml:2:25: web.static.extensions[0]: extension \"php\" may be PHP
+  hint: PHP scripts are run, never served as files: list only static files' extensions
+berth.yml:2:30: web.static.extensions[1]: extension \"phtml\" may be PHP
+  hint: PHP scripts are run, never served as files: list only static files' extensions
+berth.yml:2:37: web.static.extensions[2]: extension \"CSS\" is not 1 to 10 lowercase letters and digits
+  hint: give an extension without its dot, in lowercase letters and digits, e.g. css or woff2
+berth.yml:2:42: web.static.extensions[3]: extension \"c.ss\" is not 1 to 10 lowercase letters and digits
+  hint: give an extension without its dot, in lowercase letters and digits, e.g. css or woff2
+berth.yml:2:50: web.static.extensions[4]: extension \"\" is not 1 to 10 lowercase letters and digits
+  hint: give an extension without its dot, in lowercase letters and digits, e.g. css or woff2
+berth.yml:2:64: web.static.max_age: duration \"0s\" is not 1s to 365d
+  hint: write a number and a unit (s, m, h, d), e.g. 10m or 7d
+berth.yml:3:13: web.compress: expected true or false, found a string
+  hint: write true or false here
 "
         );
     }
@@ -561,7 +885,7 @@ berth.yml:2:11: sessions: \"tmp\" is not one of the storage paths
 
     #[test]
     fn storage_needs_the_platforms_grant() {
-        let err = AppSettings::parse("berth.yml", "storage: [data]\n", &limits(None)).unwrap_err();
+        let err = AppSettings::parse("berth.yml", "storage: [data]\n", &app(None)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "1 problem in the configuration:
@@ -584,7 +908,7 @@ berth.yml:1:10: storage: the app has no storage: app.yml sets no limits.storage
             "storage: [data, missing/dir, file, link/below]\n",
         )
         .unwrap();
-        let err = AppSettings::load(root, &limits(Some(ByteSize::mib(64)))).unwrap_err();
+        let err = AppSettings::load(root, &app(Some("64M"))).unwrap_err();
         let file = root.join(FILE_NAME).display().to_string();
         assert_eq!(
             err.to_string(),
@@ -601,7 +925,7 @@ berth.yml:1:10: storage: the app has no storage: app.yml sets no limits.storage
         );
         std::fs::write(root.join(FILE_NAME), "storage: [data]\n").unwrap();
         assert_eq!(
-            AppSettings::load(root, &limits(Some(ByteSize::mib(64))))
+            AppSettings::load(root, &app(Some("64M")))
                 .unwrap()
                 .storage
                 .len(),
@@ -614,12 +938,12 @@ berth.yml:1:10: storage: the app has no storage: app.yml sets no limits.storage
         let code = tempfile::tempdir().unwrap();
         let root = code.path();
         assert_eq!(
-            AppSettings::load(root, &limits(None)).unwrap(),
+            AppSettings::load(root, &app(None)).unwrap(),
             AppSettings::default()
         );
         std::fs::write(root.join("other.yml"), "{}\n").unwrap();
         std::os::unix::fs::symlink("other.yml", root.join(FILE_NAME)).unwrap();
-        assert!(AppSettings::load(root, &limits(None))
+        assert!(AppSettings::load(root, &app(None))
             .unwrap_err()
             .to_string()
             .contains("berth.yml: is a symbolic link, which berth does not follow\n"));

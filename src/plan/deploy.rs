@@ -918,7 +918,7 @@ mod tests {
         let settings = AppSettings::parse(
             "berth.yml",
             "storage: [data, var/sessions]\nhealth: {path: /ready.php, status: 204, contains: \"db: ok\"}\n",
-            &app.limits,
+            &app,
         )
         .unwrap();
         let plan = release_of(&app, &settings, &[], first_release);

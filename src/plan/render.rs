@@ -276,6 +276,16 @@ struct WebContext {
     /// URL prefixes the app's nginx answers 404 (exact and below).
     deny: Vec<String>,
     front_controller: String,
+    /// `berth.yml` `web.static`, when set.
+    static_files: Option<StaticContext>,
+    compress: bool,
+}
+
+#[derive(Serialize)]
+struct StaticContext {
+    /// For nginx's `location ~* \.(css|js)$`: letters and digits only.
+    extensions: Vec<String>,
+    max_age_seconds: u32,
 }
 
 #[derive(Serialize)]
@@ -334,6 +344,7 @@ impl Context {
         let network = SlotNetwork::for_port(t.slot.port(t.env).get());
         let settings = t.settings;
         let health = settings.health_or(&app.health_path);
+        let php = settings.php.applied_to(&app.php);
         let storage_dir = layout.storage_dir();
         let docroot = match app.docroot.as_str() {
             "." => CODE_DIR.to_string(),
@@ -354,11 +365,11 @@ impl Context {
                 runtime: app.runtime.to_string(),
                 health_path: health.path.to_string(),
                 php: PhpContext {
-                    memory_limit: app.php.memory_limit.php(),
-                    max_execution_time: app.php.max_execution_time,
-                    upload_max_filesize: app.php.upload_max_filesize.php(),
-                    post_max_size: app.php.post_max_size.php(),
-                    max_children: app.php.max_children,
+                    memory_limit: php.memory_limit.php(),
+                    max_execution_time: php.max_execution_time,
+                    upload_max_filesize: php.upload_max_filesize.php(),
+                    post_max_size: php.post_max_size.php(),
+                    max_children: php.max_children,
                 },
                 extra_hosts: !app.extra_hosts.is_empty() || !app.egress.is_empty(),
             },
@@ -394,6 +405,11 @@ impl Context {
             web: WebContext {
                 deny: settings.web.deny.iter().map(ToString::to_string).collect(),
                 front_controller: settings.front_controller().to_string(),
+                static_files: settings.web.static_files.as_ref().map(|s| StaticContext {
+                    extensions: s.extensions.iter().map(|e| e.as_str().to_string()).collect(),
+                    max_age_seconds: s.max_age.seconds(),
+                }),
+                compress: settings.web.compress,
             },
             storage: settings
                 .storage
