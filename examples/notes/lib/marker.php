@@ -1,0 +1,2 @@
+<?php
+const NOTES_MARKER = 'v1.0.0';
