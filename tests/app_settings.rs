@@ -93,7 +93,7 @@ fn get(app: &RigApp, path: &str, cookie: &str) -> (u16, Option<String>, String) 
 
 /// Grants the app `size` of storage; the guard unmounts its file system
 /// (lazily: the slots may still hold it) and removes its image.
-fn grant_storage(app: &RigApp, size: &str) -> StorageGuard {
+pub(crate) fn grant_storage(app: &RigApp, size: &str) -> StorageGuard {
     app.edit_app_yml(
         "  pids: 128\n",
         &format!("  pids: 128\n  storage: {size}\n"),
@@ -101,7 +101,7 @@ fn grant_storage(app: &RigApp, size: &str) -> StorageGuard {
     StorageGuard(Path::new(app.rig.get("RIG_BASE_DIR")).join(format!("{}/test", app.id)))
 }
 
-struct StorageGuard(std::path::PathBuf);
+pub(crate) struct StorageGuard(std::path::PathBuf);
 
 impl Drop for StorageGuard {
     fn drop(&mut self) {

@@ -121,6 +121,11 @@ impl RigApp {
         code
     }
 
+    /// A path in the test's own scratch directory.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
     /// Adds `text` (top-level keys) to the app's app.yml.
     pub fn append_app_yml(&self, text: &str) {
         let path = self.dir.path().join("app/app.yml");

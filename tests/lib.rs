@@ -15,6 +15,7 @@ mod isolation;
 mod log_cgroup;
 mod logs;
 mod mail;
+mod notes_app;
 mod pipeline_e2e;
 mod pipelines;
 mod render;

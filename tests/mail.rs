@@ -43,13 +43,13 @@ echo json_encode(['sent' => $sent]);
 /// aiosmtpd listening on `address`, storing what it accepts in a maildir;
 /// its `Message` handler records the envelope as `X-MailFrom` and
 /// `X-RcptTo` headers.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
     maildir: PathBuf,
 }
 
 impl SmtpServer {
-    fn start(address: &str, maildir: &Path) -> SmtpServer {
+    pub(crate) fn start(address: &str, maildir: &Path) -> SmtpServer {
         let child = Command::new("/usr/bin/python3")
             .args(["-m", "aiosmtpd", "-n", "-l", address])
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
@@ -72,7 +72,7 @@ impl SmtpServer {
     }
 
     /// The messages received, oldest first.
-    fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         let mut files: Vec<(std::time::SystemTime, PathBuf)> =
             std::fs::read_dir(self.maildir.join("new"))
                 .map(|dir| {
@@ -101,7 +101,7 @@ impl Drop for SmtpServer {
 /// A message's headers, in order, minus those that differ by run (`Date`,
 /// `Message-ID`, and the `X-Peer` the server adds, which names the
 /// connection's source port), and its body.
-fn parts(message: &str) -> (Vec<String>, String) {
+pub(crate) fn parts(message: &str) -> (Vec<String>, String) {
     let (head, body) = message.split_once("\n\n").unwrap();
     let headers = head
         .lines()
