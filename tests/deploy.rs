@@ -943,8 +943,16 @@ fn ten_apps_deployed_at_once_all_serve() {
         );
     }
     let rig = &apps[0].rig;
-    let test = std::process::Command::new("/usr/sbin/nginx")
+    // As the front's own user: nginx -t run as root would hand its
+    // temporary directories to `nobody`, and the front (run as deploy)
+    // could then no longer buffer a request body.
+    let test = std::process::Command::new("setpriv")
         .args([
+            "--reuid=deploy",
+            "--regid=deploy",
+            "--init-groups",
+            "--reset-env",
+            "/usr/sbin/nginx",
             "-p",
             rig.get("RIG_FRONT_PREFIX"),
             "-c",
