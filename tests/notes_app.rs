@@ -535,3 +535,47 @@ impl NotesLoad {
         }
     }
 }
+
+#[test]
+#[ignore = "rig: sshd, Docker, the front nginx and rsync (tests/rig/up); scripts/test runs it"]
+fn an_upload_as_large_as_post_max_size_reaches_php() {
+    // Both containers buffer a request body in their /tmp (a tmpfs): the
+    // app's nginx before it passes the body on, PHP before the script runs.
+    let app = RigApp::new("big-upload");
+    app.edit_app_yml(
+        "  upload_max_filesize: 8M\n",
+        "  upload_max_filesize: 40M\n",
+    );
+    app.edit_app_yml("  post_max_size: 8M\n", "  post_max_size: 41M\n");
+    let code = app.code("v1.0.0", true);
+    std::fs::write(
+        code.join("public/upload.php"),
+        "<?php\n$f = $_FILES['file'] ?? null;\necho $f && $f['error'] === UPLOAD_ERR_OK ? 'received ' . filesize($f['tmp_name']) : 'error ' . ($f['error'] ?? 'none'), \"\\n\";\n",
+    )
+    .unwrap();
+    app.deploy("v1.0.0", &code).expect(ExitStatus::Success);
+    let mut browser = Browser::new(&app);
+    let size = 40 << 20;
+    let boundary = "----berthbigupload";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.resize(body.len() + size, b'x');
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let answer = browser
+        .send(
+            "POST",
+            "/upload.php",
+            &[(
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            )],
+            &body,
+        )
+        .unwrap();
+    assert_eq!(
+        (answer.status, answer.text()),
+        (200, format!("received {size}\n"))
+    );
+}

@@ -454,9 +454,18 @@ fn compose_file_is_hardened() {
     }
     assert_eq!(compose["services"]["php"]["mem_limit"], "1g");
     // No swap beyond the memory limit; open files capped.
-    for (role, memory) in [("php", "1g"), ("web", "64m")] {
+    // /tmp holds a whole POST (17M here, berth.yml's post_max_size) on top
+    // of its scratch space, and the web container's memory limit grows
+    // with it.
+    for (role, memory, tmp) in [("php", "1g", "81m"), ("web", "81m", "33m")] {
         let service = &compose["services"][role];
         assert_eq!(service["memswap_limit"], memory, "{role}");
+        assert_eq!(service["mem_limit"], memory, "{role}");
+        assert_eq!(
+            service["tmpfs"][0],
+            format!("/tmp:size={tmp},mode=1777").as_str(),
+            "{role}"
+        );
         assert_eq!(service["ulimits"]["nofile"]["soft"], 1024, "{role}");
         assert_eq!(service["ulimits"]["nofile"]["hard"], 1024, "{role}");
     }

@@ -659,6 +659,10 @@ impl ByteSize {
         self.0
     }
 
+    pub const fn plus(self, other: ByteSize) -> ByteSize {
+        ByteSize(self.0 + other.0)
+    }
+
     /// The PHP ini spelling, e.g. `256M`.
     pub fn php(self) -> String {
         for (shift, unit) in [(30, 'G'), (20, 'M'), (10, 'K')] {

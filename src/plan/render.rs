@@ -326,6 +326,8 @@ struct RoleLimits {
 #[derive(Serialize)]
 struct LimitContext {
     memory: String,
+    /// The size of the container's `/tmp` (a tmpfs, counted in `memory`).
+    tmp: String,
     cpus: String,
     pids: u32,
     nofile: u32,
@@ -440,8 +442,11 @@ impl Context {
                 php: network.php.to_string(),
             },
             limits: RoleLimits {
+                // Uploads in flight are in /tmp: each container's holds
+                // its scratch space plus a whole POST.
                 php: LimitContext {
                     memory: app.limits.memory.lower(),
+                    tmp: crate::config::values::ByteSize::mib(64).plus(php.post_max_size).lower(),
                     cpus: app.limits.cpus.to_string(),
                     pids: app.limits.pids,
                     nofile: NOFILE,
@@ -449,7 +454,8 @@ impl Context {
                 // The app's nginx only serves files and passes requests on:
                 // a small fixed share, the same for every app.
                 web: LimitContext {
-                    memory: "64m".into(),
+                    memory: crate::config::values::ByteSize::mib(64).plus(php.post_max_size).lower(),
+                    tmp: crate::config::values::ByteSize::mib(16).plus(php.post_max_size).lower(),
                     cpus: "0.5".into(),
                     pids: 64,
                     nofile: NOFILE,
