@@ -368,6 +368,18 @@ pub fn http_request(
     path: &str,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    http_exchange(port, host, method, path, body).map(|(status, _, body)| (status, body))
+}
+
+/// One HTTP/1.0 request; returns the status, the head (status line and
+/// headers) and the body.
+pub fn http_exchange(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     // Generous: a loaded CI machine can be slow, and a hang still ends.
@@ -391,11 +403,11 @@ pub fn http_request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not HTTP: {response:?}")))?;
-    let body = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+        .map(|(h, b)| (h.to_string(), b.to_string()))
+        .unwrap_or((response, String::new()));
+    Ok((status, head, body))
 }
 
 /// Polls until `GET path` answers 200, or fails after `seconds`.

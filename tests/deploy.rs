@@ -8,7 +8,7 @@ use std::sync::Arc;
 use berth::exit::ExitStatus;
 
 use crate::common::{
-    edit, example_plugin, free_ports, http_request, repo_root, Berth, Run, APP_YML,
+    edit, example_plugin, free_ports, http_exchange, http_request, repo_root, Berth, Run, APP_YML,
 };
 
 /// The rig's settings from `$BERTH_RIG/rig.env`.
@@ -359,12 +359,12 @@ impl Load {
                     while !stop.load(Ordering::Relaxed) {
                         // A browser retries a request whose connection the
                         // server closed; one retry, counted.
-                        let result = http_request(port, &domain, "GET", "/", "").or_else(|_| {
+                        let result = http_exchange(port, &domain, "GET", "/", "").or_else(|_| {
                             retries.fetch_add(1, Ordering::Relaxed);
-                            http_request(port, &domain, "GET", "/", "")
+                            http_exchange(port, &domain, "GET", "/", "")
                         });
                         match result {
-                            Ok((200, body)) => {
+                            Ok((200, head, body)) => {
                                 let version = body
                                     .split("<span id=\"version\">")
                                     .nth(1)
@@ -377,7 +377,7 @@ impl Load {
                                 if (version.is_none() || version != marker)
                                     && torn.fetch_add(1, Ordering::Relaxed) == 0
                                 {
-                                    eprintln!("first torn page: {body:?}");
+                                    eprintln!("first torn page: {head:?} {body:?}");
                                 }
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }

@@ -461,6 +461,8 @@ fn compose_file_is_hardened() {
         let service = &compose["services"][role];
         assert_eq!(service["memswap_limit"], memory, "{role}");
         assert_eq!(service["mem_limit"], memory, "{role}");
+        // A replaced slot stops gracefully (nginx and php-fpm: QUIT).
+        assert_eq!(service["stop_signal"], "SIGQUIT", "{role}");
         assert_eq!(
             service["tmpfs"][0],
             format!("/tmp:size={tmp},mode=1777").as_str(),
