@@ -95,6 +95,25 @@ pub enum Command {
     /// Host side of an app environment's storage, run as root by a deploy.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Host-wide jobs, run as root on the host.
+    #[command(subcommand)]
+    Host(HostCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// At boot, before Docker starts the slots again: mount every app
+    /// environment's storage and set its egress policy, as the last
+    /// `storage ensure` and `egress apply` recorded them under BASE_DIR.
+    /// Idempotent.
+    Boot(HostBootArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HostBootArgs {
+    /// The host's base directory (the inventory's base_dir).
+    #[arg(long, value_name = "DIR")]
+    pub base_dir: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +173,10 @@ pub struct EgressApplyArgs {
     /// relay is allowed this way.
     #[arg(long = "allow-per-minute", value_name = "ADDRESS:PORT=N")]
     pub allow_per_minute: Vec<String>,
+    /// The host's base directory: the policy is recorded in
+    /// BASE_DIR/APP/ENV/boot-egress.json for `berth host boot`.
+    #[arg(long, value_name = "DIR")]
+    pub base_dir: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,11 @@ use crate::deploy::RigApp;
 
 /// The example plugin with a berth.yml, a page that keeps a note in
 /// storage, a page that counts visits in a session, and a private file.
-fn code_with_settings(app: &RigApp, version: &str, health_text: &str) -> std::path::PathBuf {
+pub(crate) fn code_with_settings(
+    app: &RigApp,
+    version: &str,
+    health_text: &str,
+) -> std::path::PathBuf {
     let code = app.code(version, true);
     write(
         &code,

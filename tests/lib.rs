@@ -11,6 +11,7 @@ mod egress;
 mod fake;
 mod gitlab_app;
 mod gitlab_flow;
+mod host_boot;
 mod isolation;
 mod log_cgroup;
 mod logs;

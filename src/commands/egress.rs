@@ -4,7 +4,9 @@
 
 use crate::cli::EgressApplyArgs;
 use crate::config::app::bounds::MAIL_PER_MINUTE;
-use crate::config::values::{bounded_integer, quoted, AppId, EnvName, Port, ScalarValue};
+use crate::config::values::{bounded_integer, quoted, AbsPath, AppId, EnvName, Port, ScalarValue};
+use crate::env::Env;
+use crate::exec::boot_record::{self, Kind};
 use crate::exec::firewall;
 use crate::plan::egress::{restore_input, Destination, Firewall, Policy};
 use crate::report::Reporter;
@@ -14,9 +16,19 @@ use super::CommandError;
 pub fn apply(
     args: &EgressApplyArgs,
     dry_run: bool,
+    env: &Env,
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
     let policy = policy(args)?;
+    let base_dir = args
+        .base_dir
+        .as_deref()
+        .map(AbsPath::parse)
+        .transpose()
+        .map_err(|e| CommandError::Usage {
+            message: format!("--base-dir: {}", e.message),
+            hint: e.hint,
+        })?;
     let _lock = if dry_run {
         None
     } else {
@@ -32,6 +44,13 @@ pub fn apply(
         return Ok(());
     }
     firewall::restore(&input)?;
+    if let Some(base) = &base_dir {
+        // What `berth host boot` sets again after a reboot.
+        let mut record = policy.apply_args();
+        record.extend(["--base-dir".to_string(), base.to_string()]);
+        let env_dir = base.join(&format!("{}/{}", policy.app, policy.env));
+        boot_record::write(&env_dir, env.sudo_uid, Kind::Egress, &record)?;
+    }
     reporter.info(&format!(
         "egress policy of {}/{} set: {} allowed destination(s) ({})",
         policy.app,

@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod egress;
 mod gitlab;
+mod host_boot;
 pub(crate) mod logs;
 mod render;
 mod report;
@@ -76,10 +77,13 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Request(args) => request::run(args, global.dry_run, &env, &reporter),
         Command::Demo(args) => demo::run(args, global.dry_run, &env, &reporter),
         Command::Egress(crate::cli::EgressCommand::Apply(args)) => {
-            egress::apply(args, global.dry_run, &reporter)
+            egress::apply(args, global.dry_run, &env, &reporter)
         }
         Command::Storage(crate::cli::StorageCommand::Ensure(args)) => {
             storage::ensure(args, global.dry_run, &env, &reporter)
+        }
+        Command::Host(crate::cli::HostCommand::Boot(args)) => {
+            host_boot::run(args, global.dry_run, &env, &reporter)
         }
     };
     match result {

@@ -8,6 +8,7 @@ use crate::config::app::bounds;
 use crate::config::settings::StoragePath;
 use crate::config::values::{AbsPath, AppId, ByteSize, EnvName, ScalarValue};
 use crate::env::Env;
+use crate::exec::boot_record::{self, Kind};
 use crate::exec::storage;
 use crate::plan::storage::Request;
 use crate::report::Reporter;
@@ -43,6 +44,13 @@ pub fn ensure(
         return Ok(());
     }
     let changes = storage::ensure(&request)?;
+    // What `berth host boot` sets again after a reboot.
+    boot_record::write(
+        &request.env_dir(),
+        request.owner,
+        Kind::Storage,
+        &request.args(),
+    )?;
     for change in &changes {
         reporter.detail(change);
     }

@@ -148,13 +148,8 @@ impl EnvTarget {
 
 /// Takes the app environment's deploy lock on the host (creating its
 /// directory first); held until the guard is dropped.
+/// Makes the app environment's directory and takes its lock.
 pub async fn lock_env<'r>(remote: &'r Remote, layout: &HostLayout) -> Result<HostLock<'r>> {
-    remote
-        .run(
-            "create the app directory",
-            &["mkdir", "-p", layout.root.as_str()],
-        )
-        .await?;
     remote
         .lock(&layout.lock_file(), "deploy", Duration::from_secs(600))
         .await
@@ -165,7 +160,24 @@ pub async fn lock_env<'r>(remote: &'r Remote, layout: &HostLayout) -> Result<Hos
 pub async fn observe(remote: &Remote, target: &EnvTarget) -> Result<Observed> {
     let layout = target.layout();
     let state_file = layout.state_file();
-    let state = match remote.read_file(&state_file).await? {
+    let image = layout.root.join(crate::plan::storage::IMAGE);
+    let releases_dir = layout.releases_dir();
+    let list = [
+        "sh",
+        "-c",
+        "cd \"$1\" 2>/dev/null || exit 0; for d in */code; do [ -d \"$d\" ] && echo \"${d%/code}\"; done; exit 0",
+        "sh",
+        releases_dir.as_str(),
+    ];
+    let stat = ["stat", "-c", "%s", "--", image.as_str()];
+    // Independent reads go out at once over the one SSH connection: a
+    // rollback's time to switch is mostly round trips.
+    let (state_text, listing, stat) = futures_util::try_join!(
+        remote.read_file(&state_file),
+        remote.run("list releases", &list),
+        remote.output(&stat, None),
+    )?;
+    let state: HostState = match state_text {
         None => HostState::default(),
         Some(text) => serde_json::from_str(&text).with_context(|| {
             format!(
@@ -174,56 +186,51 @@ pub async fn observe(remote: &Remote, target: &EnvTarget) -> Result<Observed> {
             )
         })?,
     };
-    let listing = remote
-        .run(
-            "list releases",
-            &[
-                "sh",
-                "-c",
-                "cd \"$1\" 2>/dev/null || exit 0; for d in */code; do [ -d \"$d\" ] && echo \"${d%/code}\"; done; exit 0",
-                "sh",
-                layout.releases_dir().as_str(),
-            ],
-        )
-        .await?;
     let complete_releases = listing
         .stdout
         .lines()
         .filter_map(|line| ReleaseId::try_from(line.to_string()).ok())
         .collect();
-    let active_healthy = match &state.active {
-        None => false,
-        Some(active) => {
-            let env = target.app_env();
-            let answer = remote
-                .http_get(
-                    &target.host().publish_address.to_string(),
-                    &active.slot.port(env).to_string(),
-                    target.app_dir.app.health_path.as_str(),
-                    env.domains[0].as_str(),
-                )
-                .await;
-            matches!(answer, Ok((200, _)))
-        }
-    };
-    let mut settings = Vec::new();
-    for release in state.active.iter().chain(&state.backup) {
-        if let Some(found) = read_settings(remote, target, &release.release)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-        {
-            settings.push((release.release.clone(), found));
-        }
-    }
-    let image = layout.root.join(crate::plan::storage::IMAGE);
-    let stat = remote
-        .output(&["stat", "-c", "%s", "--", image.as_str()], None)
-        .await?;
     let storage_image_len = if stat.status.success() {
         String::from_utf8_lossy(&stat.stdout).trim().parse().ok()
     } else {
         None
     };
+    // What the state names: the active slot's health, and the settings of
+    // the active and backup releases, again all at once.
+    let active_health = async {
+        let Some(active) = &state.active else {
+            return false;
+        };
+        let env = target.app_env();
+        let answer = remote
+            .http_get(
+                &target.host().publish_address.to_string(),
+                &active.slot.port(env).to_string(),
+                target.app_dir.app.health_path.as_str(),
+                env.domains[0].as_str(),
+            )
+            .await;
+        matches!(answer, Ok((200, _)))
+    };
+    let releases: Vec<&ReleaseId> = state
+        .active
+        .iter()
+        .chain(&state.backup)
+        .map(|r| &r.release)
+        .collect();
+    let reads = futures_util::future::join_all(
+        releases
+            .iter()
+            .map(|release| read_settings(remote, target, release)),
+    );
+    let (active_healthy, read) = futures_util::join!(active_health, reads);
+    let mut settings = Vec::new();
+    for (release, found) in releases.into_iter().zip(read) {
+        if let Some(found) = found.map_err(|e| anyhow::anyhow!("{e}"))? {
+            settings.push((release.clone(), found));
+        }
+    }
     Ok(Observed {
         state,
         complete_releases,

@@ -3,6 +3,7 @@
 //! and the host.
 
 pub mod apply;
+pub mod boot_record;
 pub mod cgroup;
 pub mod firewall;
 pub mod git;

@@ -200,12 +200,18 @@ impl Remote {
     /// is dropped or this process dies (the SSH channel closes, the remote
     /// holder exits, the kernel drops the lock): no stale locks.
     pub async fn lock(&self, path: &AbsPath, what: &str, wait: Duration) -> Result<HostLock<'_>> {
-        let mut command = self.session.command("flock");
-        command
-            .arg("-w")
-            .arg(wait.as_secs().to_string())
-            .arg(path.as_str())
-            .args(["sh", "-c", "echo locked && exec cat >/dev/null"]);
+        // The lock file's directory is made in the same command: one round
+        // trip, not two.
+        let dir = path.as_str().rsplit_once('/').map_or("/", |(dir, _)| dir);
+        let mut command = self.session.command("sh");
+        command.args([
+            "-c",
+            "mkdir -p -- \"$1\" && exec flock -w \"$2\" \"$3\" sh -c 'echo locked && exec cat >/dev/null'",
+            "sh",
+            if dir.is_empty() { "/" } else { dir },
+            &wait.as_secs().to_string(),
+            path.as_str(),
+        ]);
         command
             .stdin(SshStdio::piped())
             .stdout(SshStdio::piped())

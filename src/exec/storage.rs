@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 
+use crate::config::values::AbsPath;
 use crate::plan::storage::{
     image_actions, Dir, ImageAction, ImageState, Request, IMAGE, MOUNT_OPTIONS, MOUNT_POINT,
 };
@@ -50,13 +51,18 @@ pub fn ensure(request: &Request) -> Result<Vec<String>> {
 }
 
 fn open_env(request: &Request) -> Result<OwnedFd> {
-    let env_dir = request.env_dir();
+    open_env_dir(&request.env_dir(), request.owner)
+}
+
+/// Opens an app environment's directory from `/`, one component at a time,
+/// following no link; with `owner`, it must belong to that user.
+pub(crate) fn open_env_dir(env_dir: &AbsPath, owner: Option<u32>) -> Result<OwnedFd> {
     let mut base = open_dir(None, "/")?;
     for part in env_dir.as_str().trim_start_matches('/').split('/') {
         base = open_dir(Some(&base), part)
             .with_context(|| format!("open {env_dir} (it is made by a deploy)"))?;
     }
-    if let Some(owner) = request.owner {
+    if let Some(owner) = owner {
         let found = fstat(&base)?.st_uid;
         if found != owner {
             bail!(
@@ -102,7 +108,7 @@ fn open_image(env: &OwnedFd) -> Result<Option<(OwnedFd, u64)>> {
     Ok(Some((fd, stat.st_size as u64)))
 }
 
-fn fstat(fd: &OwnedFd) -> Result<libc::stat> {
+pub(crate) fn fstat(fd: &OwnedFd) -> Result<libc::stat> {
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid descriptor and a stat buffer of the right size.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } != 0 {
@@ -228,7 +234,7 @@ fn ensure_dir(base: &OwnedFd, dir: &Dir) -> Result<Option<String>> {
 
 /// Opens a directory below `parent` (or the absolute `name`) without
 /// following a link.
-fn open_dir(parent: Option<&OwnedFd>, name: &str) -> Result<OwnedFd> {
+pub(crate) fn open_dir(parent: Option<&OwnedFd>, name: &str) -> Result<OwnedFd> {
     let c_name = CString::new(name)?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     let at = parent.map_or(libc::AT_FDCWD, AsRawFd::as_raw_fd);

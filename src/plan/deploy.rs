@@ -386,6 +386,8 @@ impl Release<'_> {
             .map(ToString::to_string)
             .collect();
         command.extend(policy.apply_args());
+        // Recorded on the host for `berth host boot`.
+        command.extend(["--base-dir".to_string(), self.host.base_dir.to_string()]);
         Step::ApplyEgress {
             command,
             allowed: policy.destinations(),
@@ -795,9 +797,15 @@ mod tests {
         assert_eq!(allowed, 1);
         assert_eq!(
             command[13..],
-            ["--allow-per-minute", "10.0.0.25:2525=4"].map(String::from)
+            [
+                "--allow-per-minute",
+                "10.0.0.25:2525=4",
+                "--base-dir",
+                "/srv/berth"
+            ]
+            .map(String::from)
         );
-        assert_eq!(command.len(), 15);
+        assert_eq!(command.len(), 17);
     }
 
     /// `app`'s test environment on the production-like host, with the
@@ -896,6 +904,8 @@ mod tests {
                     "18001",
                     "--slot-port",
                     "18002",
+                    "--base-dir",
+                    "/srv/berth",
                 ]
                 .map(String::from)
                 .to_vec(),
