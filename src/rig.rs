@@ -48,6 +48,7 @@ impl RigEnv {
       listen: {listen}
       test_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -t]
       reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]
+      pid_file: {front}/nginx.pid
     root_berth: [/usr/bin/sudo, -n, {host_berth}]
 ",
             port = self.get("RIG_SSH_PORT")?,

@@ -70,6 +70,9 @@ pub struct Front {
     pub listen: ListenAddress,
     pub test_command: Vec<CommandArg>,
     pub reload_command: Vec<CommandArg>,
+    /// The front nginx master's pid file: with it, a switch waits until
+    /// the old workers have stopped accepting, instead of probing.
+    pub pid_file: Option<AbsPath>,
     /// Proxies in front of this nginx whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<Cidr>,
     pub tls: Option<Tls>,
@@ -199,6 +202,7 @@ fn decode_front(d: &mut Decoder, node: &Node, key: &str) -> Option<Front> {
     let listen = f.required(d, "listen", Decoder::scalar::<ListenAddress>);
     let test_command = f.required(d, "test_command", decode_command);
     let reload_command = f.required(d, "reload_command", decode_command);
+    let pid_file = f.optional(d, "pid_file", Decoder::scalar::<AbsPath>);
     let trusted_proxies = f.optional(d, "trusted_proxies", |d, node, key| {
         d.list(node, key, Decoder::scalar::<Cidr>)
     });
@@ -221,6 +225,7 @@ fn decode_front(d: &mut Decoder, node: &Node, key: &str) -> Option<Front> {
         listen: listen?,
         test_command: test_command?,
         reload_command: reload_command?,
+        pid_file,
         trusted_proxies: trusted_proxies.unwrap_or_default(),
         tls,
     })

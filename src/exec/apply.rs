@@ -260,6 +260,7 @@ async fn run_step(
             staged,
             test,
             reload,
+            pid_file,
         } => {
             let mut argv: Vec<&str> = vec![
                 "bash",
@@ -269,6 +270,9 @@ async fn run_step(
                 lock.as_str(),
                 vhost.as_str(),
                 staged.as_str(),
+                pid_file
+                    .as_ref()
+                    .map_or("", crate::config::values::AbsPath::as_str),
             ];
             let count = test.len().to_string();
             argv.push(&count);
@@ -293,11 +297,8 @@ async fn run_step(
             port,
             domain,
             release,
+            in_a_row,
         } => {
-            // Old workers stop accepting only once they handle the master's
-            // QUIT, which a busy host delays: ask until several fresh
-            // connections in a row see the new vhost.
-            const IN_A_ROW: usize = 10;
             let deadline = Instant::now() + Duration::from_secs(15);
             let mut seen = 0;
             loop {
@@ -312,7 +313,7 @@ async fn run_step(
                 let last = match body {
                     Ok((200, body)) if body.trim() == release.as_str() => {
                         seen += 1;
-                        if seen == IN_A_ROW {
+                        if seen >= *in_a_row {
                             break;
                         }
                         continue;
@@ -342,12 +343,16 @@ async fn run_step(
 
 /// Installs a vhost under the host's front lock: keep the old file, move the
 /// new one in, `nginx -t`; on failure put the old one back; then reload.
-/// Arguments: lock, vhost, staged file, the test command's length, the test
-/// command, the reload command.
+/// With the master's pid file, it then waits (at most 10 s) until each
+/// worker of before the reload is gone or titled "shutting down": nginx
+/// sets that title as it handles the master's QUIT and closes its
+/// listening sockets, so from then on only new workers accept.
+/// Arguments: lock, vhost, staged file, pid file (or ""), the test
+/// command's length, the test command, the reload command.
 const SWITCH_FRONT: &str = r#"set -u
 exec 9>"$1" && flock -w 60 9 || { echo "front lock $1 not taken" >&2; exit 90; }
-vhost=$2 staged=$3 n=$4
-shift 4
+vhost=$2 staged=$3 pidfile=$4 n=$5
+shift 5
 test_cmd=("${@:1:n}")
 reload_cmd=("${@:n+1}")
 if [ -e "$vhost" ]; then cp -p -- "$vhost" "$vhost.berth-prev"; had=1; else had=0; fi
@@ -357,8 +362,20 @@ if ! out=$("${test_cmd[@]}" 2>&1); then
   printf '%s\n' "$out" >&2
   exit 91
 fi
+old=
+if [ -n "$pidfile" ] && master=$(cat -- "$pidfile" 2>/dev/null); then
+  old=$(pgrep -P "$master" -f 'worker process') || old=
+fi
 "${reload_cmd[@]}" || exit 92
 rm -f -- "$vhost.berth-prev"
+for pid in $old; do
+  for _ in $(seq 500); do
+    title=$(tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline") || break
+    case $title in ''|*'shutting down'*) break;; esac
+    sleep 0.02
+  done
+done
+exit 0
 "#;
 
 /// `docker-compose up` for a slot (`$1` project, `$2` compose file, `$3`

@@ -163,14 +163,22 @@ pub enum Step {
         staged: AbsPath,
         test: Vec<CommandArg>,
         reload: Vec<CommandArg>,
+        /// The master's pid file: after the reload, wait until each old
+        /// worker is gone or shutting down (it has closed its listening
+        /// sockets), so one answer then proves the switch.
+        pid_file: Option<AbsPath>,
     },
     /// Wait until the front's reloaded workers serve the new vhost: a
-    /// reload returns before they do.
+    /// reload returns before they do. `in_a_row` fresh connections must
+    /// see it: one after a switch that waited for the old workers, more
+    /// when it could not (no pid file), since any of them may still
+    /// accept.
     WaitFront {
         address: String,
         port: u16,
         domain: DomainName,
         release: ReleaseId,
+        in_a_row: u32,
     },
     RecordState {
         path: AbsPath,
@@ -469,12 +477,14 @@ impl Release<'_> {
                 staged: conf_dir.join("front.conf"),
                 test: front.test_command.clone(),
                 reload: front.reload_command.clone(),
+                pid_file: front.pid_file.clone(),
             },
             Step::WaitFront {
                 address,
                 port: front.listen.port(),
                 domain: self.env.domains[0].clone(),
                 release: release.clone(),
+                in_a_row: if front.pid_file.is_some() { 1 } else { 10 },
             },
         ]
     }
@@ -806,6 +816,46 @@ mod tests {
             .map(String::from)
         );
         assert_eq!(command.len(), 17);
+    }
+
+    #[test]
+    fn the_front_switch_waits_for_the_old_workers_when_it_knows_the_master() {
+        let conf_dir: AbsPath = "/srv/berth/example/test/releases/v1/conf-blue"
+            .parse()
+            .unwrap();
+        let release = ReleaseId::try_from("v1".to_string()).unwrap();
+        let waits = |inventory: &str| {
+            let inventory = Inventory::parse("inventory.yml", inventory).unwrap();
+            let app = AppFile::parse("app.yml", APP).unwrap();
+            let templates = Templates::embedded();
+            let r = Release {
+                app: &app,
+                env: &app.environments[0],
+                host: &inventory.hosts[0],
+                templates: &templates,
+                settings: &AppSettings::default(),
+                keep: 1,
+                health_timeout_secs: 30,
+                secrets: &[],
+                now: "2026-11-22T12:00:00Z",
+            };
+            match r.switch_front(&conf_dir, &release) {
+                [Step::SwitchFront { pid_file, .. }, Step::WaitFront { in_a_row, .. }] => {
+                    (pid_file.map(|p| p.to_string()), in_a_row)
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        // Without the pid file, ten fresh answers in a row; with it, the
+        // switch waits for the old workers and one answer proves it.
+        assert_eq!(waits(INVENTORY), (None, 10));
+        let with_pid = INVENTORY.replacen(
+            "      reload_command:",
+            "      pid_file: /run/nginx.pid\n      reload_command:",
+            1,
+        );
+        assert_ne!(with_pid, INVENTORY, "the fixture has a reload_command");
+        assert_eq!(waits(&with_pid), (Some("/run/nginx.pid".to_string()), 1));
     }
 
     /// `app`'s test environment on the production-like host, with the
