@@ -454,14 +454,14 @@ pub fn children(pid: u32) -> Vec<(u32, String)> {
     out
 }
 
-/// Copies the example plugin into `dest` (created or refreshed) with its
-/// version markers saying `version`; unless `healthy`, its health endpoint
-/// answers 503.
-pub fn example_plugin(dest: &Path, version: &str, healthy: bool) {
+/// Copies `examples/<example>` into `dest` (created or refreshed) with
+/// the release markers in `lib/version.php` and `lib/marker.php` saying
+/// `version`.
+pub fn copy_example(example: &str, dest: &Path, version: &str) {
     std::fs::create_dir_all(dest).unwrap();
     let copied = Command::new("cp")
         .arg("-a")
-        .arg(repo_root().join("examples/plugin/."))
+        .arg(repo_root().join(format!("examples/{example}/.")))
         .arg(dest)
         .status()
         .unwrap();
@@ -471,6 +471,13 @@ pub fn example_plugin(dest: &Path, version: &str, healthy: bool) {
         let text = edit(&std::fs::read_to_string(&path).unwrap(), "v1.0.0", version);
         std::fs::write(path, text).unwrap();
     }
+}
+
+/// Copies the example plugin into `dest` (created or refreshed) with its
+/// version markers saying `version`; unless `healthy`, its health endpoint
+/// answers 503.
+pub fn example_plugin(dest: &Path, version: &str, healthy: bool) {
+    copy_example("plugin", dest, version);
     if !healthy {
         std::fs::write(
             dest.join("public/health.php"),

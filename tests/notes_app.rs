@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use berth::exit::ExitStatus;
 
 use crate::app_settings::grant_storage;
-use crate::common::{edit, free_ports, repo_root};
+use crate::common::{copy_example, free_ports};
 use crate::deploy::RigApp;
 use crate::egress::host_lan_address;
 use crate::mail::{parts, SmtpServer};
@@ -170,19 +170,7 @@ fn url_encode(text: &str) -> String {
 /// A copy of `examples/notes` whose markers say `version`.
 fn notes_code(app: &RigApp, version: &str) -> PathBuf {
     let code = app.scratch(&format!("notes-{version}"));
-    std::fs::create_dir_all(&code).unwrap();
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(repo_root().join("examples/notes/."))
-        .arg(&code)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    for file in ["lib/version.php", "lib/marker.php"] {
-        let path = code.join(file);
-        let text = edit(&std::fs::read_to_string(&path).unwrap(), "v1.0.0", version);
-        std::fs::write(path, text).unwrap();
-    }
+    copy_example("notes", &code, version);
     code
 }
 
