@@ -35,7 +35,7 @@ pub fn apply(
         Some(firewall::lock()?)
     };
     let observed = Firewall::parse(&firewall::list()?);
-    let input = restore_input(&policy, &observed).map_err(anyhow::Error::new)?;
+    let input = restore_input(&policy, &observed);
     if dry_run {
         reporter.result(
             &input,

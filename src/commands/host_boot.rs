@@ -153,7 +153,7 @@ fn replay(
             Ok(Replay::Egress(a))
         }
         _ => Err(format!(
-            "is not a {} of {app}/{env} under {base}",
+            "is not the {} of {app}/{env} under {base}",
             match kind {
                 Kind::Storage => "storage ensure",
                 Kind::Egress => "egress apply",
@@ -191,8 +191,8 @@ mod tests {
             |kind, record: &[String]| replay(&base, &app, &env, kind, record).unwrap_err();
         // The other kind's file, another app's or another base's command,
         // an egress record that names no base, anything else berth runs.
-        let not_storage = "is not a storage ensure of shop/test under /srv/berth";
-        let not_egress = "is not a egress apply of shop/test under /srv/berth";
+        let not_storage = "is not the storage ensure of shop/test under /srv/berth";
+        let not_egress = "is not the egress apply of shop/test under /srv/berth";
         assert_eq!(refused(Kind::Storage, &egress), not_storage);
         assert_eq!(refused(Kind::Egress, &storage), not_egress);
         assert_eq!(

@@ -353,6 +353,12 @@ const SWITCH_FRONT: &str = r#"set -u
 exec 9>"$1" && flock -w 60 9 || { echo "front lock $1 not taken" >&2; exit 90; }
 vhost=$2 staged=$3 pidfile=$4 n=$5
 shift 5
+# Checked before anything changes: without them the switch could not tell
+# when the old workers stop accepting.
+if [ -n "$pidfile" ]; then
+  command -v pgrep >/dev/null || { echo "pgrep (procps) is missing on the host: needed with front.pid_file" >&2; exit 94; }
+  [ -r "$pidfile" ] || { echo "front.pid_file $pidfile is not readable" >&2; exit 94; }
+fi
 test_cmd=("${@:1:n}")
 reload_cmd=("${@:n+1}")
 if [ -e "$vhost" ]; then cp -p -- "$vhost" "$vhost.berth-prev"; had=1; else had=0; fi
@@ -363,8 +369,8 @@ if ! out=$("${test_cmd[@]}" 2>&1); then
   exit 91
 fi
 old=
-if [ -n "$pidfile" ] && master=$(cat -- "$pidfile" 2>/dev/null); then
-  old=$(pgrep -P "$master" -f 'worker process') || old=
+if [ -n "$pidfile" ]; then
+  old=$(pgrep -P "$(cat -- "$pidfile")" -f 'worker process') || old=
 fi
 "${reload_cmd[@]}" || exit 92
 rm -f -- "$vhost.berth-prev"

@@ -387,17 +387,11 @@ impl Release<'_> {
                 .into_iter()
                 .collect(),
         };
-        let mut command: Vec<String> = self
-            .host
-            .root_berth
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        command.extend(policy.apply_args());
+        let mut args = policy.apply_args();
         // Recorded on the host for `berth host boot`.
-        command.extend(["--base-dir".to_string(), self.host.base_dir.to_string()]);
+        args.extend(["--base-dir".to_string(), self.host.base_dir.to_string()]);
         Step::ApplyEgress {
-            command,
+            command: self.as_root(args),
             allowed: policy.destinations(),
         }
     }
@@ -425,12 +419,6 @@ impl Release<'_> {
         if self.settings.storage.is_empty() {
             return None;
         }
-        let mut command: Vec<String> = self
-            .host
-            .root_berth
-            .iter()
-            .map(ToString::to_string)
-            .collect();
         let request = super::storage::Request {
             base_dir: self.host.base_dir.clone(),
             app: self.app.id.clone(),
@@ -440,11 +428,23 @@ impl Release<'_> {
             // Set by the root side from sudo; not an argument.
             owner: None,
         };
-        command.extend(request.args());
         Some(Step::EnsureStorage {
-            command,
+            command: self.as_root(request.args()),
             paths: self.settings.storage.clone(),
         })
+    }
+
+    /// `berth ARGS` run as root on the host, through the inventory's
+    /// `root_berth`.
+    fn as_root(&self, args: Vec<String>) -> Vec<String> {
+        let mut command: Vec<String> = self
+            .host
+            .root_berth
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        command.extend(args);
+        command
     }
 
     /// Probes a slot's health path on the host; the compose file is named so
@@ -824,27 +824,16 @@ mod tests {
             .parse()
             .unwrap();
         let release = ReleaseId::try_from("v1".to_string()).unwrap();
+        let app = AppFile::parse("app.yml", APP).unwrap();
         let waits = |inventory: &str| {
-            let inventory = Inventory::parse("inventory.yml", inventory).unwrap();
-            let app = AppFile::parse("app.yml", APP).unwrap();
-            let templates = Templates::embedded();
-            let r = Release {
-                app: &app,
-                env: &app.environments[0],
-                host: &inventory.hosts[0],
-                templates: &templates,
-                settings: &AppSettings::default(),
-                keep: 1,
-                health_timeout_secs: 30,
-                secrets: &[],
-                now: "2026-11-22T12:00:00Z",
-            };
-            match r.switch_front(&conf_dir, &release) {
-                [Step::SwitchFront { pid_file, .. }, Step::WaitFront { in_a_row, .. }] => {
-                    (pid_file.map(|p| p.to_string()), in_a_row)
+            release_on(inventory, &app, &AppSettings::default(), &[], |r| {
+                match r.switch_front(&conf_dir, &release) {
+                    [Step::SwitchFront { pid_file, .. }, Step::WaitFront { in_a_row, .. }] => {
+                        (pid_file.map(|p| p.to_string()), in_a_row)
+                    }
+                    other => panic!("{other:?}"),
                 }
-                other => panic!("{other:?}"),
-            }
+            })
         };
         // Without the pid file, ten fresh answers in a row; with it, the
         // switch waits for the old workers and one answer proves it.
@@ -866,7 +855,18 @@ mod tests {
         secrets: &[AppSecret],
         f: impl FnOnce(&Release) -> T,
     ) -> T {
-        let inventory = Inventory::parse("inventory.yml", INVENTORY).unwrap();
+        release_on(INVENTORY, app, settings, secrets, f)
+    }
+
+    /// As `release_of`, on the first host of `inventory`.
+    fn release_on<T>(
+        inventory: &str,
+        app: &AppFile,
+        settings: &AppSettings,
+        secrets: &[AppSecret],
+        f: impl FnOnce(&Release) -> T,
+    ) -> T {
+        let inventory = Inventory::parse("inventory.yml", inventory).unwrap();
         let templates = Templates::embedded();
         f(&Release {
             app,

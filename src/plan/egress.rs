@@ -186,16 +186,6 @@ impl Firewall {
     }
 }
 
-/// Why a policy cannot be applied to this host's firewall.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FirewallError {
-    #[error(
-        "the firewall has no {DOCKER_USER_CHAIN} chain (hint: berth needs dockerd to manage \
-         iptables, its default; start dockerd before applying an egress policy)"
-    )]
-    NoDockerUserChain,
-}
-
 /// The hook rules, one per path out of a slot network.
 pub fn hooks() -> [String; 2] {
     let (net, prefix) = SLOT_NETWORKS;
@@ -205,13 +195,21 @@ pub fn hooks() -> [String; 2] {
 
 /// The `iptables-restore --noflush` input that sets `policy` and the base
 /// chains, given the firewall as it is. Everything in it commits at once.
-pub fn restore_input(policy: &Policy, firewall: &Firewall) -> Result<String, FirewallError> {
-    if !firewall.chains.contains(DOCKER_USER_CHAIN) {
-        return Err(FirewallError::NoDockerUserChain);
-    }
+pub fn restore_input(policy: &Policy, firewall: &Firewall) -> String {
     let chain = policy.chain();
     let sources = policy.sources();
     let mut out = String::from("*filter\n");
+    if !firewall.chains.contains(DOCKER_USER_CHAIN) {
+        // At boot, before dockerd (`berth host boot`): the chain and its
+        // jump are made here, so the slots Docker brings back are inside
+        // the policy from their first packet. dockerd keeps a DOCKER-USER
+        // it finds, and moves the FORWARD jump to the top; an older
+        // libnetwork added no jump for a chain it found
+        // (moby/libnetwork#2631), so berth never leaves that to it.
+        out.push_str(&format!(
+            ":{DOCKER_USER_CHAIN} - [0:0]\n-I FORWARD 1 -j {DOCKER_USER_CHAIN}\n"
+        ));
+    }
     // Declaring a chain with --noflush empties it (or creates it).
     out.push_str(&format!(":{EGRESS_CHAIN} - [0:0]\n:{chain} - [0:0]\n"));
     if !firewall.chains.contains(ALLOW_CHAIN) {
@@ -270,7 +268,7 @@ pub fn restore_input(policy: &Policy, firewall: &Firewall) -> Result<String, Fir
         }
     }
     out.push_str("COMMIT\n");
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -295,7 +293,7 @@ mod tests {
         let chain = p.chain();
         let name = format!("bm-{}", &chain[8..20]);
         assert_eq!(name.len(), 15);
-        let text = restore_input(&p, &Firewall::parse(DOCKER_ONLY)).unwrap();
+        let text = restore_input(&p, &Firewall::parse(DOCKER_ONLY));
         let rules: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with(&format!("-A {chain} ")))
@@ -343,7 +341,7 @@ mod tests {
     fn a_fresh_host_gets_the_base_chains_the_hooks_and_the_apps_chain() {
         let p = policy(&["203.0.113.10:443"]);
         let chain = p.chain();
-        let text = restore_input(&p, &Firewall::parse(DOCKER_ONLY)).unwrap();
+        let text = restore_input(&p, &Firewall::parse(DOCKER_ONLY));
         assert_eq!(
             text,
             format!(
@@ -378,7 +376,7 @@ COMMIT
              -A BERTH-ALLOW -s 10.226.50.136/29 -j {chain}\n\
              -A BERTH-ALLOW -s 10.226.50.144/29 -j {chain}\n"
         );
-        let text = restore_input(&p, &Firewall::parse(&listing)).unwrap();
+        let text = restore_input(&p, &Firewall::parse(&listing));
         assert_eq!(
             text,
             format!(
@@ -404,7 +402,7 @@ COMMIT
              -A BERTH-ALLOW -s 10.226.50.136/29 -j BERTH-A-00000000000000aa\n\
              -A BERTH-ALLOW -s 10.226.50.128/29 -j {chain}\n"
         );
-        let text = restore_input(&p, &Firewall::parse(&listing)).unwrap();
+        let text = restore_input(&p, &Firewall::parse(&listing));
         let changes: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("-D ") || l.starts_with("-A BERTH-ALLOW"))
@@ -421,11 +419,30 @@ COMMIT
     }
 
     #[test]
-    fn without_dockers_chain_nothing_is_applied() {
+    fn before_dockerd_berth_makes_its_chain_and_the_forward_jump() {
+        // A firewall just after boot: no Docker chains yet.
         let firewall = Firewall::parse("-P INPUT ACCEPT\n-P FORWARD ACCEPT\n");
+        let input = restore_input(&policy(&[]), &firewall);
+        let chain = policy(&[]).chain();
         assert_eq!(
-            restore_input(&policy(&[]), &firewall),
-            Err(FirewallError::NoDockerUserChain)
+            input,
+            format!(
+                "*filter\n\
+                 :DOCKER-USER - [0:0]\n\
+                 -I FORWARD 1 -j DOCKER-USER\n\
+                 :BERTH-EGRESS - [0:0]\n\
+                 :{chain} - [0:0]\n\
+                 :BERTH-ALLOW - [0:0]\n\
+                 -A BERTH-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
+                 -A BERTH-EGRESS -m physdev --physdev-is-bridged -j RETURN\n\
+                 -A BERTH-EGRESS -j BERTH-ALLOW\n\
+                 -A BERTH-EGRESS -j REJECT --reject-with icmp-admin-prohibited\n\
+                 -A BERTH-ALLOW -s 10.226.50.136/29 -j {chain}\n\
+                 -A BERTH-ALLOW -s 10.226.50.144/29 -j {chain}\n\
+                 -I DOCKER-USER 1 -s 10.224.0.0/13 -j BERTH-EGRESS\n\
+                 -I INPUT 1 -s 10.224.0.0/13 -j BERTH-EGRESS\n\
+                 COMMIT\n"
+            )
         );
     }
 

@@ -71,7 +71,7 @@ function files(string $user): array
  */
 function store_upload(string $user, array $upload): ?string
 {
-    if (($upload['error'] ?? UPLOAD_ERR_NO_FILE) !== UPLOAD_ERR_OK) {
+    if (($upload['error'] ?? UPLOAD_ERR_NO_FILE) !== UPLOAD_ERR_OK || !is_uploaded_file($upload['tmp_name'])) {
         return 'the upload failed (error ' . (int) ($upload['error'] ?? -1) . ')';
     }
     $name = (string) $upload['name'];
