@@ -98,6 +98,9 @@ pub enum Command {
     /// Host-wide jobs, run as root on the host.
     #[command(subcommand)]
     Host(HostCommand),
+    /// Keep the apps' DNS records in the zones the inventory names.
+    #[command(subcommand)]
+    Dns(DnsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -435,6 +438,39 @@ pub struct ServeLogsArgs {
     /// fails. Its limits bound every request of the key.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Show what a sync would change in each zone. Changes nothing.
+    Plan(DnsArgs),
+    /// Bring each zone to what the fleet's allocations say: A and AAAA
+    /// records of every allocated domain, pointing at its host's public
+    /// addresses, and nothing berth does not own touched.
+    Apply(DnsApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The fleet's allocations file, from a checkout of the fleet
+    /// repository.
+    #[arg(long, value_name = "FILE", default_value = "allocations.yml")]
+    pub allocations: PathBuf,
+    /// Only this zone (repeat the flag for more); all zones by default.
+    #[arg(long = "zone", value_name = "ZONE")]
+    pub zones: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsApplyArgs {
+    #[command(flatten)]
+    pub common: DnsArgs,
+    /// Apply even when a zone's updates or deletes exceed the inventory's
+    /// dns.max_change_percent of the names berth owns there.
+    #[arg(long)]
+    pub allow_large_change: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,9 +58,20 @@ pub struct Env {
     /// value is not UTF-8), as set; validated by the commands that pass
     /// them on.
     pub app_secrets: Vec<(String, Option<Secret>)>,
+    /// `BERTH_DNS_*`: the DNS providers' credentials, by the variable
+    /// names the inventory's `dns.zones` give.
+    pub dns_credentials: Vec<(String, Secret)>,
 }
 
 impl Env {
+    /// The DNS credential held in `variable`, if set.
+    pub fn dns_credential(&self, variable: &str) -> Option<&Secret> {
+        self.dns_credentials
+            .iter()
+            .find(|(name, _)| name == variable)
+            .map(|(_, secret)| secret)
+    }
+
     pub fn read() -> Env {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let text = |name: &str| var(name).map(|v| v.to_string_lossy().trim().to_string());
@@ -97,6 +108,14 @@ impl Env {
                 secrets.sort_by(|a, b| a.0.cmp(&b.0));
                 secrets
             },
+            dns_credentials: std::env::vars_os()
+                .filter_map(|(k, v)| {
+                    let k = k.into_string().ok()?;
+                    let v = v.into_string().ok().filter(|v| !v.trim().is_empty())?;
+                    k.starts_with("BERTH_DNS_")
+                        .then(|| (k, Secret::new(v.trim())))
+                })
+                .collect(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod approval;
 mod checkout;
 mod demo;
 mod deploy;
+mod dns;
 mod egress;
 mod gitlab;
 mod host_boot;
@@ -42,6 +43,10 @@ pub enum CommandError {
     /// The host is not set up for what was asked (exit 1, with a hint).
     #[error("{message}")]
     HostNotReady { message: String, hint: String },
+    /// A service refused or could not do what was asked (exit 1, with a
+    /// hint), e.g. a DNS zone's sync.
+    #[error("{message}")]
+    Refused { message: String, hint: String },
     #[error(transparent)]
     Stopped(crate::exec::apply::StepFailed),
     #[error(transparent)]
@@ -85,6 +90,11 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
         Command::Host(crate::cli::HostCommand::Boot(args)) => {
             host_boot::run(args, global.dry_run, &env, &reporter)
         }
+        Command::Dns(crate::cli::DnsCommand::Plan(args)) => dns::run(args, None, &env, &reporter),
+        Command::Dns(crate::cli::DnsCommand::Apply(args)) => {
+            let apply = (!global.dry_run).then_some(args.allow_large_change);
+            dns::run(&args.common, apply, &env, &reporter)
+        }
     };
     match result {
         Ok(()) => ExitStatus::Success,
@@ -100,7 +110,8 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
             reporter.error(&anyhow::anyhow!(message), Some(&hint));
             ExitStatus::Usage
         }
-        Err(CommandError::HostNotReady { message, hint }) => {
+        Err(CommandError::HostNotReady { message, hint })
+        | Err(CommandError::Refused { message, hint }) => {
             reporter.error(&anyhow::anyhow!(message), Some(&hint));
             ExitStatus::Failure
         }

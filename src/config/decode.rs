@@ -98,8 +98,18 @@ impl Decoder {
         text: &str,
         decode: impl FnOnce(&mut Decoder, &Node) -> Option<T>,
     ) -> Result<T, Problems> {
+        Decoder::decode_text_limited(file, text, yaml::MAX_FILE_BYTES, decode)
+    }
+
+    /// `decode_text` for a file that may be up to `limit` bytes.
+    pub fn decode_text_limited<T>(
+        file: &str,
+        text: &str,
+        limit: usize,
+        decode: impl FnOnce(&mut Decoder, &Node) -> Option<T>,
+    ) -> Result<T, Problems> {
         let mut decoder = Decoder::new(file);
-        let value = match yaml::parse(text) {
+        let value = match yaml::parse_limited(text, limit) {
             Err(e) => {
                 decoder.problem(e.mark, "", e.message, e.hint);
                 None

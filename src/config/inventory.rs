@@ -3,15 +3,19 @@
 //! path, never from a developer's repository.
 
 use super::decode::{Decoder, Problems};
+use super::dns::DnsSettings;
 use super::values::{
-    quoted, AbsPath, AnyPort, CgroupPath, Cidr, CommandArg, EnvName, HostName, KnownHostsLine,
-    ListenAddress, PublishAddress, RelayAddress, SshAddress, UnixUser,
+    quoted, AbsPath, AnyPort, CgroupPath, Cidr, CommandArg, EnvName, HostName, IpAddress,
+    KnownHostsLine, ListenAddress, PublishAddress, RelayAddress, SshAddress, UnixUser,
 };
 use super::yaml::{Mark, Node};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Inventory {
     pub hosts: Vec<Host>,
+    /// The zones `berth dns` keeps the apps' records in; none: berth
+    /// publishes no DNS records.
+    pub dns: Option<DnsSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -35,6 +39,10 @@ pub struct Host {
     /// The SMTP relay apps with `mail` send through; none: no app on this
     /// host may have `mail`.
     pub mail: Option<MailRelay>,
+    /// The addresses clients reach this host's front at: what the apps'
+    /// A and AAAA records point to.
+    pub public_ipv4: Option<std::net::Ipv4Addr>,
+    pub public_ipv6: Option<std::net::Ipv6Addr>,
     #[serde(skip)]
     pub mark: Mark,
 }
@@ -98,8 +106,9 @@ impl Inventory {
 fn decode(d: &mut Decoder, root: &Node) -> Option<Inventory> {
     let mut f = d.mapping(root, "")?;
     let hosts = f.required(d, "hosts", |d, node, key| d.named(node, key, decode_host));
+    let dns = f.optional(d, "dns", super::dns::decode);
     f.finish(d);
-    Some(Inventory { hosts: hosts? })
+    Some(Inventory { hosts: hosts?, dns })
 }
 
 fn decode_host(
@@ -144,6 +153,34 @@ fn decode_host(
         f.finish(d);
         Some(MailRelay { relay: relay? })
     });
+    let public_ipv4 = f.optional(d, "public_ipv4", |d, node, key| {
+        match Decoder::scalar::<IpAddress>(d, node, key)?.ip() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => {
+                d.problem(
+                    node.mark,
+                    key,
+                    "not an IPv4 address",
+                    "give the IPv6 address as public_ipv6",
+                );
+                None
+            }
+        }
+    });
+    let public_ipv6 = f.optional(d, "public_ipv6", |d, node, key| {
+        match Decoder::scalar::<IpAddress>(d, node, key)?.ip() {
+            std::net::IpAddr::V6(v6) => Some(v6),
+            std::net::IpAddr::V4(_) => {
+                d.problem(
+                    node.mark,
+                    key,
+                    "not an IPv6 address",
+                    "give the IPv4 address as public_ipv4",
+                );
+                None
+            }
+        }
+    });
     f.finish(d);
     Some(Host {
         name: name?,
@@ -158,6 +195,8 @@ fn decode_host(
         root_berth: root_berth?,
         logs_cgroup,
         mail,
+        public_ipv4,
+        public_ipv6,
         mark,
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod decode;
+pub mod dns;
 pub mod inventory;
 pub mod release;
 pub mod settings;
@@ -31,6 +32,11 @@ pub struct AppDir {
 /// through a hard limit: a link to `/dev/zero`, a FIFO or a file that grows
 /// after it was opened is refused without being read past the limit.
 pub fn read_text(path: &Path) -> Result<String, Problems> {
+    read_text_limited(path, yaml::MAX_FILE_BYTES)
+}
+
+/// `read_text` for a file that may be up to `limit` bytes.
+pub fn read_text_limited(path: &Path, limit: usize) -> Result<String, Problems> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let problem = |message: String, hint: &str| {
@@ -64,27 +70,23 @@ pub fn read_text(path: &Path) -> Result<String, Problems> {
             "give the path of the file itself",
         ));
     }
-    if metadata.len() > yaml::MAX_FILE_BYTES as u64 {
+    if metadata.len() > limit as u64 {
         return Err(problem(
             format!(
-                "file is {} bytes, more than the {} bytes berth reads",
+                "file is {} bytes, more than the {limit} bytes berth reads",
                 metadata.len(),
-                yaml::MAX_FILE_BYTES
             ),
             "configuration files are small; check that the right file was given",
         ));
     }
     let mut bytes = Vec::new();
-    file.take(yaml::MAX_FILE_BYTES as u64 + 1)
+    file.take(limit as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| problem(format!("cannot read: {e}"), "check the path"))?;
-    if bytes.len() > yaml::MAX_FILE_BYTES {
+    if bytes.len() > limit {
         // It grew after it was opened.
         return Err(problem(
-            format!(
-                "file is more than the {} bytes berth reads",
-                yaml::MAX_FILE_BYTES
-            ),
+            format!("file is more than the {} bytes berth reads", limit),
             "configuration files are small; check that the right file was given",
         ));
     }

@@ -11,6 +11,10 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Files larger than this are refused before parsing.
 pub const MAX_FILE_BYTES: usize = 64 * 1024;
+/// The fleet's own files (`allocations.yml`: a line per app environment)
+/// may be larger: a thousand apps in two environments with their domains
+/// fill about 200 KiB.
+pub const MAX_FLEET_FILE_BYTES: usize = 4 * 1024 * 1024;
 const MAX_DEPTH: usize = 12;
 
 /// A position in a file, 1-based.
@@ -86,11 +90,16 @@ pub struct SyntaxError {
 /// Parses one YAML document. An empty file (or one with only comments) is
 /// `Ok(None)`: the caller decides whether that is allowed.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
-    if text.len() > MAX_FILE_BYTES {
+    parse_limited(text, MAX_FILE_BYTES)
+}
+
+/// `parse` with a size limit of the caller's.
+pub fn parse_limited(text: &str, limit: usize) -> Result<Option<Node>, SyntaxError> {
+    if text.len() > limit {
         return Err(SyntaxError {
             mark: Mark { line: 1, column: 1 },
             message: format!(
-                "file is {} bytes, more than the {MAX_FILE_BYTES} bytes berth reads",
+                "file is {} bytes, more than the {limit} bytes berth reads",
                 text.len()
             ),
             hint: "configuration files are small; check that the right file was given",

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod boot_record;
 pub mod cgroup;
+pub mod dns;
 pub mod firewall;
 pub mod git;
 pub mod gitlab;

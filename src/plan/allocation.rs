@@ -1,6 +1,7 @@
 //! The fleet's host and port allocations (`allocations.yml` in the fleet
-//! repository): which host each app's environments run on and the port pair
-//! of their two slots.
+//! repository): which host each app's environments run on, the port pair
+//! of their two slots and the domains they answer to (what `berth dns`
+//! publishes; a domain belongs to one app environment of the fleet).
 //!
 //! Pure: parsing, choosing a host and ports, and writing the file back are
 //! functions of the file's text. `berth app create` reads the file through
@@ -11,7 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::config::decode::{Decoder, Problems};
-use crate::config::values::{AppId, EnvName, HostName, Port, ScalarValue};
+use crate::config::values::{AppId, DomainName, EnvName, HostName, Port, ScalarValue};
 use crate::config::yaml::{Mark, Node, Value};
 
 /// Where the file lives in the fleet repository, unless told otherwise.
@@ -47,6 +48,9 @@ pub struct EnvAllocation {
     pub host: HostName,
     /// `[blue, green]`.
     pub ports: [Port; 2],
+    /// The names its DNS records are kept for; none in files written
+    /// before `berth dns`.
+    pub domains: Vec<DomainName>,
 }
 
 /// What `allocate` decided.
@@ -76,6 +80,8 @@ pub enum AllocationError {
     NoHostForEnvironment(EnvName),
     #[error("every host serving environment {0} has used up its port range")]
     PortsExhausted(EnvName),
+    #[error("domain {domain} is already allocated to {owner}")]
+    DomainTaken { domain: DomainName, owner: String },
 }
 
 impl AllocationError {
@@ -86,6 +92,9 @@ impl AllocationError {
             }
             AllocationError::PortsExhausted(_) => {
                 "widen a host's `ports` range or add a host in the fleet repository's allocations file"
+            }
+            AllocationError::DomainTaken { .. } => {
+                "choose another domain with --domain ENV=DOMAIN, or remove it from the other app in the allocations file first"
             }
         }
     }
@@ -109,7 +118,22 @@ impl Allocations {
     /// range, a port given twice on a host, or an app on a host that does
     /// not serve its environment are problems with their line.
     pub fn parse(file: &str, text: &str) -> Result<Allocations, Problems> {
-        Decoder::decode_text(file, text, decode)
+        Decoder::decode_text_limited(
+            file,
+            text,
+            crate::config::yaml::MAX_FLEET_FILE_BYTES,
+            decode,
+        )
+    }
+
+    /// Which app environment holds `domain`, if any.
+    pub fn domain_owner(&self, domain: &DomainName) -> Option<(&AppId, &EnvAllocation)> {
+        self.apps.iter().find_map(|a| {
+            a.environments
+                .iter()
+                .find(|e| e.domains.contains(domain))
+                .map(|e| (&a.app, e))
+        })
     }
 
     /// The file's text: a fixed layout, one line per app environment, so
@@ -135,11 +159,16 @@ impl Allocations {
         for app in &self.apps {
             let _ = writeln!(out, "  {}:", app.app);
             for env in &app.environments {
-                let _ = writeln!(
+                let _ = write!(
                     out,
-                    "    {}: {{host: {}, ports: [{}, {}]}}",
+                    "    {}: {{host: {}, ports: [{}, {}]",
                     env.env, env.host, env.ports[0], env.ports[1]
                 );
+                if !env.domains.is_empty() {
+                    let domains: Vec<&str> = env.domains.iter().map(|d| d.as_str()).collect();
+                    let _ = write!(out, ", domains: [{}]", domains.join(", "));
+                }
+                out.push_str("}\n");
             }
         }
         out
@@ -152,8 +181,11 @@ const HEADER: &str = "\
 # the same ports. Add hosts and widen ranges by hand; keep the layout.
 ";
 
-/// Gives `app` a host and a port pair for each of `envs`. An app that is
-/// already allocated keeps what it has; environments it lacks are added.
+/// Gives `app` a host and a port pair for each of `envs`, with the domains
+/// given for it. An app that is already allocated keeps its hosts and
+/// ports; environments it lacks are added, and an environment's domains
+/// become the ones given. A domain held by another app environment is
+/// refused.
 ///
 /// A host is chosen among those serving the environment: the one with the
 /// fewest ports in use (then by name) that still has two free ports. The
@@ -161,14 +193,39 @@ const HEADER: &str = "\
 pub fn allocate(
     file: &Allocations,
     app: &AppId,
-    envs: &[EnvName],
+    envs: &[(EnvName, Vec<DomainName>)],
 ) -> Result<Allocated, AllocationError> {
+    for (env, domains) in envs {
+        for domain in domains {
+            match file.domain_owner(domain) {
+                Some((owner, e)) if owner != app || &e.env != env => {
+                    return Err(AllocationError::DomainTaken {
+                        domain: domain.clone(),
+                        owner: format!("{owner}/{}", e.env),
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
     let existing = file.app(app);
     let missing: Vec<&EnvName> = envs
         .iter()
+        .map(|(env, _)| env)
         .filter(|env| existing.is_none_or(|a| !a.environments.iter().any(|e| &e.env == *env)))
         .collect();
-    if let (Some(existing), true) = (existing, missing.is_empty()) {
+    let domains_of = |env: &EnvName| -> Vec<DomainName> {
+        envs.iter()
+            .find(|(e, _)| e == env)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
+    };
+    let same_domains = existing.is_some_and(|a| {
+        a.environments
+            .iter()
+            .all(|e| envs.iter().all(|(env, d)| env != &e.env || d == &e.domains))
+    });
+    if let (Some(existing), true, true) = (existing, missing.is_empty(), same_domains) {
         return Ok(Allocated::Existing(existing.clone()));
     }
     let mut next = file.clone();
@@ -176,6 +233,11 @@ pub fn allocate(
         app: app.clone(),
         environments: Vec::new(),
     });
+    for e in &mut allocation.environments {
+        if envs.iter().any(|(env, _)| env == &e.env) {
+            e.domains = domains_of(&e.env);
+        }
+    }
     for env in missing {
         let mut candidates: Vec<(&HostPool, Vec<u16>)> = next
             .hosts
@@ -207,6 +269,7 @@ pub fn allocate(
                 env: env.clone(),
                 host: host.name.clone(),
                 ports: [port(blue), port(green)],
+                domains: domains_of(env),
             })
         });
         match chosen {
@@ -254,12 +317,16 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<Allocations> {
                         }
                     }
                 });
+                let domains = f.optional(d, "domains", |d, node, key| {
+                    d.list(node, key, Decoder::scalar::<DomainName>)
+                });
                 f.finish(d);
                 Some((
                     EnvAllocation {
                         env: env?,
                         host: host?,
                         ports: ports?,
+                        domains: domains.unwrap_or_default(),
                     },
                     mark,
                 ))
@@ -287,9 +354,20 @@ type ParsedApp = (AppId, Mark, Vec<(EnvAllocation, Mark)>);
 
 fn check(d: &mut Decoder, hosts: &[HostPool], apps: &[ParsedApp]) {
     let mut taken: Vec<(&HostName, u16, String)> = Vec::new();
+    let mut domains: std::collections::HashMap<&DomainName, String> = Default::default();
     for (app, _, envs) in apps {
         for (env, mark) in envs {
             let key = format!("apps.{app}.{}", env.env);
+            for domain in &env.domains {
+                if let Some(owner) = domains.insert(domain, key.clone()) {
+                    d.problem(
+                        *mark,
+                        &key,
+                        format!("domain {domain} is also allocated to {owner}"),
+                        "a domain belongs to one app environment; remove it from one of them",
+                    );
+                }
+            }
             let Some(host) = hosts.iter().find(|h| h.name == env.host) else {
                 d.problem(
                     *mark,
@@ -396,8 +474,15 @@ apps: {}
         s.parse().unwrap()
     }
 
-    fn envs(names: &[&str]) -> Vec<EnvName> {
-        names.iter().map(|n| n.parse().unwrap()).collect()
+    fn envs(names: &[&str]) -> Vec<(EnvName, Vec<DomainName>)> {
+        names
+            .iter()
+            .map(|n| (n.parse().unwrap(), Vec::new()))
+            .collect()
+    }
+
+    fn with_domain(env: &str, domain: &str) -> Vec<(EnvName, Vec<DomainName>)> {
+        vec![(env.parse().unwrap(), vec![domain.parse().unwrap()])]
     }
 
     fn ports(app: &AppAllocation) -> Vec<(String, String, u16, u16)> {
@@ -493,6 +578,71 @@ apps: {}
         let text = file.render();
         assert!(text.contains("  b:\n    test: {host: web-1, ports: [18002, 18003]}\n"));
         assert_eq!(Allocations::parse("a", &text).unwrap(), file);
+    }
+
+    #[test]
+    fn domains_are_recorded_and_belong_to_one_app_environment() {
+        let file = Allocations::parse("allocations.yml", FILE).unwrap();
+        let Allocated::New { file, .. } = allocate(
+            &file,
+            &id("one"),
+            &with_domain("test", "one.test.example.com"),
+        )
+        .unwrap() else {
+            panic!("new")
+        };
+        let text = file.render();
+        assert!(text.contains(
+            "  one:\n    test: {host: web-1, ports: [18000, 18001], domains: [one.test.example.com]}\n"
+        ));
+        assert_eq!(Allocations::parse("a", &text).unwrap(), file);
+        // The same request again changes nothing; new domains replace the old.
+        assert!(matches!(
+            allocate(
+                &file,
+                &id("one"),
+                &with_domain("test", "one.test.example.com")
+            )
+            .unwrap(),
+            Allocated::Existing(_)
+        ));
+        let Allocated::New { app, .. } =
+            allocate(&file, &id("one"), &with_domain("test", "shop.example.com")).unwrap()
+        else {
+            panic!("changed domains are a new allocation")
+        };
+        assert_eq!(
+            app.environments[0].domains,
+            ["shop.example.com".parse().unwrap()]
+        );
+        assert_eq!(
+            app.environments[0].ports,
+            file.apps[0].environments[0].ports
+        );
+        assert_eq!(
+            allocate(
+                &file,
+                &id("two"),
+                &with_domain("test", "one.test.example.com")
+            ),
+            Err(AllocationError::DomainTaken {
+                domain: "one.test.example.com".parse().unwrap(),
+                owner: "one/test".into()
+            })
+        );
+        let twice = format!(
+            "{}  two:\n    production: {{host: web-2, ports: [19000, 19001], domains: [one.test.example.com]}}\n",
+            text
+        );
+        assert_eq!(
+            Allocations::parse("allocations.yml", &twice)
+                .unwrap_err()
+                .0
+                .iter()
+                .map(|p| format!("{}: {}", p.line.unwrap(), p.message))
+                .collect::<Vec<_>>(),
+            ["15: domain one.test.example.com is also allocated to apps.one.test"]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod allocation;
 pub mod cgroup;
 pub mod code;
 pub mod deploy;
+pub mod dns;
 pub mod egress;
 #[cfg(test)]
 pub(crate) mod fixtures;

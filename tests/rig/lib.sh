@@ -32,7 +32,7 @@ RIG_BIND_ZONES="z0.rfc2136.test z1.rfc2136.test z2.rfc2136.test z3.rfc2136.test 
 RIG_BIND_BENCH_ZONE=bench.rfc2136.test
 
 # PowerDNS's backend: lmdb, or gsqlite3 (tests/rig/up explains the choice).
-RIG_PDNS_BACKEND=${BERTH_RIG_PDNS_BACKEND:-lmdb}
+RIG_PDNS_BACKEND=${BERTH_RIG_PDNS_BACKEND:-gsqlite3}
 
 PDNS_DIR=$RIG/pdns
 PDNS_CONF=$PDNS_DIR/pdns.conf

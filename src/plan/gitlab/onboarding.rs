@@ -266,7 +266,15 @@ pub fn plan_allocation(
     };
     let parsed = Allocations::parse(&format!("{}:{}", s.fleet, s.allocations), &file.text)
         .map_err(OnboardingError::Invalid)?;
-    match allocation::allocate(&parsed, &s.id, &s.envs)? {
+    let envs: Vec<(EnvName, Vec<DomainName>)> = s
+        .envs
+        .iter()
+        .map(|env| {
+            let domains = s.domains.iter().filter(|(e, _)| e == env);
+            (env.clone(), domains.map(|(_, d)| d.clone()).collect())
+        })
+        .collect();
+    match allocation::allocate(&parsed, &s.id, &envs)? {
         Allocated::Existing(app) => Ok((app, None)),
         Allocated::New { app, file: next } => {
             let write = GitLabWrite::Commit(Commit {
@@ -292,9 +300,14 @@ pub fn describe(app: &AppAllocation) -> String {
     app.environments
         .iter()
         .map(|e| {
+            let domains: Vec<&str> = e.domains.iter().map(|d| d.as_str()).collect();
             format!(
-                "{} on {} ports {}/{}",
-                e.env, e.host, e.ports[0], e.ports[1]
+                "{} on {} ports {}/{} ({})",
+                e.env,
+                e.host,
+                e.ports[0],
+                e.ports[1],
+                domains.join(", ")
             )
         })
         .collect::<Vec<_>>()
@@ -1053,7 +1066,7 @@ apps: {}
         assert_eq!(
             all.to_string(),
             "\
-POST projects/platform%2Ffleet/repository/commits  branch=main commit_message=\"Allocate shop: test on web-1 ports 18000/18001, production on web-1 ports 18002/18003\" action=update:allocations.yml@a11ca7e5a11c
+POST projects/platform%2Ffleet/repository/commits  branch=main commit_message=\"Allocate shop: test on web-1 ports 18000/18001 (shop.test.example.com), production on web-1 ports 18002/18003 (shop.exam...\" action=update:allocations.yml@a11ca7e5a11c
 POST projects  path=plugins/shop namespace_id=3 visibility=private initialize_with_readme=true default_branch=main
 POST projects/plugins%2Fshop/members  user_id=7 username=dee access_level=30
 POST projects  path=deploy/shop namespace_id=4 visibility=private ci_config_path=management.yml@platform/ci-templates:v1.0.0 restrict_user_defined_variables=true only_allow_merge_if_pipeline_succeeds=true
@@ -1112,7 +1125,7 @@ POST projects/deploy%2Fshop/variables  key=BERTH_CODE_TOKEN value=[secret]<-depl
         let file = FileAt {
             text: ALLOCATIONS.replace(
                 "apps: {}\n",
-                "apps:\n  shop:\n    test: {host: web-1, ports: [18000, 18001]}\n    production: {host: web-1, ports: [18002, 18003]}\n",
+                "apps:\n  shop:\n    test: {host: web-1, ports: [18000, 18001], domains: [shop.test.example.com]}\n    production: {host: web-1, ports: [18002, 18003], domains: [shop.example.com]}\n",
             ),
             last_commit_id: "2222".into(),
         };
@@ -1169,12 +1182,31 @@ PUT projects/deploy%2Fshop/variables/BERTH_MR_TOKEN  key=BERTH_MR_TOKEN value=[s
     }
 
     #[test]
-    fn tokens_are_renewed_when_missing_expiring_doubled_or_wrong() {
+    fn an_app_allocated_before_dns_gets_its_domains_recorded() {
         let s = onboarding();
         let file = FileAt {
             text: ALLOCATIONS.replace(
                 "apps: {}\n",
                 "apps:\n  shop:\n    test: {host: web-1, ports: [18000, 18001]}\n    production: {host: web-1, ports: [18002, 18003]}\n",
+            ),
+            last_commit_id: "2222".into(),
+        };
+        let (_, write) = plan_allocation(&s, Some(&file)).unwrap();
+        let Some(GitLabWrite::Commit(commit)) = write else {
+            panic!("the domains are committed")
+        };
+        assert!(commit.changes[0].content.ends_with(
+            "    test: {host: web-1, ports: [18000, 18001], domains: [shop.test.example.com]}\n    production: {host: web-1, ports: [18002, 18003], domains: [shop.example.com]}\n"
+        ));
+    }
+
+    #[test]
+    fn tokens_are_renewed_when_missing_expiring_doubled_or_wrong() {
+        let s = onboarding();
+        let file = FileAt {
+            text: ALLOCATIONS.replace(
+                "apps: {}\n",
+                "apps:\n  shop:\n    test: {host: web-1, ports: [18000, 18001], domains: [shop.test.example.com]}\n    production: {host: web-1, ports: [18002, 18003], domains: [shop.example.com]}\n",
             ),
             last_commit_id: "2222".into(),
         };
