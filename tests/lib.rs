@@ -7,6 +7,7 @@ mod cli;
 mod code_limits;
 mod common;
 mod deploy;
+mod dns;
 mod egress;
 mod fake;
 mod gitlab_app;

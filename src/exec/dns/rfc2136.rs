@@ -154,18 +154,27 @@ impl Server {
     /// before the signature is verified.
     fn answer(&self, bytes: &[u8], zone: &str) -> Result<Message, DnsError> {
         let message = Message::from_vec(bytes).map_err(|e| protocol(self.addr, e))?;
-        let tsig_error = message
-            .signature
-            .as_ref()
-            .and_then(|s| s.data.error);
+        let tsig_error = message.signature.as_ref().and_then(|s| s.data.error);
         let server = self.addr.to_string();
         let code = message.metadata.response_code;
         match (code, tsig_error) {
             (ResponseCode::NoError, None) => Ok(message),
             (_, Some(TsigError::BadTime)) => Err(DnsError::ClockSkew { server }),
+            (_, Some(TsigError::BadSig)) => Err(DnsError::Unauthorized {
+                server,
+                detail: "NOTAUTH/BADSIG: the server knows the key's name, but the secret differs"
+                    .into(),
+            }),
+            (_, Some(TsigError::BadKey)) => Err(DnsError::Unauthorized {
+                server,
+                detail: format!(
+                    "NOTAUTH/BADKEY: the server does not know the key {}",
+                    self.signer.signer_name()
+                ),
+            }),
             (_, Some(error)) => Err(DnsError::Unauthorized {
                 server,
-                detail: format!("{code} ({error:?})"),
+                detail: format!("{code}, TSIG error {error:?}"),
             }),
             (ResponseCode::NotAuth, None) => Err(DnsError::ZoneMissing {
                 zone: zone.to_string(),
