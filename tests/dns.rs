@@ -498,6 +498,28 @@ fn provider_faults_are_named_with_a_hint_and_change_nothing() {
         "{stderr}"
     );
 
+    // A runner whose clock is an hour off: BIND refuses the signature's
+    // time (libfaketime shifts this process's clock only).
+    let skewed = Command::new("faketime")
+        .args(["-f", "-1h"])
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .args(["dns", "apply", "--zone", &b, "--inventory"])
+        .arg(z.dir().join("inventory.yml"))
+        .arg("--allocations")
+        .arg(z.dir().join("allocations.yml"))
+        .env("BERTH_DNS_TSIG", z.rig.get("RIG_TSIG_SECRET"))
+        .output()
+        .unwrap();
+    assert_eq!(skewed.status.code(), Some(ExitStatus::Failure.code()));
+    assert_eq!(
+        String::from_utf8_lossy(&skewed.stderr),
+        format!(
+            "error: zone {b}: 127.0.0.1:5301 rejected the TSIG signature as out of time (BADTIME)
+  hint: the runner's and the server's clocks differ by more than the 300 s TSIG allows; fix NTP on either
+"
+        )
+    );
+
     // Zones the servers do not have.
     let missing = z
         .usual_inventory(&public(V4))
