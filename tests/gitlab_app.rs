@@ -116,27 +116,22 @@ fn allocations(fake: &FakeGitLab) -> Vec<(String, String, String, u16, u16)> {
     let text = fake
         .file(ROOT_TOKEN, "platform/fleet", "allocations.yml", "main")
         .unwrap();
-    let mut app = String::new();
-    let mut out = Vec::new();
-    let apps = text.split_once("\napps:\n").map_or("", |(_, a)| a);
-    for line in apps.lines() {
-        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
-            app = name.to_string();
-            continue;
-        }
-        // "    test: {host: web-1, ports: [18000, 18001]}"
-        let (env, rest) = line.trim().split_once(": {host: ").unwrap();
-        let (host, ports) = rest.split_once(", ports: [").unwrap();
-        let (blue, green) = ports.trim_end_matches("]}").split_once(", ").unwrap();
-        out.push((
-            app.clone(),
-            env.to_string(),
-            host.to_string(),
-            blue.parse().unwrap(),
-            green.parse().unwrap(),
-        ));
-    }
-    out
+    let parsed = berth::plan::allocation::Allocations::parse("allocations.yml", &text).unwrap();
+    parsed
+        .apps
+        .iter()
+        .flat_map(|app| {
+            app.environments.iter().map(|e| {
+                (
+                    app.app.to_string(),
+                    e.env.to_string(),
+                    e.host.to_string(),
+                    e.ports[0].get(),
+                    e.ports[1].get(),
+                )
+            })
+        })
+        .collect()
 }
 
 /// What `app create` leaves in GitLab, without the values that differ
@@ -650,7 +645,7 @@ fn dry_run_prints_the_writes_the_run_then_makes_and_makes_none() {
     assert_eq!(git_log, json!([]));
     let planned: Vec<String> = dry.stdout().lines().map(str::to_string).collect();
     assert!(
-        planned[0].starts_with("POST projects/platform%2Ffleet/repository/commits  branch=main commit_message=\"Allocate shop: test on web-1 ports 18000/18001, production on web-2 ports 19000/19001\" action=update:allocations.yml@"),
+        planned[0].starts_with("POST projects/platform%2Ffleet/repository/commits  branch=main commit_message=\"Allocate shop: test on web-1 ports 18000/18001 (shop.test.berth.localhost), production on web-2 ports 19000/19001 (shop...."),
         "{}",
         dry.stdout()
     );

@@ -69,11 +69,19 @@ pub fn run(
     if dry_run {
         let mut all = GitLabPlan::from(allocation.into_iter().collect::<Vec<_>>());
         all.writes.extend(plan.writes);
+        let dns = inventory
+            .as_ref()
+            .map_or(Vec::new(), |i| crate::plan::dns::records_of(&tentative, i));
+        let mut text = all.to_string();
+        for line in &dns {
+            text.push_str(&format!("dns: {line}\n"));
+        }
         reporter.result(
-            all.to_string().trim_end(),
+            text.trim_end(),
             &serde_json::json!({
                 "ok": true, "dry_run": true, "app": s.id,
                 "writes": all.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "dns": dns,
             }),
         );
         return Ok(());
@@ -500,6 +508,10 @@ fn report(
             "env": e.env, "host": e.host, "ports": e.ports,
         }));
     }
+    let dns = inventory.map_or(Vec::new(), |i| crate::plan::dns::records_of(app, i));
+    for line in &dns {
+        text.push_str(&format!("  dns: {line}\n"));
+    }
     text.push_str("add this line to the deploy user's authorized_keys on");
     let mut lines = Vec::new();
     for host in &hosts {
@@ -520,6 +532,7 @@ fn report(
             "management_project_id": management_id,
             "environments": environments,
             "authorized_keys": lines,
+            "dns": dns,
         }),
     );
     Ok(outputs.write(env.dotenv.as_deref())?)

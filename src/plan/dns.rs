@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::config::dns::{in_zone, DnsSettings, ZoneSettings};
 use crate::config::values::{AppId, DomainName, EnvName};
 use crate::config::Inventory;
-use crate::plan::allocation::Allocations;
+use crate::plan::allocation::{Allocations, AppAllocation};
 
 /// The label of the ownership record, prefixed to the name it vouches for.
 pub const OWNER_LABEL: &str = "_berth";
@@ -145,6 +145,53 @@ pub fn wanted(
     } else {
         Err(problems)
     }
+}
+
+/// What `berth dns apply` will publish for a newly allocated app, one
+/// line per domain, for `berth app create` to show: the records and their
+/// zone, or why none will be published.
+pub fn records_of(app: &AppAllocation, inventory: &Inventory) -> Vec<String> {
+    let Some(dns) = &inventory.dns else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    for env in &app.environments {
+        let host = inventory.host(&env.host);
+        for domain in &env.domains {
+            let zone = dns.zone_of(domain);
+            let line = match (zone, host) {
+                (None, _) => format!(
+                    "{domain} ({}): in no zone berth keeps; publish its record yourself",
+                    env.env
+                ),
+                (Some(_), None) => format!(
+                    "{domain} ({}): host {} is not in the inventory",
+                    env.env, env.host
+                ),
+                (Some(zone), Some(host)) => {
+                    let ipv4: Vec<Ipv4Addr> = host.public_ipv4.into_iter().collect();
+                    let ipv6: Vec<Ipv6Addr> = host.public_ipv6.into_iter().collect();
+                    if ipv4.is_empty() && ipv6.is_empty() {
+                        format!(
+                            "{domain} ({}): host {} has no public_ipv4 or public_ipv6 to point at",
+                            env.env, host.name
+                        )
+                    } else {
+                        format!(
+                            "{domain} ({}): {} ttl {} in zone {} ({}), published by `berth dns apply`",
+                            env.env,
+                            addresses(&ipv4, &ipv6),
+                            dns.ttl,
+                            zone.zone,
+                            zone.provider.kind()
+                        )
+                    }
+                }
+            };
+            lines.push(line);
+        }
+    }
+    lines
 }
 
 /// The name of the ownership record of `name`.
@@ -779,6 +826,18 @@ apps:
         assert_eq!(
             addresses(&names[0].ipv4, &names[0].ipv6),
             "A 203.0.113.10, AAAA 2001:db8::10"
+        );
+        // What `app create` shows of it.
+        let mut app = allocations.apps[0].clone();
+        app.environments[0]
+            .domains
+            .push("shop.example.org".parse().unwrap());
+        assert_eq!(
+            records_of(&app, &inventory),
+            [
+                "shop.apps.test (production): A 203.0.113.10, AAAA 2001:db8::10 ttl 300 in zone apps.test (powerdns), published by `berth dns apply`",
+                "shop.example.org (production): in no zone berth keeps; publish its record yourself",
+            ]
         );
     }
 }
