@@ -448,6 +448,30 @@ pub enum DnsCommand {
     /// records of every allocated domain, pointing at its host's public
     /// addresses, and nothing berth does not own touched.
     Apply(DnsApplyArgs),
+    /// Show how a change of the allocations file changes the names berth
+    /// publishes, and keep that as a note on the merge request. Reads no
+    /// DNS server: it needs no DNS credential.
+    Diff(DnsDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DnsDiffArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The allocations file before the change (e.g. from the merge
+    /// request's diff base); none: no names before.
+    #[arg(long, value_name = "FILE")]
+    pub before: Option<PathBuf>,
+    /// The allocations file after the change.
+    #[arg(long, value_name = "FILE", default_value = "allocations.yml")]
+    pub allocations: PathBuf,
+    /// Keep the result as berth's DNS note on the merge request
+    /// (`CI_PROJECT_PATH`, `CI_API_V4_URL`, `BERTH_GITLAB_TOKEN`).
+    #[arg(long)]
+    pub note: bool,
+    /// The merge request [default: $CI_MERGE_REQUEST_IID].
+    #[arg(long, value_name = "IID")]
+    pub merge_request: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -741,3 +741,117 @@ zone {b} (rfc2136): 0 to create, 0 to update, 0 to delete, 150 unchanged
     assert_eq!(z.dig(&format!("app-149.{b}"), "A"), V4);
     let _ = z.dir();
 }
+
+#[test]
+#[ignore = "rig: the fake GitLab (python3, git http-backend); scripts/test runs it"]
+fn a_fleet_merge_request_gets_a_note_with_its_dns_changes() {
+    use crate::fake::{encoded, FakeGitLab, ROOT_TOKEN};
+    use serde_json::{json, Value};
+    let fake = FakeGitLab::start(json!({
+        "groups": [{"path": "platform", "name": "Platform"}],
+        "projects": [{"path": "platform/fleet", "initialize_with_readme": true}],
+    }));
+    let fleet = encoded("platform/fleet");
+    fake.ok(
+        ROOT_TOKEN,
+        "POST",
+        &format!("/projects/{fleet}/repository/branches"),
+        json!({"branch": "new-shop", "ref": "main"}),
+    );
+    let mr = fake.ok(
+        ROOT_TOKEN,
+        "POST",
+        &format!("/projects/{fleet}/merge_requests"),
+        json!({"source_branch": "new-shop", "target_branch": "main", "title": "Allocate shop"}),
+    );
+    let iid = mr["iid"].as_u64().unwrap().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.yml");
+    let zones = "dns:\n  zones:\n    apps.test:\n      powerdns: {api: 'http://127.0.0.1:1', api_key_variable: BERTH_DNS_KEY}\n";
+    std::fs::write(&inventory, format!("{}{zones}", fleet_inventory())).unwrap();
+    let before = dir.path().join("before.yml");
+    let after = dir.path().join("after.yml");
+    std::fs::write(
+        &before,
+        Zones::allocations(&[("blog", "production", "blog.apps.test".into())]),
+    )
+    .unwrap();
+    std::fs::write(
+        &after,
+        Zones::allocations(&[
+            ("blog", "production", "blog.apps.test".into()),
+            ("shop", "production", "shop.apps.test".into()),
+            ("shop", "test", "shop.test.example.org".into()),
+        ]),
+    )
+    .unwrap();
+    let diff = || {
+        fake.berth(ROOT_TOKEN, "platform/fleet")
+            .env("CI_MERGE_REQUEST_IID", &iid)
+            .args(["dns", "diff", "--note", "--inventory"])
+            .arg_path(&inventory)
+            .args(["--before"])
+            .arg_path(&before)
+            .args(["--allocations"])
+            .arg_path(&after)
+    };
+    // No DNS server is asked: the inventory's points at a closed port.
+    diff()
+        .run()
+        .expect(ExitStatus::InvalidInput)
+        .expect_stdout(&format!(
+            "+ shop.apps.test A {V4}, AAAA {V6} (shop/production)\n"
+        ));
+    let notes = fake.ok(
+        ROOT_TOKEN,
+        "GET",
+        &format!("/projects/{fleet}/merge_requests/{iid}/notes"),
+        Value::Null,
+    );
+    let bodies: Vec<&str> = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["system"] != true)
+        .map(|n| n["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [format!(
+            "<!-- berth:dns -->
+### DNS changes of !{iid}
+
+Once this is merged, `berth dns apply` makes these changes:
+
+```diff
++ shop.apps.test A {V4}, AAAA {V6} (shop/production)
+```
+
+**Cannot be published** (`berth dns apply` will refuse):
+
+- domain shop.test.example.org of shop/test is in no zone of the inventory's dns.zones; add the zone under dns.zones in the host inventory, or allocate a domain in a zone berth keeps"
+        )],
+        "GitLab keeps a note without its final newline"
+    );
+    // Run again: the one note is kept, not doubled.
+    fake.clear_log();
+    diff().run().expect(ExitStatus::InvalidInput);
+    assert_eq!(fake.api_writes(), Vec::<Value>::new());
+}
+
+/// The rig-free inventory of the note test: one host with public addresses.
+fn fleet_inventory() -> String {
+    format!(
+        "hosts:
+  web-1:
+    ssh: {{address: 127.0.0.1, user: deploy, known_hosts: \"[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx\"}}
+    publish_address: 127.0.0.1
+    base_dir: /srv/berth
+    environments: [test, production]
+    front: {{include_dir: /etc/nginx/berth.d, log_dir: /var/log/nginx/berth, listen: \"0.0.0.0:80\", test_command: [/usr/sbin/nginx, -t], reload_command: [/usr/sbin/nginx, -s, reload]}}
+    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
+{}",
+        public(V4)
+    )
+}

@@ -6,15 +6,19 @@
 
 use std::path::Path;
 
+use super::gitlab::{connect, keep_note, merge_request_iid, project_path};
 use super::{inventory_path, CommandError};
-use crate::cli::DnsArgs;
+use crate::cli::{DnsArgs, DnsDiffArgs, InventoryArg};
 use crate::config::decode::{Problem, Problems};
 use crate::config::dns::{DnsSettings, ZoneSettings};
 use crate::config::{read_text_limited, yaml, Inventory};
 use crate::env::Env;
 use crate::exec::dns::{self, DnsError, Requests};
 use crate::plan::allocation::Allocations;
-use crate::plan::dns::{plan_zone, wanted, Wanted, WantedError, ZonePlan};
+use crate::plan::dns::{
+    changes_between, diff_note, plan_zone, wanted, wanted_and_problems, Wanted, WantedError,
+    ZonePlan, NOTE_MARKER,
+};
 use crate::report::Reporter;
 
 /// Rounds of observe, plan, apply when a write finds the zone changed
@@ -28,22 +32,9 @@ pub fn run(
     env: &Env,
     reporter: &Reporter,
 ) -> Result<(), CommandError> {
-    let Some(inventory_file) = inventory_path(&args.inventory.inventory, env) else {
-        return Err(CommandError::Usage {
-            message: "no host inventory given".into(),
-            hint: "pass --inventory FILE or set BERTH_INVENTORY".into(),
-        });
-    };
-    let inventory = Inventory::load(&inventory_file)?;
-    let Some(settings) = &inventory.dns else {
-        return Err(CommandError::Usage {
-            message: format!("{} has no dns section", inventory_file.display()),
-            hint: "name the zones berth keeps under dns.zones; see docs/dns.md".into(),
-        });
-    };
-    let allocations_file = args.allocations.display().to_string();
-    let text = read_text_limited(&args.allocations, yaml::MAX_FLEET_FILE_BYTES)?;
-    let allocations = Allocations::parse(&allocations_file, &text)?;
+    let (inventory_file, inventory) = load_inventory(&args.inventory, env)?;
+    let settings = dns_settings(&inventory, &inventory_file)?;
+    let allocations = load_allocations(&args.allocations)?;
     let names = wanted(&allocations, &inventory, settings)
         .map_err(|errors| invalid(&args.allocations, &inventory_file, errors))?;
     let zones = selected(settings, &args.zones)?;
@@ -117,6 +108,81 @@ pub fn run(
             hint: hint.to_string(),
         }),
     }
+}
+
+/// `berth dns diff`: the names a change of the allocations file adds,
+/// changes and removes, printed and, with `--note`, kept as a note on the
+/// merge request. Problems of the new file are listed and fail the job.
+pub fn diff(
+    args: &DnsDiffArgs,
+    dry_run: bool,
+    env: &Env,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    let (inventory_file, inventory) = load_inventory(&args.inventory, env)?;
+    let settings = dns_settings(&inventory, &inventory_file)?;
+    let before = match &args.before {
+        Some(path) => wanted_and_problems(&load_allocations(path)?, &inventory, settings).0,
+        None => Vec::new(),
+    };
+    let (after, problems) =
+        wanted_and_problems(&load_allocations(&args.allocations)?, &inventory, settings);
+    let changes = changes_between(&before, &after);
+    let mut text: String = changes.iter().map(|c| format!("{c}\n")).collect();
+    if changes.is_empty() {
+        text.push_str("no DNS changes\n");
+    }
+    if args.note {
+        let iid = merge_request_iid(args.merge_request, env)?;
+        let body = diff_note(iid, &changes, &problems);
+        keep_note(
+            &connect(env)?,
+            &project_path(env)?,
+            iid,
+            NOTE_MARKER,
+            &body,
+            dry_run,
+            reporter,
+        )?;
+    }
+    reporter.result(
+        text.trim_end(),
+        &serde_json::json!({"changes": changes, "problems": problems.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(&args.allocations, &inventory_file, problems))
+    }
+}
+
+fn load_inventory(
+    arg: &InventoryArg,
+    env: &Env,
+) -> Result<(std::path::PathBuf, Inventory), CommandError> {
+    let Some(inventory_file) = inventory_path(&arg.inventory, env) else {
+        return Err(CommandError::Usage {
+            message: "no host inventory given".into(),
+            hint: "pass --inventory FILE or set BERTH_INVENTORY".into(),
+        });
+    };
+    let inventory = Inventory::load(&inventory_file)?;
+    Ok((inventory_file, inventory))
+}
+
+fn dns_settings<'i>(
+    inventory: &'i Inventory,
+    file: &Path,
+) -> Result<&'i DnsSettings, CommandError> {
+    inventory.dns.as_ref().ok_or_else(|| CommandError::Usage {
+        message: format!("{} has no dns section", file.display()),
+        hint: "name the zones berth keeps under dns.zones; see docs/dns.md".into(),
+    })
+}
+
+fn load_allocations(path: &Path) -> Result<Allocations, CommandError> {
+    let text = read_text_limited(path, yaml::MAX_FLEET_FILE_BYTES)?;
+    Ok(Allocations::parse(&path.display().to_string(), &text)?)
 }
 
 /// One zone: the plan, the requests made, and `Err` with the refusal when

@@ -2,9 +2,68 @@
 
 use crate::config::values::{ProjectPath, ValueError};
 use crate::env::Env;
-use crate::exec::gitlab::{GitLab, Token};
+use crate::exec::gitlab::apply::Applier;
+use crate::exec::gitlab::calls;
+use crate::exec::gitlab::{GitLab, GitLabError, Token};
+use crate::plan::gitlab::GitLabPlan;
+use crate::report::note;
+use crate::report::Reporter;
 
 use super::CommandError;
+
+/// Keeps berth's one note that starts with `marker` on a merge request:
+/// observes the note berth's user wrote, plans the write (none when the
+/// body is unchanged), then applies it, or with `--dry-run` prints it.
+pub(super) fn keep_note(
+    gitlab: &GitLab,
+    project: &ProjectPath,
+    iid: u64,
+    marker: &str,
+    body: &str,
+    dry_run: bool,
+    reporter: &Reporter,
+) -> Result<(), CommandError> {
+    let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
+    let me = calls::current_user(gitlab).map_err(failed)?;
+    let existing =
+        calls::find_own_note(gitlab, project.as_str(), iid, &me, marker).map_err(failed)?;
+    let plan: GitLabPlan = note::keep_note(
+        project,
+        iid,
+        existing.as_ref().map(|(id, b)| (*id, b.as_str())),
+        body,
+    )
+    .into_iter()
+    .collect::<Vec<_>>()
+    .into();
+    if dry_run {
+        reporter.info(&format!(
+            "dry run, nothing was written; berth would write:\n{plan}"
+        ));
+        return Ok(());
+    }
+    Applier::new(gitlab)
+        .apply_all(&plan)
+        .map_err(|(_, e)| CommandError::Failed(anyhow::Error::new(e)))?;
+    Ok(())
+}
+
+/// The merge request of this pipeline: the flag, else `CI_MERGE_REQUEST_IID`.
+pub(super) fn merge_request_iid(flag: Option<u64>, env: &Env) -> Result<u64, CommandError> {
+    match flag {
+        Some(iid) => Ok(iid),
+        None => env
+            .merge_request_iid
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                missing(
+                    "which merge request? CI_MERGE_REQUEST_IID is not set",
+                    "run in a merge request pipeline, or pass --merge-request IID",
+                )
+            }),
+    }
+}
 
 /// The GitLab client from `CI_API_V4_URL` and `BERTH_GITLAB_TOKEN`.
 pub(super) fn connect(env: &Env) -> Result<GitLab, CommandError> {

@@ -91,6 +91,9 @@ pub fn run(cli: Cli, env: Env) -> ExitStatus {
             host_boot::run(args, global.dry_run, &env, &reporter)
         }
         Command::Dns(crate::cli::DnsCommand::Plan(args)) => dns::run(args, None, &env, &reporter),
+        Command::Dns(crate::cli::DnsCommand::Diff(args)) => {
+            dns::diff(args, global.dry_run, &env, &reporter)
+        }
         Command::Dns(crate::cli::DnsCommand::Apply(args)) => {
             let apply = (!global.dry_run).then_some(args.allow_large_change);
             dns::run(&args.common, apply, &env, &reporter)

@@ -13,7 +13,7 @@ use similar::TextDiff;
 use super::approval::{
     app_dir_at, is_commit_id, local_repo, pipeline_commit, release_at, CodeRemote,
 };
-use super::gitlab::{connect, missing, project_path};
+use super::gitlab::{connect, keep_note, merge_request_iid, project_path};
 use super::{inventory_path, CommandError};
 use crate::cli::MergeRequestArgs;
 use crate::config::release::RequestedRelease;
@@ -23,10 +23,8 @@ use crate::config::values::{CommitId, GitTag};
 use crate::config::{AppDir, Inventory, Problems};
 use crate::env::Env;
 use crate::exec::git::{self, FileDelta, LocalRepo};
-use crate::exec::gitlab::apply::Applier;
 use crate::exec::gitlab::calls::{self, MergeRequestInfo};
-use crate::exec::gitlab::{GitLab, GitLabError};
-use crate::plan::gitlab::GitLabPlan;
+use crate::exec::gitlab::GitLab;
 use crate::plan::release::{ReleaseId, Slot};
 use crate::plan::render::{Target, Templates};
 use crate::plan::review::{
@@ -50,19 +48,7 @@ struct Review {
 
 impl Review {
     fn open(args: &MergeRequestArgs, env: &Env, command: &str) -> Result<Review, CommandError> {
-        let iid = match args.merge_request {
-            Some(iid) => iid,
-            None => env
-                .merge_request_iid
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| {
-                    missing(
-                        "which merge request? CI_MERGE_REQUEST_IID is not set",
-                        "run in a merge request pipeline, or pass --merge-request IID",
-                    )
-                })?,
-        };
+        let iid = merge_request_iid(args.merge_request, env)?;
         let head = pipeline_commit(env, command)?;
         let project = project_path(env)?;
         let repo = local_repo(&args.app_dir.app_dir)?;
@@ -110,31 +96,15 @@ impl Review {
     /// berth's user wrote, plans the write, then applies it, or with
     /// `--dry-run` prints it.
     fn note(&self, body: &str, dry_run: bool, reporter: &Reporter) -> Result<(), CommandError> {
-        let failed = |e: GitLabError| CommandError::Failed(anyhow::Error::new(e));
-        let iid = self.merge_request.iid;
-        let me = calls::current_user(&self.gitlab).map_err(failed)?;
-        let existing =
-            calls::find_own_note(&self.gitlab, self.project.as_str(), iid, &me, PLAN_MARKER)
-                .map_err(failed)?;
-        let plan: GitLabPlan = note::keep_note(
+        keep_note(
+            &self.gitlab,
             &self.project,
-            iid,
-            existing.as_ref().map(|(id, b)| (*id, b.as_str())),
+            self.merge_request.iid,
+            PLAN_MARKER,
             body,
+            dry_run,
+            reporter,
         )
-        .into_iter()
-        .collect::<Vec<_>>()
-        .into();
-        if dry_run {
-            reporter.info(&format!(
-                "dry run, nothing was written; berth would write:\n{plan}"
-            ));
-            return Ok(());
-        }
-        Applier::new(&self.gitlab)
-            .apply_all(&plan)
-            .map_err(|(_, e)| CommandError::Failed(anyhow::Error::new(e)))?;
-        Ok(())
     }
 }
 

@@ -91,6 +91,18 @@ pub fn wanted(
     inventory: &Inventory,
     dns: &DnsSettings,
 ) -> Result<Vec<Wanted>, Vec<WantedError>> {
+    match wanted_and_problems(allocations, inventory, dns) {
+        (names, problems) if problems.is_empty() => Ok(names),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// The names that can be planned, and the problems of the others.
+pub fn wanted_and_problems(
+    allocations: &Allocations,
+    inventory: &Inventory,
+    dns: &DnsSettings,
+) -> (Vec<Wanted>, Vec<WantedError>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for app in &allocations.apps {
@@ -140,11 +152,58 @@ pub fn wanted(
             }
         }
     }
-    if problems.is_empty() {
-        Ok(out)
+    (out, problems)
+}
+
+/// The first line of berth's DNS note on a merge request.
+pub const NOTE_MARKER: &str = "<!-- berth:dns -->";
+
+/// How the names the fleet wants differ between two allocations files,
+/// one line per domain, by name: `+` new, `-` gone, `~` changed.
+pub fn changes_between(before: &[Wanted], after: &[Wanted]) -> Vec<String> {
+    let mut names: Vec<&DomainName> = before.iter().chain(after).map(|w| &w.domain).collect();
+    names.sort();
+    names.dedup();
+    let show = |w: &Wanted| format!("{} ({}/{})", addresses(&w.ipv4, &w.ipv6), w.app, w.env);
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let old = before.iter().find(|w| &w.domain == name);
+            let new = after.iter().find(|w| &w.domain == name);
+            match (old, new) {
+                (None, Some(new)) => Some(format!("+ {name} {}", show(new))),
+                (Some(old), None) => Some(format!("- {name} {}", show(old))),
+                (Some(old), Some(new)) if old != new => {
+                    Some(format!("~ {name} {} -> {}", show(old), show(new)))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The note on a merge request of the fleet repository: what its merge
+/// changes in DNS, and what cannot be published. Every value in it is a
+/// validated domain, app, environment or address.
+pub fn diff_note(merge_request: u64, changes: &[String], problems: &[WantedError]) -> String {
+    let mut note = format!("{NOTE_MARKER}\n### DNS changes of !{merge_request}\n\n");
+    if changes.is_empty() {
+        note.push_str("None: no domain or host address berth publishes changes.\n");
     } else {
-        Err(problems)
+        note.push_str("Once this is merged, `berth dns apply` makes these changes:\n\n```diff\n");
+        for line in changes {
+            note.push_str(line);
+            note.push('\n');
+        }
+        note.push_str("```\n");
     }
+    if !problems.is_empty() {
+        note.push_str("\n**Cannot be published** (`berth dns apply` will refuse):\n\n");
+        for problem in problems {
+            let _ = writeln!(note, "- {problem}; {}", problem.hint());
+        }
+    }
+    note
 }
 
 /// What `berth dns apply` will publish for a newly allocated app, one
@@ -742,6 +801,46 @@ dns:
         let plan = plan_zone(&dns.zones[0], &dns, &[], &held[..18]);
         assert_eq!((plan.owned, plan.count().2), (9, 9));
         assert_eq!(plan.check_threshold(30), Ok(()));
+    }
+
+    #[test]
+    fn a_merge_request_note_lists_what_its_merge_changes() {
+        let before = [
+            want("same.apps.test", "same", "192.0.2.1"),
+            want("moved.apps.test", "moved", "192.0.2.1"),
+            want("gone.apps.test", "gone", "192.0.2.1"),
+        ];
+        let after = [
+            want("same.apps.test", "same", "192.0.2.1"),
+            want("moved.apps.test", "moved", "192.0.2.2"),
+            want("new.apps.test", "new", "192.0.2.3"),
+        ];
+        let changes = changes_between(&before, &after);
+        let problems = [WantedError::NoPublicAddress {
+            host: "web-2".into(),
+        }];
+        assert_eq!(
+            diff_note(7, &changes, &problems),
+            "<!-- berth:dns -->
+### DNS changes of !7
+
+Once this is merged, `berth dns apply` makes these changes:
+
+```diff
+- gone.apps.test A 192.0.2.1 (gone/production)
+~ moved.apps.test A 192.0.2.1 (moved/production) -> A 192.0.2.2 (moved/production)
++ new.apps.test A 192.0.2.3 (new/production)
+```
+
+**Cannot be published** (`berth dns apply` will refuse):
+
+- host web-2 has neither public_ipv4 nor public_ipv6 in the host inventory; give the host public_ipv4 (and public_ipv6 when it has one): the address clients reach its front at
+"
+        );
+        assert_eq!(
+            diff_note(8, &changes_between(&before, &before), &[]),
+            "<!-- berth:dns -->\n### DNS changes of !8\n\nNone: no domain or host address berth publishes changes.\n"
+        );
     }
 
     #[test]
