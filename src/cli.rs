@@ -462,6 +462,10 @@ pub struct DnsDiffArgs {
     /// request's diff base); none: no names before.
     #[arg(long, value_name = "FILE")]
     pub before: Option<PathBuf>,
+    /// The host inventory before the change, when it changes too (host
+    /// addresses, zones) [default: the inventory].
+    #[arg(long, value_name = "FILE", requires = "before")]
+    pub before_inventory: Option<PathBuf>,
     /// The allocations file after the change.
     #[arg(long, value_name = "FILE", default_value = "allocations.yml")]
     pub allocations: PathBuf,

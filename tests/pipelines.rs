@@ -701,6 +701,16 @@ fn plausible_vars(job: &Value, developer_typed: bool) -> BTreeMap<String, String
         ),
         ("CI_MERGE_REQUEST_IID", "12"),
         (
+            "CI_MERGE_REQUEST_DIFF_BASE_SHA",
+            "89abcdef0123456789abcdef0123456789abcdef",
+        ),
+        ("CI_BUILDS_DIR", "/builds"),
+        ("before", "--before=/builds/before-allocations.yml"),
+        (
+            "before_inventory",
+            "--before-inventory=/builds/before-inventory.yml",
+        ),
+        (
             "BERTH_INVENTORY",
             "/builds/deploy/shop-search.tmp/BERTH_INVENTORY",
         ),
@@ -804,7 +814,7 @@ fn check_berth_commands(
 
 // --- the tests -------------------------------------------------------------------------
 
-const COMPONENTS: &[&str] = &["check-plan", "deploy", "logs", "release", "rollback"];
+const COMPONENTS: &[&str] = &["check-plan", "deploy", "dns", "logs", "release", "rollback"];
 
 #[test]
 fn the_component_project_has_the_expected_components() {

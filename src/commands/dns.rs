@@ -121,9 +121,16 @@ pub fn diff(
 ) -> Result<(), CommandError> {
     let (inventory_file, inventory) = load_inventory(&args.inventory, env)?;
     let settings = dns_settings(&inventory, &inventory_file)?;
-    let before = match &args.before {
-        Some(path) => wanted_and_problems(&load_allocations(path)?, &inventory, settings).0,
-        None => Vec::new(),
+    let before_inventory = match &args.before_inventory {
+        Some(path) => Some(Inventory::load(path)?),
+        None => None,
+    };
+    let old = before_inventory.as_ref().unwrap_or(&inventory);
+    let before = match (&args.before, &old.dns) {
+        (Some(path), Some(old_settings)) => {
+            wanted_and_problems(&load_allocations(path)?, old, old_settings).0
+        }
+        _ => Vec::new(),
     };
     let (after, problems) =
         wanted_and_problems(&load_allocations(&args.allocations)?, &inventory, settings);
