@@ -353,7 +353,7 @@ fn decode(d: &mut Decoder, root: &Node) -> Option<Allocations> {
 type ParsedApp = (AppId, Mark, Vec<(EnvAllocation, Mark)>);
 
 fn check(d: &mut Decoder, hosts: &[HostPool], apps: &[ParsedApp]) {
-    let mut taken: Vec<(&HostName, u16, String)> = Vec::new();
+    let mut taken: std::collections::HashMap<(&HostName, u16), String> = Default::default();
     let mut domains: std::collections::HashMap<&DomainName, String> = Default::default();
     for (app, _, envs) in apps {
         for (env, mark) in envs {
@@ -397,10 +397,7 @@ fn check(d: &mut Decoder, hosts: &[HostPool], apps: &[ParsedApp]) {
                         "keep allocated ports inside the host's range",
                     );
                 }
-                if let Some((_, _, owner)) = taken
-                    .iter()
-                    .find(|(h, q, _)| **h == host.name && *q == p.get())
-                {
+                if let Some(owner) = taken.get(&(&host.name, p.get())) {
                     d.problem(
                         *mark,
                         &key,
@@ -411,7 +408,9 @@ fn check(d: &mut Decoder, hosts: &[HostPool], apps: &[ParsedApp]) {
                         "each port of a host belongs to one slot; give one of them other ports",
                     );
                 }
-                taken.push((&host.name, p.get(), key.clone()));
+                taken
+                    .entry((&host.name, p.get()))
+                    .or_insert_with(|| key.clone());
             }
         }
     }

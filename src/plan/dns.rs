@@ -590,8 +590,10 @@ pub fn plan_zone(
             }),
         }
     }
+    let wanted_names: std::collections::HashSet<&str> =
+        wanted_here.iter().map(|w| w.domain.as_str()).collect();
     for (name, before) in &ours {
-        let still = wanted_here.iter().any(|w| w.domain.as_str() == name);
+        let still = wanted_names.contains(name.as_str());
         if !still && in_zone(name, zone.zone.as_str()) {
             plan.changes.push(NameChange::Delete {
                 name: name.clone(),

@@ -73,7 +73,7 @@ impl Server {
             .ok_or_else(|| protocol(self.addr, "no TSIG verifier for the query"))?;
         let mut stream = self.connect()?;
         self.send(&mut stream, &query)?;
-        let mut sets: Vec<RecordSet> = Vec::new();
+        let mut sets = Sets::default();
         let mut soas = 0;
         while soas < 2 {
             let bytes = self.receive(&mut stream)?;
@@ -94,7 +94,7 @@ impl Server {
                 add_record(&mut sets, record);
             }
         }
-        Ok(sets)
+        Ok(sets.list)
     }
 
     /// Sends one UPDATE and checks its answer.
@@ -228,7 +228,15 @@ fn dns_name(name: &str) -> Result<Name, DnsError> {
     })
 }
 
-fn add_record(sets: &mut Vec<RecordSet>, record: &Record) {
+/// The zone's sets as the transfer brings them, each found by name and
+/// type in one lookup.
+#[derive(Default)]
+struct Sets {
+    list: Vec<RecordSet>,
+    index: std::collections::HashMap<(String, String), usize>,
+}
+
+fn add_record(sets: &mut Sets, record: &Record) {
     let name = record
         .name
         .to_ascii()
@@ -245,15 +253,23 @@ fn add_record(sets: &mut Vec<RecordSet>, record: &Record) {
             .collect(),
         other => other.to_string(),
     };
-    match sets.iter_mut().find(|s| s.name == name && s.rtype == rtype) {
-        Some(set) if !set.records.contains(&content) => set.records.push(content),
-        Some(_) => {}
-        None => sets.push(RecordSet {
-            name,
-            rtype,
-            ttl: record.ttl,
-            records: vec![content],
-        }),
+    match sets.index.get(&(name.clone(), rtype.clone())) {
+        Some(&i) => {
+            let set = &mut sets.list[i];
+            if !set.records.contains(&content) {
+                set.records.push(content);
+            }
+        }
+        None => {
+            sets.index
+                .insert((name.clone(), rtype.clone()), sets.list.len());
+            sets.list.push(RecordSet {
+                name,
+                rtype,
+                ttl: record.ttl,
+                records: vec![content],
+            });
+        }
     }
 }
 
