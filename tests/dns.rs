@@ -343,15 +343,23 @@ zone {b} (rfc2136): 2 to create, 0 to update, 0 to delete, 0 unchanged
         owner("shop", "test")
     );
 
-    // Again: nothing to write.
-    z.berth(
-        "apply",
-        &z.usual_inventory(&public(V4)),
-        &allocations,
-        &["--output", "json"],
-    )
-    .run()
-    .expect(ExitStatus::Success);
+    // Again: nothing to write. Not even verbose output shows a key.
+    let verbose = z
+        .berth(
+            "apply",
+            &z.usual_inventory(&public(V4)),
+            &allocations,
+            &["--verbose"],
+        )
+        .run()
+        .expect(ExitStatus::Success);
+    for secret in ["RIG_PDNS_API_KEY", "RIG_TSIG_SECRET"] {
+        let value = z.rig.get(secret);
+        assert!(
+            !verbose.stdout().contains(value) && !verbose.stderr().contains(value),
+            "{secret} shown"
+        );
+    }
     let again = z
         .berth(
             "apply",
