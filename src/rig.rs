@@ -50,6 +50,9 @@ impl RigEnv {
       reload_command: [/usr/sbin/nginx, -p, {front}, -c, {conf}, -s, reload]
       pid_file: {front}/nginx.pid
     root_berth: [/usr/bin/sudo, -n, {host_berth}]
+    docker:
+      command: [{docker}]
+      compose_command: [{compose}]
 ",
             port = self.get("RIG_SSH_PORT")?,
             known = self.get("RIG_KNOWN_HOSTS_LINE")?,
@@ -57,7 +60,19 @@ impl RigEnv {
             confd = self.get("RIG_FRONT_CONF_D")?,
             listen = self.get("RIG_FRONT_LISTEN")?,
             host_berth = self.get("RIG_HOST_BERTH")?,
+            docker = self.program("RIG_DOCKER_CMD")?.join(", "),
+            compose = self.program("RIG_COMPOSE_CMD")?.join(", "),
         ))
+    }
+
+    /// A command of the rig host's, as words: `tests/rig/up` writes its
+    /// program as an absolute path (`/usr/bin/docker compose`).
+    fn program(&self, key: &str) -> anyhow::Result<Vec<&str>> {
+        let words: Vec<&str> = self.get(key)?.split_whitespace().collect();
+        match words.first() {
+            Some(program) if program.starts_with('/') => Ok(words),
+            _ => bail!("rig.env's {key} is not an absolute path: run tests/rig/up again"),
+        }
     }
 
     /// Installs `exe` as the rig host's root-owned berth, the one its

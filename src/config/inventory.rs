@@ -66,6 +66,23 @@ pub struct SshTarget {
 pub struct DockerAccess {
     /// The Docker Engine socket on the host, reached through the SSH session.
     pub socket: AbsPath,
+    /// The docker CLI on the host, e.g. `[/usr/bin/docker]` (the default).
+    pub command: Vec<CommandArg>,
+    /// How compose runs on the host: `[/usr/bin/docker-compose]` (the
+    /// default, compose v1) or the plugin, `[/usr/bin/docker, compose]`.
+    pub compose_command: Vec<CommandArg>,
+}
+
+impl DockerAccess {
+    /// What a host without a `docker` mapping has.
+    pub fn defaults() -> DockerAccess {
+        let arg = |text: &str| -> CommandArg { text.parse().expect("a valid argument") };
+        DockerAccess {
+            socket: "/var/run/docker.sock".parse().expect("valid path"),
+            command: vec![arg("/usr/bin/docker")],
+            compose_command: vec![arg("/usr/bin/docker-compose")],
+        }
+    }
 }
 
 /// The host's own nginx, shared by every app on the host.
@@ -135,9 +152,16 @@ fn decode_host(
     });
     let docker = f.optional(d, "docker", |d, node, key| {
         let mut f = d.mapping(node, key)?;
-        let socket = f.required(d, "socket", Decoder::scalar::<AbsPath>);
+        let socket = f.optional(d, "socket", Decoder::scalar::<AbsPath>);
+        let command = f.optional(d, "command", decode_command);
+        let compose_command = f.optional(d, "compose_command", decode_command);
         f.finish(d);
-        Some(DockerAccess { socket: socket? })
+        let defaults = DockerAccess::defaults();
+        Some(DockerAccess {
+            socket: socket.unwrap_or(defaults.socket),
+            command: command.unwrap_or(defaults.command),
+            compose_command: compose_command.unwrap_or(defaults.compose_command),
+        })
     });
     let publish_address = f.required(d, "publish_address", Decoder::scalar::<PublishAddress>);
     let base_dir = f.required(d, "base_dir", Decoder::scalar::<AbsPath>);
@@ -185,9 +209,7 @@ fn decode_host(
     Some(Host {
         name: name?,
         ssh: ssh?,
-        docker: docker.unwrap_or_else(|| DockerAccess {
-            socket: "/var/run/docker.sock".parse().expect("valid path"),
-        }),
+        docker: docker.unwrap_or_else(DockerAccess::defaults),
         publish_address: publish_address?,
         base_dir: base_dir?,
         environments: environments?,
@@ -268,4 +290,46 @@ fn decode_front(d: &mut Decoder, node: &Node, key: &str) -> Option<Front> {
         trusted_proxies: trusted_proxies.unwrap_or_default(),
         tls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::fixtures::INVENTORY;
+
+    fn docker_of(inventory: &str) -> Result<DockerAccess, String> {
+        Inventory::parse("inventory.yml", inventory)
+            .map(|i| i.hosts[0].docker.clone())
+            .map_err(|p| p.to_string())
+    }
+
+    fn words(args: &[CommandArg]) -> Vec<&str> {
+        args.iter().map(CommandArg::as_str).collect()
+    }
+
+    #[test]
+    fn the_docker_and_compose_programs_default_to_debians_and_may_be_the_plugin() {
+        let docker = docker_of(INVENTORY).unwrap();
+        assert_eq!(docker.socket.as_str(), "/var/run/docker.sock");
+        assert_eq!(words(&docker.command), ["/usr/bin/docker"]);
+        assert_eq!(words(&docker.compose_command), ["/usr/bin/docker-compose"]);
+
+        let plugin = format!(
+            "{INVENTORY}    docker: {{compose_command: [/usr/local/bin/docker, compose], command: [/usr/local/bin/docker]}}\n"
+        );
+        let docker = docker_of(&plugin).unwrap();
+        assert_eq!(docker.socket.as_str(), "/var/run/docker.sock");
+        assert_eq!(words(&docker.command), ["/usr/local/bin/docker"]);
+        assert_eq!(
+            words(&docker.compose_command),
+            ["/usr/local/bin/docker", "compose"]
+        );
+
+        let bare = format!("{INVENTORY}    docker: {{compose_command: [docker-compose]}}\n");
+        let error = docker_of(&bare).unwrap_err();
+        assert!(
+            error.contains("program \"docker-compose\" is not an absolute path"),
+            "{error}"
+        );
+    }
 }
