@@ -1,4 +1,7 @@
-//! Carries out a deploy or rollback plan on a connected host, step by step.
+//! Carries out a deploy, rollback or restart plan on a connected host,
+//! step by step: it runs each step's planned commands within their
+//! timeouts, writes its files and polls as the step says. Every argv,
+//! script and time limit comes from `plan`; nothing is decided here.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -6,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::remote::Remote;
+use crate::plan::command::RemoteCommand;
 use crate::plan::deploy::{Plan, Step};
 use crate::report::Reporter;
 
@@ -85,85 +89,60 @@ async fn run_step(
 ) -> Result<()> {
     match step {
         Step::SyncCode {
+            mkdir,
             staging,
-            code_dir,
             link_dest,
             lock,
+            lock_wait,
+            move_into_place,
+            ..
         } => {
             let Some(code) = code else {
                 bail!("no code checkout was given to sync");
             };
+            run(remote, mkdir, reporter).await?;
             remote
-                .run(
-                    "create the staging directory",
-                    &["mkdir", "-p", staging.as_str()],
-                )
+                .rsync(code, staging, link_dest.as_ref(), lock, *lock_wait)
                 .await?;
-            remote
-                .rsync(code, staging, link_dest.as_ref(), lock)
-                .await?;
-            remote
-                .run(
-                    "move the release into place",
-                    &[
-                        "sh",
-                        "-c",
-                        "mkdir -p \"$(dirname \"$2\")\" && rm -rf -- \"$2\" && mv -- \"$1\" \"$2\"",
-                        "sh",
-                        staging.as_str(),
-                        code_dir.as_str(),
-                    ],
-                )
-                .await?;
+            run(remote, move_into_place, reporter).await?;
         }
-        Step::UploadConf { dir, files } => {
-            remote
-                .run("create the conf directory", &["mkdir", "-p", dir.as_str()])
-                .await?;
+        Step::UploadConf {
+            mkdir,
+            dir,
+            files,
+            timeout,
+        } => {
+            run(remote, mkdir, reporter).await?;
             // One channel per file over the same SSH session, all at once.
             let paths: Vec<_> = files.iter().map(|file| dir.join(&file.name)).collect();
             let writes = paths
                 .iter()
                 .zip(files)
                 .map(|(path, file)| remote.write_file(path, file.contents.as_bytes()));
-            futures_util::future::try_join_all(writes).await?;
+            let what = format!("writing the files in {dir}");
+            within(
+                remote,
+                *timeout,
+                &what,
+                futures_util::future::try_join_all(writes),
+            )
+            .await?;
         }
-        Step::UploadSecrets { path, contents, .. } => {
-            remote
-                .write_private_file(path, contents.expose().as_bytes())
-                .await?;
-        }
-        Step::ApplyEgress { command, .. } => {
-            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-            remote.run("apply the egress policy", &argv).await?;
-        }
-        Step::SaveLogs {
-            app,
-            env,
-            slot,
-            dir,
-            max_bytes,
-            keep,
+        Step::UploadSecrets {
+            path,
+            contents,
+            timeout,
             ..
         } => {
-            let (max_bytes, keep) = (max_bytes.to_string(), keep.to_string());
-            let output = remote
-                .output(
-                    &[
-                        "bash",
-                        "-c",
-                        SAVE_LOGS,
-                        "bash",
-                        dir.as_str(),
-                        &max_bytes,
-                        &keep,
-                        app.as_str(),
-                        env.as_str(),
-                        slot.name(),
-                    ],
-                    None,
-                )
-                .await?;
+            let write = remote.write_private_file(path, contents.expose().as_bytes());
+            within(remote, *timeout, &format!("writing {path}"), write).await?;
+        }
+        Step::ApplyEgress { command, .. }
+        | Step::EnsureStorage { command, .. }
+        | Step::ComposeUp { command, .. }
+        | Step::Prune { command, .. } => run(remote, command, reporter).await?,
+        Step::SaveLogs { command, .. } => {
+            let output = output(remote, command, reporter).await?;
             // The script says what it kept or why not; it never stops a
             // deploy (an old container already gone is not a failure).
             let said = String::from_utf8_lossy(&output.stdout).into_owned()
@@ -172,46 +151,18 @@ async fn run_step(
                 reporter.detail(&format!("   {line}"));
             }
         }
-        Step::EnsureStorage { command, .. } => {
-            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-            remote.run("ensure the storage directories", &argv).await?;
-        }
-        Step::ComposeUp {
-            project,
-            file,
-            lock,
-            subnet,
-        } => {
-            remote
-                .run(
-                    "compose up",
-                    &[
-                        "flock",
-                        "-w",
-                        "600",
-                        lock.as_str(),
-                        "bash",
-                        "-c",
-                        COMPOSE_UP,
-                        "bash",
-                        project,
-                        file.as_str(),
-                        subnet,
-                    ],
-                )
-                .await?;
-        }
         Step::WaitHealthy {
             project,
-            file,
             address,
             port,
             check,
             domain,
-            timeout_secs,
+            timeout,
+            interval,
+            logs,
         } => {
             let path = &check.path;
-            let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
+            let deadline = Instant::now() + *timeout;
             loop {
                 let last = match remote
                     .http_get(address, &port.to_string(), path.as_str(), domain.as_str())
@@ -228,57 +179,21 @@ async fn run_step(
                     Err(e) => format!("{e:#}"),
                 };
                 if Instant::now() >= deadline {
-                    let logs = remote
-                        .output(
-                            &[
-                                "docker-compose",
-                                "-p",
-                                project,
-                                "-f",
-                                file.as_str(),
-                                "logs",
-                                "--no-color",
-                                "--tail",
-                                "20",
-                            ],
-                            None,
-                        )
+                    let logs = output(remote, logs, reporter)
                         .await
                         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                         .unwrap_or_default();
                     bail!(
-                        "{path} on {address}:{port} was not healthy after {timeout_secs}s (last: {last})\n--- last log lines of {project}\n{}",
+                        "{path} on {address}:{port} was not healthy after {}s (last: {last})\n--- last log lines of {project}\n{}",
+                        timeout.as_secs(),
                         logs.trim_end()
                     );
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(*interval).await;
             }
         }
-        Step::SwitchFront {
-            lock,
-            vhost,
-            staged,
-            test,
-            reload,
-            pid_file,
-        } => {
-            let mut argv: Vec<&str> = vec![
-                "bash",
-                "-c",
-                SWITCH_FRONT,
-                "bash",
-                lock.as_str(),
-                vhost.as_str(),
-                staged.as_str(),
-                pid_file
-                    .as_ref()
-                    .map_or("", crate::config::values::AbsPath::as_str),
-            ];
-            let count = test.len().to_string();
-            argv.push(&count);
-            argv.extend(test.iter().map(|a| a.as_str()));
-            argv.extend(reload.iter().map(|a| a.as_str()));
-            let output = remote.output(&argv, None).await?;
+        Step::SwitchFront { command, .. } => {
+            let output = output(remote, command, reporter).await?;
             match output.status.code() {
                 Some(0) => {}
                 Some(91) => bail!(
@@ -298,8 +213,10 @@ async fn run_step(
             domain,
             release,
             in_a_row,
+            timeout,
+            interval,
         } => {
-            let deadline = Instant::now() + Duration::from_secs(15);
+            let deadline = Instant::now() + *timeout;
             let mut seen = 0;
             loop {
                 let body = remote
@@ -323,121 +240,73 @@ async fn run_step(
                 };
                 seen = 0;
                 if Instant::now() >= deadline {
-                    bail!("the front on {address}:{port} did not serve {release} within 15s (last: {last})");
+                    bail!(
+                        "the front on {address}:{port} did not serve {release} within {}s (last: {last})",
+                        timeout.as_secs()
+                    );
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(*interval).await;
             }
         }
-        Step::RecordState { path, state } => {
+        Step::RecordState {
+            path,
+            state,
+            timeout,
+        } => {
             let json = serde_json::to_vec_pretty(state).context("serialize state.json")?;
-            remote.write_file(path, &json).await?;
-        }
-        Step::Prune { dirs } => {
-            let mut argv = vec!["rm", "-rf", "--"];
-            argv.extend(dirs.iter().map(|d| d.as_str()));
-            remote.run("remove old releases", &argv).await?;
+            let write = remote.write_file(path, &json);
+            within(remote, *timeout, &format!("writing {path}"), write).await?;
         }
     }
     Ok(())
 }
 
-/// Installs a vhost under the host's front lock: keep the old file, move the
-/// new one in, `nginx -t`; on failure put the old one back; then reload.
-/// With the master's pid file, it then waits (at most 10 s) until each
-/// worker of before the reload is gone or titled "shutting down": nginx
-/// sets that title as it handles the master's QUIT and closes its
-/// listening sockets, so from then on only new workers accept.
-/// Arguments: lock, vhost, staged file, pid file (or ""), the test
-/// command's length, the test command, the reload command.
-const SWITCH_FRONT: &str = r#"set -u
-exec 9>"$1" && flock -w 60 9 || { echo "front lock $1 not taken" >&2; exit 90; }
-vhost=$2 staged=$3 pidfile=$4 n=$5
-shift 5
-# Checked before anything changes: without them the switch could not tell
-# when the old workers stop accepting.
-if [ -n "$pidfile" ]; then
-  command -v pgrep >/dev/null || { echo "pgrep (procps) is missing on the host: needed with front.pid_file" >&2; exit 94; }
-  [ -r "$pidfile" ] || { echo "front.pid_file $pidfile is not readable" >&2; exit 94; }
-fi
-test_cmd=("${@:1:n}")
-reload_cmd=("${@:n+1}")
-if [ -e "$vhost" ]; then cp -p -- "$vhost" "$vhost.berth-prev"; had=1; else had=0; fi
-cp -- "$staged" "$vhost.berth-new" && mv -f -- "$vhost.berth-new" "$vhost" || exit 93
-if ! out=$("${test_cmd[@]}" 2>&1); then
-  if [ "$had" = 1 ]; then mv -f -- "$vhost.berth-prev" "$vhost"; else rm -f -- "$vhost"; fi
-  printf '%s\n' "$out" >&2
-  exit 91
-fi
-old=
-if [ -n "$pidfile" ]; then
-  old=$(pgrep -P "$(cat -- "$pidfile")" -f 'worker process') || old=
-fi
-"${reload_cmd[@]}" || exit 92
-rm -f -- "$vhost.berth-prev"
-for pid in $old; do
-  for _ in $(seq 500); do
-    title=$(tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline") || break
-    case $title in ''|*'shutting down'*) break;; esac
-    sleep 0.02
-  done
-done
-exit 0
-"#;
+/// Runs a planned command and returns its result, whatever its exit
+/// status; fails when it does not end within its timeout.
+async fn output(
+    remote: &Remote,
+    command: &RemoteCommand,
+    reporter: &Reporter,
+) -> Result<std::process::Output> {
+    reporter.detail(&format!("   $ {command}"));
+    let argv: Vec<&str> = command.argv.iter().map(String::as_str).collect();
+    within(
+        remote,
+        command.timeout,
+        &format!("`{command}`"),
+        remote.output(&argv, None),
+    )
+    .await
+}
 
-/// `docker-compose up` for a slot (`$1` project, `$2` compose file, `$3`
-/// the slot network's subnet). A slot network with another subnet, made by
-/// a berth before slot networks had fixed addresses, is taken down first
-/// with the slot's containers: compose refuses to change it in place. The
-/// slot is the idle one, whose containers `up` replaces anyway.
-const COMPOSE_UP: &str = r#"set -e
-subnet=$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' "$1" 2>/dev/null) || subnet=
-if [ -n "$subnet" ] && [ "$subnet" != "$3 " ]; then
-  echo "slot network $1 has subnet $subnet, not $3: taking the slot down to recreate it" >&2
-  docker-compose -p "$1" -f "$2" down --remove-orphans
-fi
-exec docker-compose -p "$1" -f "$2" up -d --remove-orphans"#;
+/// Runs a planned command; fails when it exits non-zero, with its stderr.
+async fn run(remote: &Remote, command: &RemoteCommand, reporter: &Reporter) -> Result<()> {
+    let output = output(remote, command, reporter).await?;
+    if !output.status.success() {
+        bail!(
+            "`{command}` on host {} failed ({}): {}",
+            remote.name(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
 
-/// Keeps the logs of a slot's containers before `compose up` replaces them
-/// (`$1` the directory, `$2` the most bytes of a file, `$3` how many files,
-/// `$4` app, `$5` env, `$6` slot). Each container's `docker logs -t`,
-/// prefixed with its role, from after the newest line an earlier save of
-/// the same release and slot kept, is sorted by time (Docker's stamps
-/// have a fixed width) and appended to `<release>-<slot>.log`; the file
-/// keeps its newest `$2` bytes (whole lines), the directory its newest
-/// `$3` files. Files and directory are the deploy user's alone (umask
-/// 077). Says what it did; always exits 0.
-const SAVE_LOGS: &str = r#"set -u
-export LC_ALL=C
-# The kept logs are the app's and its visitors': the deploy user's only.
-umask 077
-dir=$1 max=$2 keep=$3 slot=$6
-ids=$(docker ps -aq --filter "label=berth.app=$4" --filter "label=berth.env=$5" --filter "label=berth.slot=$slot") || { echo "logs of slot $slot not kept: could not list its containers"; exit 0; }
-[ -n "$ids" ] || { echo "slot $slot has no containers: no logs to keep"; exit 0; }
-mkdir -p -- "$dir" || { echo "logs of slot $slot not kept: cannot create $dir"; exit 0; }
-new=$(mktemp -d "$dir/.new.XXXXXX") || { echo "logs of slot $slot not kept: no room in $dir"; exit 0; }
-trap 'rm -rf -- "$new"' EXIT
-for id in $ids; do
-  labels=$(docker inspect -f '{{index .Config.Labels "berth.release"}} {{index .Config.Labels "berth.role"}}' "$id" 2>/dev/null) || { echo "container $id is gone: its logs are not kept"; continue; }
-  release=${labels% *} role=${labels#* }
-  case $release in ''|[!A-Za-z0-9]*|*..*|*[!A-Za-z0-9._+-]*) echo "container $id has no usable berth.release label: its logs are not kept"; continue;; esac
-  case $role in php|web) ;; *) continue;; esac
-  file=$dir/$release-$slot.log
-  last=$(tail -n 1 -- "$file" 2>/dev/null | cut -d ' ' -f 2)
-  since=()
-  [ -n "$last" ] && since=(--since "$last")
-  docker logs -t "${since[@]}" "$id" 2>&1 | awk -v role="$role" -v last="$last" '$1 > last { print role " " $0 }' >> "$new/$release" \
-    || echo "the logs of container $id were not all read"
-done
-for chunk in "$new"/*; do
-  [ -e "$chunk" ] || continue
-  release=${chunk##*/}
-  file=$dir/$release-$slot.log
-  lines=$(wc -l < "$chunk")
-  sort -s -k 2,2 -- "$chunk" >> "$file" || { echo "logs of $release in slot $slot not kept: writing $file failed"; continue; }
-  if [ "$(stat -c %s -- "$file")" -gt "$max" ]; then
-    tail -c "$max" -- "$file" | tail -n +2 > "$new/trimmed" && mv -f -- "$new/trimmed" "$file"
-  fi
-  echo "kept $lines lines of $release in slot $slot in $file"
-done
-ls -t -- "$dir"/*.log 2>/dev/null | tail -n +$((keep + 1)) | while IFS= read -r old; do rm -f -- "$old"; done
-exit 0"#;
+/// Awaits `work`, failing when it takes longer than `limit`. The remote
+/// side of a command given up on is left to the SSH session's end.
+async fn within<T>(
+    remote: &Remote,
+    limit: Duration,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => bail!(
+            "{what} on host {} did not finish within {}s",
+            remote.name(),
+            limit.as_secs()
+        ),
+    }
+}

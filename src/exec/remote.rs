@@ -241,13 +241,15 @@ impl Remote {
     }
 
     /// rsync from a local directory over this session's control socket.
-    /// The remote rsync holds `lock` while it writes.
+    /// The remote rsync holds `lock` while it writes, waiting for it at
+    /// most `lock_wait`.
     pub async fn rsync(
         &self,
         source: &Path,
         dest: &AbsPath,
         link_dest: Option<&AbsPath>,
         lock: &AbsPath,
+        lock_wait: Duration,
     ) -> Result<()> {
         let ssh = format!(
             "ssh -o ControlPath={} -o ControlMaster=no -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o IdentitiesOnly=yes -i {} -p {}",
@@ -283,7 +285,10 @@ impl Remote {
             command.arg(format!("--link-dest={prev}"));
         }
         // Run by the remote shell: the path is a validated AbsPath.
-        command.arg(format!("--rsync-path=flock -w 600 {lock} rsync"));
+        command.arg(format!(
+            "--rsync-path=flock -w {} {lock} rsync",
+            lock_wait.as_secs()
+        ));
         command
             .arg(format!("{}/", source.display()))
             .arg(format!("{}:{dest}/", self.destination))

@@ -4,9 +4,11 @@
 //! `--dry-run` output.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::command::{self, timeouts, RemoteCommand};
 use super::egress;
 use super::release::{
     front_lock_file, project_name, saved_logs_file, vhost_file, HostLayout, ReleaseId, Slot,
@@ -16,7 +18,7 @@ use super::render::{RenderError, RenderedFile, Target, Templates};
 use crate::config::app::{AppEnvironment, AppFile};
 use crate::config::inventory::Host;
 use crate::config::settings::{AppSettings, HealthCheck, StoragePath};
-use crate::config::values::{AbsPath, AppId, CommandArg, DomainName, EnvName, GitTag, Port};
+use crate::config::values::{AbsPath, DomainName, GitTag, Port};
 use crate::secret::{AppSecret, Secret};
 
 /// `state.json` on a host: what each slot of an app environment serves.
@@ -84,20 +86,29 @@ impl Observed {
     }
 }
 
-/// One thing to do on a host.
+/// One thing to do on a host. A step that runs commands holds each as
+/// it will run (`RemoteCommand`); the others hold what they write or
+/// probe, with their time limits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Copy the checkout into a staging directory, hard-linking unchanged
     /// files from `link_dest`, then rename it into place.
     SyncCode {
+        mkdir: RemoteCommand,
         staging: AbsPath,
         code_dir: AbsPath,
         link_dest: Option<AbsPath>,
+        /// Held by the remote rsync while it writes, waited for at most
+        /// `lock_wait`.
         lock: AbsPath,
+        lock_wait: Duration,
+        move_into_place: RemoteCommand,
     },
     UploadConf {
+        mkdir: RemoteCommand,
         dir: AbsPath,
         files: Vec<RenderedFile>,
+        timeout: Duration,
     },
     /// Write the app's secrets where compose reads them for the slot's php
     /// container (mode 0600). Only the names are ever shown.
@@ -105,11 +116,12 @@ pub enum Step {
         path: AbsPath,
         names: Vec<String>,
         contents: Secret,
+        timeout: Duration,
     },
     /// Set the app environment's egress policy in the host's firewall
     /// (`berth egress apply`, run as root), before its containers start.
     ApplyEgress {
-        command: Vec<String>,
+        command: RemoteCommand,
         allowed: usize,
     },
     /// Before `compose up` replaces a slot's containers: append their logs
@@ -119,8 +131,7 @@ pub enum Step {
     /// `max_bytes` of it and the newest `keep` files. A slot without
     /// containers, or a save that fails, leaves the deploy going.
     SaveLogs {
-        app: AppId,
-        env: EnvName,
+        command: RemoteCommand,
         slot: Slot,
         /// What the state says runs in the slot, for the plan's text.
         replaced: Option<ReleaseId>,
@@ -132,41 +143,34 @@ pub enum Step {
     /// containers' user) with `berth storage ensure`, run as root, before
     /// a slot mounts them.
     EnsureStorage {
-        command: Vec<String>,
+        command: RemoteCommand,
         paths: Vec<StoragePath>,
     },
+    /// Start a slot's containers. A slot network of the same name with
+    /// another subnet (made by a berth before fixed addresses) is taken
+    /// down with its containers first: compose refuses to change a
+    /// network's subnet in place.
     ComposeUp {
         project: String,
-        file: AbsPath,
-        lock: AbsPath,
-        /// The slot network's subnet (CIDR). A network of the same name
-        /// with another subnet (made by a berth before fixed addresses)
-        /// is taken down with its containers first: compose refuses to
-        /// change a network's subnet in place.
-        subnet: String,
+        command: RemoteCommand,
     },
     WaitHealthy {
         project: String,
-        file: AbsPath,
         address: String,
         port: Port,
         /// The path, and the status and text a healthy answer has.
         check: HealthCheck,
         domain: DomainName,
-        timeout_secs: u64,
+        timeout: Duration,
+        interval: Duration,
+        /// Shows the slot's last log lines when it is not healthy in time.
+        logs: RemoteCommand,
     },
     /// Under the host's front lock: install the vhost, `nginx -t`
     /// (restoring the previous vhost if it fails), reload.
     SwitchFront {
-        lock: AbsPath,
         vhost: AbsPath,
-        staged: AbsPath,
-        test: Vec<CommandArg>,
-        reload: Vec<CommandArg>,
-        /// The master's pid file: after the reload, wait until each old
-        /// worker is gone or shutting down (it has closed its listening
-        /// sockets), so one answer then proves the switch.
-        pid_file: Option<AbsPath>,
+        command: RemoteCommand,
     },
     /// Wait until the front's reloaded workers serve the new vhost: a
     /// reload returns before they do. `in_a_row` fresh connections must
@@ -179,14 +183,43 @@ pub enum Step {
         domain: DomainName,
         release: ReleaseId,
         in_a_row: u32,
+        timeout: Duration,
+        interval: Duration,
     },
     RecordState {
         path: AbsPath,
         state: HostState,
+        timeout: Duration,
     },
     Prune {
         dirs: Vec<AbsPath>,
+        command: RemoteCommand,
     },
+}
+
+impl Step {
+    /// The `--dry-run` lines under the step's title: each command it runs,
+    /// as it will run.
+    pub fn command_lines(&self) -> Vec<String> {
+        match self {
+            Step::SyncCode {
+                mkdir,
+                move_into_place,
+                ..
+            } => vec![mkdir.to_string(), move_into_place.to_string()],
+            Step::UploadConf { mkdir, .. } => vec![mkdir.to_string()],
+            Step::ApplyEgress { command, .. }
+            | Step::SaveLogs { command, .. }
+            | Step::EnsureStorage { command, .. }
+            | Step::ComposeUp { command, .. }
+            | Step::SwitchFront { command, .. }
+            | Step::Prune { command, .. } => vec![command.to_string()],
+            Step::WaitHealthy { logs, .. } => vec![format!("if not healthy: {logs}")],
+            Step::UploadSecrets { .. } | Step::WaitFront { .. } | Step::RecordState { .. } => {
+                Vec::new()
+            }
+        }
+    }
 }
 
 impl fmt::Display for Step {
@@ -203,7 +236,7 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
-            Step::UploadConf { dir, files } => {
+            Step::UploadConf { dir, files, .. } => {
                 let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
                 write!(f, "upload {} to {dir}", names.join(", "))
             }
@@ -254,13 +287,14 @@ impl fmt::Display for Step {
                 address,
                 port,
                 check,
-                timeout_secs,
+                timeout,
                 ..
             } => write!(
                 f,
-                "wait until http://{address}:{port}{} {} (at most {timeout_secs}s)",
+                "wait until http://{address}:{port}{} {} (at most {}s)",
                 check.path,
-                check.expectation()
+                check.expectation(),
+                timeout.as_secs()
             ),
             Step::SwitchFront { vhost, .. } => {
                 write!(f, "switch the front: write {vhost}, nginx -t, reload")
@@ -274,13 +308,13 @@ impl fmt::Display for Step {
                 f,
                 "wait until the front on {address}:{port} serves {release}"
             ),
-            Step::RecordState { path, state } => {
+            Step::RecordState { path, state, .. } => {
                 let active = state.active.as_ref().map_or("none".to_string(), |a| {
                     format!("{} in {}", a.release, a.slot)
                 });
                 write!(f, "record state in {path}: active {active}")
             }
-            Step::Prune { dirs } => {
+            Step::Prune { dirs, .. } => {
                 let names: Vec<String> = dirs.iter().map(ToString::to_string).collect();
                 write!(f, "remove old releases: {}", names.join(", "))
             }
@@ -316,6 +350,9 @@ impl fmt::Display for Plan {
         }
         for (i, step) in self.steps.iter().enumerate() {
             writeln!(f, "{}. {step}", i + 1)?;
+            for line in step.command_lines() {
+                writeln!(f, "   {line}")?;
+            }
         }
         if !self.on_failure.is_empty() {
             writeln!(
@@ -324,6 +361,9 @@ impl fmt::Display for Plan {
             )?;
             for step in &self.on_failure {
                 writeln!(f, "   - {step}")?;
+                for line in step.command_lines() {
+                    writeln!(f, "     {line}")?;
+                }
             }
         }
         Ok(())
@@ -391,7 +431,7 @@ impl Release<'_> {
         // Recorded on the host for `berth host boot`.
         args.extend(["--base-dir".to_string(), self.host.base_dir.to_string()]);
         Step::ApplyEgress {
-            command: self.as_root(args),
+            command: command::as_root(&self.host.root_berth, args, timeouts::EGRESS),
             allowed: policy.destinations(),
         }
     }
@@ -429,35 +469,39 @@ impl Release<'_> {
             owner: None,
         };
         Some(Step::EnsureStorage {
-            command: self.as_root(request.args()),
+            command: command::as_root(&self.host.root_berth, request.args(), timeouts::STORAGE),
             paths: self.settings.storage.clone(),
         })
-    }
-
-    /// `berth ARGS` run as root on the host, through the inventory's
-    /// `root_berth`.
-    fn as_root(&self, args: Vec<String>) -> Vec<String> {
-        let mut command: Vec<String> = self
-            .host
-            .root_berth
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        command.extend(args);
-        command
     }
 
     /// Probes a slot's health path on the host; the compose file is named so
     /// a failure can show the slot's logs.
     fn health(&self, slot: Slot, compose_file: AbsPath) -> Step {
+        let project = project_name(&self.app.id, self.env, slot);
         Step::WaitHealthy {
-            project: project_name(&self.app.id, self.env, slot),
-            file: compose_file,
+            logs: command::compose_logs(&self.host.docker, &project, &compose_file),
+            project,
             address: self.host.publish_address.to_string(),
             port: slot.port(self.env),
             check: self.settings.health_or(&self.app.health_path),
             domain: self.env.domains[0].clone(),
-            timeout_secs: self.health_timeout_secs,
+            timeout: Duration::from_secs(self.health_timeout_secs),
+            interval: timeouts::HEALTH_INTERVAL,
+        }
+    }
+
+    /// Starts `slot`'s containers from `compose_file`.
+    fn compose_up(&self, slot: Slot, compose_file: &AbsPath) -> Step {
+        let project = project_name(&self.app.id, self.env, slot);
+        Step::ComposeUp {
+            command: command::compose_up(
+                &self.host.docker,
+                &project,
+                compose_file,
+                &self.layout().compose_lock_file(slot),
+                &SlotNetwork::for_port(slot.port(self.env).get()).cidr(),
+            ),
+            project,
         }
     }
 
@@ -470,14 +514,18 @@ impl Release<'_> {
         } else {
             listen.to_string()
         };
+        let vhost = vhost_file(&front.include_dir, &self.app.id, self.env);
         [
             Step::SwitchFront {
-                lock: front_lock_file(&self.host.base_dir),
-                vhost: vhost_file(&front.include_dir, &self.app.id, self.env),
-                staged: conf_dir.join("front.conf"),
-                test: front.test_command.clone(),
-                reload: front.reload_command.clone(),
-                pid_file: front.pid_file.clone(),
+                command: command::switch_front(
+                    &front_lock_file(&self.host.base_dir),
+                    &vhost,
+                    &conf_dir.join("front.conf"),
+                    front.pid_file.as_ref(),
+                    &front.test_command,
+                    &front.reload_command,
+                ),
+                vhost,
             },
             Step::WaitFront {
                 address,
@@ -485,6 +533,8 @@ impl Release<'_> {
                 domain: self.env.domains[0].clone(),
                 release: release.clone(),
                 in_a_row: if front.pid_file.is_some() { 1 } else { 10 },
+                timeout: timeouts::FRONT_DEADLINE,
+                interval: timeouts::FRONT_INTERVAL,
             },
         ]
     }
@@ -510,6 +560,7 @@ impl Release<'_> {
                 backup,
                 history,
             },
+            timeout: timeouts::WRITE_FILES,
         }
     }
 }
@@ -614,11 +665,15 @@ fn start_in_idle_slot(
     let conf_dir = layout.conf_dir(&release, slot);
     let mut steps = Vec::new();
     if !observed.complete_releases.contains(&release) {
+        let (staging, code_dir) = (layout.staging_dir(&release), layout.code_dir(&release));
         steps.push(Step::SyncCode {
-            staging: layout.staging_dir(&release),
-            code_dir: layout.code_dir(&release),
+            mkdir: command::mkdir(&staging),
+            move_into_place: command::move_into_place(&staging, &code_dir),
+            staging,
+            code_dir,
             link_dest: state.active.as_ref().map(|a| layout.code_dir(&a.release)),
             lock: layout.sync_lock_file(),
+            lock_wait: timeouts::SYNC_LOCK_WAIT,
         });
     }
     // The containers compose up replaces: the backup's, when it is in the
@@ -643,7 +698,10 @@ fn start_in_idle_slot(
         &[Some(&release), state.active.as_ref().map(|a| &a.release)],
     );
     if !dirs.is_empty() {
-        steps.push(Step::Prune { dirs });
+        steps.push(Step::Prune {
+            command: command::remove(&dirs),
+            dirs,
+        });
     }
     let on_failure = match &state.backup {
         Some(backup) if backup.slot == slot => restore_slot(r, backup),
@@ -663,12 +721,7 @@ fn restore_slot(r: &Release, backup: &SlotRelease) -> Vec<Step> {
         .conf_dir(&backup.release, backup.slot)
         .join("compose.yml");
     vec![
-        Step::ComposeUp {
-            project: project_name(&r.app.id, r.env, backup.slot),
-            file: file.clone(),
-            lock: r.layout().compose_lock_file(backup.slot),
-            subnet: SlotNetwork::for_port(backup.slot.port(r.env).get()).cidr(),
-        },
+        r.compose_up(backup.slot, &file),
         r.health(backup.slot, file),
     ]
 }
@@ -682,40 +735,50 @@ fn start_slot(
     replaced: Option<ReleaseId>,
 ) -> Result<Vec<Step>, RenderError> {
     let files = r.render(release, slot, backup)?;
-    let project = project_name(&r.app.id, r.env, slot);
     let file = conf_dir.join("compose.yml");
+    let logs_dir = r.layout().saved_logs_dir();
     let mut steps = vec![
-        Step::UploadConf {
-            dir: conf_dir.clone(),
-            files,
-        },
+        upload_conf(conf_dir, files),
         Step::UploadSecrets {
             path: r.layout().secrets_file(slot),
             names: r.secrets.iter().map(|s| s.name.clone()).collect(),
             contents: crate::secret::env_file(r.secrets),
+            timeout: timeouts::WRITE_FILES,
         },
         r.egress(),
     ];
     steps.extend(r.storage());
     steps.extend([
         Step::SaveLogs {
-            app: r.app.id.clone(),
-            env: r.env.name.clone(),
+            command: command::save_logs(
+                &r.host.docker,
+                &r.app.id,
+                &r.env.name,
+                slot,
+                &logs_dir,
+                SAVED_LOGS_MAX_BYTES,
+                SAVED_LOGS_KEEP,
+            ),
             slot,
             replaced,
-            dir: r.layout().saved_logs_dir(),
+            dir: logs_dir,
             max_bytes: SAVED_LOGS_MAX_BYTES,
             keep: SAVED_LOGS_KEEP,
         },
-        Step::ComposeUp {
-            project,
-            file: file.clone(),
-            lock: r.layout().compose_lock_file(slot),
-            subnet: SlotNetwork::for_port(slot.port(r.env).get()).cidr(),
-        },
+        r.compose_up(slot, &file),
         r.health(slot, file),
     ]);
     Ok(steps)
+}
+
+/// Writes the rendered `files` into `dir`.
+fn upload_conf(dir: &AbsPath, files: Vec<RenderedFile>) -> Step {
+    Step::UploadConf {
+        mkdir: command::mkdir(dir),
+        dir: dir.clone(),
+        files,
+        timeout: timeouts::WRITE_FILES,
+    }
 }
 
 /// Release directories beyond the newest `keep`, never the ones in use.
@@ -772,13 +835,13 @@ pub fn rollback(r: &Release, observed: &Observed) -> Result<Plan, RollbackError>
         .map_err(|e| RenderErrorText(e.to_string()))?;
     let steps = vec![
         r.health(backup.slot, conf_dir.join("compose.yml")),
-        Step::UploadConf {
-            dir: conf_dir.clone(),
-            files: files
+        upload_conf(
+            &conf_dir,
+            files
                 .into_iter()
                 .filter(|f| f.name == "front.conf")
                 .collect(),
-        },
+        ),
     ];
     let mut steps = steps;
     steps.extend(r.switch_front(&conf_dir, &backup.release));
@@ -805,8 +868,9 @@ mod tests {
             panic!("not the egress step");
         };
         assert_eq!(allowed, 1);
+        assert_eq!(command.timeout, Duration::from_secs(60));
         assert_eq!(
-            command[13..],
+            command.argv[13..],
             [
                 "--allow-per-minute",
                 "10.0.0.25:2525=4",
@@ -815,7 +879,7 @@ mod tests {
             ]
             .map(String::from)
         );
-        assert_eq!(command.len(), 17);
+        assert_eq!(command.argv.len(), 17);
     }
 
     #[test]
@@ -828,8 +892,9 @@ mod tests {
         let waits = |inventory: &str| {
             release_on(inventory, &app, &AppSettings::default(), &[], |r| {
                 match r.switch_front(&conf_dir, &release) {
-                    [Step::SwitchFront { pid_file, .. }, Step::WaitFront { in_a_row, .. }] => {
-                        (pid_file.map(|p| p.to_string()), in_a_row)
+                    // bash -c SWITCH_FRONT bash LOCK VHOST STAGED PID_FILE …
+                    [Step::SwitchFront { command, .. }, Step::WaitFront { in_a_row, .. }] => {
+                        (command.argv[7].clone(), in_a_row)
                     }
                     other => panic!("{other:?}"),
                 }
@@ -837,14 +902,14 @@ mod tests {
         };
         // Without the pid file, ten fresh answers in a row; with it, the
         // switch waits for the old workers and one answer proves it.
-        assert_eq!(waits(INVENTORY), (None, 10));
+        assert_eq!(waits(INVENTORY), (String::new(), 10));
         let with_pid = INVENTORY.replacen(
             "      reload_command:",
             "      pid_file: /run/nginx.pid\n      reload_command:",
             1,
         );
         assert_ne!(with_pid, INVENTORY, "the fixture has a reload_command");
-        assert_eq!(waits(&with_pid), (Some("/run/nginx.pid".to_string()), 1));
+        assert_eq!(waits(&with_pid), ("/run/nginx.pid".to_string(), 1));
     }
 
     /// `app`'s test environment on the production-like host, with the
@@ -914,58 +979,99 @@ mod tests {
         }
     }
 
+    /// The plan's step titles, without the commands under them.
     fn lines(plan: &Plan) -> Vec<String> {
-        plan.to_string().lines().map(str::to_string).collect()
+        plan.to_string()
+            .lines()
+            .filter(|line| !line.starts_with(' '))
+            .map(str::to_string)
+            .collect()
     }
 
     #[test]
     fn a_first_release_goes_to_blue_without_a_backup() {
         let plan = plan_with(&Observed::default(), "v1.0.0");
-        let root = "/srv/berth/example/test";
+        // The `--dry-run` text: each step, and under it each command as it
+        // will run (embedded scripts by name).
         assert_eq!(
-            lines(&plan),
+            plan.to_string(),
+            r#"1. sync code to /srv/berth/example/test/releases/v1.0.0/code
+   mkdir -p /srv/berth/example/test/releases/.staging-v1.0.0
+   sh -c <MOVE_INTO_PLACE script> sh /srv/berth/example/test/releases/.staging-v1.0.0 /srv/berth/example/test/releases/v1.0.0/code
+2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, msmtprc, compose.yml to /srv/berth/example/test/releases/v1.0.0/conf-blue
+   mkdir -p /srv/berth/example/test/releases/v1.0.0/conf-blue
+3. write no secrets to /srv/berth/example/test/secrets-blue.env (mode 0600)
+4. apply the egress policy (0 allowed destinations)
+   /usr/bin/sudo -n /usr/local/bin/berth egress apply --app example --env test --slot-port 18001 --slot-port 18002 --base-dir /srv/berth
+5. keep the logs of any containers in slot blue in /srv/berth/example/test/logs (the newest 8 MiB of each, the newest 10 files)
+   bash -c <SAVE_LOGS script> bash /srv/berth/example/test/logs 8388608 10 example test blue /usr/bin/docker
+6. start berth-example-test-blue (compose up)
+   flock -w 600 /srv/berth/example/test/.compose-blue.lock bash -c <COMPOSE_UP script> bash berth-example-test-blue /srv/berth/example/test/releases/v1.0.0/conf-blue/compose.yml 10.226.50.136/29 1 /usr/bin/docker /usr/bin/docker-compose
+7. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)
+   if not healthy: /usr/bin/docker-compose -p berth-example-test-blue -f /srv/berth/example/test/releases/v1.0.0/conf-blue/compose.yml logs --no-color --tail 20
+8. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload
+   bash -c <SWITCH_FRONT script> bash /srv/berth/.front.lock /etc/nginx/berth.d/berth-example-test.conf /srv/berth/example/test/releases/v1.0.0/conf-blue/front.conf '' 2 /usr/sbin/nginx -t /usr/sbin/nginx -s reload
+9. wait until the front on 127.0.0.1:80 serves v1.0.0
+10. record state in /srv/berth/example/test/state.json: active v1.0.0 in blue
+"#
+        );
+        // What the names stand for, and how long each command may run.
+        let commands: Vec<(&str, u64)> = plan
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::SaveLogs { command, .. }
+                | Step::ComposeUp { command, .. }
+                | Step::SwitchFront { command, .. } => Some(command),
+                Step::SyncCode {
+                    move_into_place, ..
+                } => Some(move_into_place),
+                _ => None,
+            })
+            .map(|c| {
+                let script = c.argv.iter().position(|a| a == "-c").unwrap() + 1;
+                (c.argv[script].as_str(), c.timeout.as_secs())
+            })
+            .collect();
+        assert_eq!(
+            commands,
             [
-                format!("1. sync code to {root}/releases/v1.0.0/code"),
-                format!("2. upload front.conf, nginx.conf, php-fpm.conf, php.ini, msmtprc, compose.yml to {root}/releases/v1.0.0/conf-blue"),
-                format!("3. write no secrets to {root}/secrets-blue.env (mode 0600)"),
-                "4. apply the egress policy (0 allowed destinations)".to_string(),
-                format!("5. keep the logs of any containers in slot blue in {root}/logs (the newest 8 MiB of each, the newest 10 files)"),
-                "6. start berth-example-test-blue (compose up)".to_string(),
-                "7. wait until http://127.0.0.1:18001/health.php answers 200 (at most 30s)".to_string(),
-                "8. switch the front: write /etc/nginx/berth.d/berth-example-test.conf, nginx -t, reload".to_string(),
-                "9. wait until the front on 127.0.0.1:80 serves v1.0.0".to_string(),
-                format!("10. record state in {root}/state.json: active v1.0.0 in blue"),
+                (crate::plan::scripts::MOVE_INTO_PLACE.text, 300),
+                (crate::plan::scripts::SAVE_LOGS.text, 120),
+                (crate::plan::scripts::COMPOSE_UP.text, 900),
+                (crate::plan::scripts::SWITCH_FRONT.text, 120),
             ]
         );
-        assert_eq!(
-            plan.steps[3],
-            Step::ApplyEgress {
-                command: [
-                    "/usr/bin/sudo",
-                    "-n",
-                    "/usr/local/bin/berth",
-                    "egress",
-                    "apply",
-                    "--app",
-                    "example",
-                    "--env",
-                    "test",
-                    "--slot-port",
-                    "18001",
-                    "--slot-port",
-                    "18002",
-                    "--base-dir",
-                    "/srv/berth",
-                ]
-                .map(String::from)
-                .to_vec(),
-                allowed: 0,
-            }
-        );
+        let Step::WaitFront {
+            timeout, interval, ..
+        } = &plan.steps[8]
+        else {
+            panic!("wait front")
+        };
+        assert_eq!((timeout.as_secs(), interval.as_millis()), (15, 50));
         let Step::UploadConf { files, .. } = &plan.steps[1] else {
             panic!("upload")
         };
         assert!(!files[0].contents.contains("backup;"), "no backup yet");
+    }
+
+    #[test]
+    fn compose_and_docker_run_as_the_inventory_says() {
+        let app = AppFile::parse("app.yml", APP).unwrap();
+        let plugin = format!(
+            "{INVENTORY}    docker: {{command: [/opt/docker/bin/docker], compose_command: [/opt/docker/bin/docker, compose]}}\n"
+        );
+        let plan = release_on(&plugin, &app, &AppSettings::default(), &[], first_release);
+        let text = plan.to_string();
+        let shown: Vec<&str> = text.lines().filter(|l| l.contains("docker")).collect();
+        assert_eq!(
+            shown,
+            [
+                "   bash -c <SAVE_LOGS script> bash /srv/berth/example/test/logs 8388608 10 example test blue /opt/docker/bin/docker",
+                "   flock -w 600 /srv/berth/example/test/.compose-blue.lock bash -c <COMPOSE_UP script> bash berth-example-test-blue /srv/berth/example/test/releases/v1.0.0/conf-blue/compose.yml 10.226.50.136/29 1 /opt/docker/bin/docker /opt/docker/bin/docker compose",
+                "   if not healthy: /opt/docker/bin/docker compose -p berth-example-test-blue -f /srv/berth/example/test/releases/v1.0.0/conf-blue/compose.yml logs --no-color --tail 20",
+            ]
+        );
     }
 
     #[test]
@@ -995,7 +1101,7 @@ mod tests {
             panic!("ensure storage")
         };
         assert_eq!(
-            command.join(" "),
+            command.to_string(),
             "/usr/bin/sudo -n /usr/local/bin/berth storage ensure --base-dir /srv/berth --app example --env test --size 64M --path data --path var/sessions"
         );
         // Storage is ensured before the slot that mounts it starts.
@@ -1044,7 +1150,7 @@ mod tests {
             link_dest.as_ref().unwrap().as_str(),
             "/srv/berth/example/test/releases/v1.0.0/code"
         );
-        let Step::UploadConf { dir, files } = &plan.steps[1] else {
+        let Step::UploadConf { dir, files, .. } = &plan.steps[1] else {
             panic!("upload")
         };
         assert!(dir.as_str().ends_with("/conf-green"));
@@ -1063,7 +1169,7 @@ mod tests {
         assert_eq!(state.backup.as_ref().unwrap().tag.as_str(), "v1.0.0");
         assert_eq!(state.history[0].action, "deploy");
         // keep = 1: one old release stays besides the active and backup ones.
-        let Some(Step::Prune { dirs }) = plan.steps.last() else {
+        let Some(Step::Prune { dirs, .. }) = plan.steps.last() else {
             panic!("prune")
         };
         assert_eq!(dirs.len(), 1);
@@ -1096,33 +1202,24 @@ mod tests {
             &plan.steps[save + 1],
             Step::ComposeUp { project, .. } if project == "berth-example-test-blue"
         ));
-        assert_eq!(
-            plan.steps[save],
-            Step::SaveLogs {
-                app: "example".parse().unwrap(),
-                env: "test".parse().unwrap(),
-                slot: Slot::Blue,
-                replaced: Some(ReleaseId::new(&"v1.0.0".parse().unwrap(), None)),
-                dir: "/srv/berth/example/test/logs".parse().unwrap(),
-                max_bytes: 8 * 1024 * 1024,
-                keep: 10,
-            }
-        );
-        assert_eq!(
-            plan.steps[save].to_string(),
-            "keep the logs of v1.0.0 in slot blue in /srv/berth/example/test/logs/v1.0.0-blue.log (the newest 8 MiB of each, the newest 10 files)"
-        );
+        let save_blue = [
+            "keep the logs of v1.0.0 in slot blue in /srv/berth/example/test/logs/v1.0.0-blue.log (the newest 8 MiB of each, the newest 10 files)".to_string(),
+            "bash -c <SAVE_LOGS script> bash /srv/berth/example/test/logs 8388608 10 example test blue /usr/bin/docker".to_string(),
+        ];
+        let shown = |step: &Step| {
+            let mut lines = vec![step.to_string()];
+            lines.extend(step.command_lines());
+            lines
+        };
+        assert_eq!(shown(&plan.steps[save]), save_blue);
+        let Step::SaveLogs { command, .. } = &plan.steps[save] else {
+            panic!("save")
+        };
+        assert_eq!(command.argv[2], crate::plan::scripts::SAVE_LOGS.text);
+        assert_eq!(command.timeout, Duration::from_secs(120));
         // A restart replaces the same containers the same way.
         let plan = with_release(|release| restart(release, &observed).unwrap().unwrap());
-        assert!(plan.steps.contains(&Step::SaveLogs {
-            app: "example".parse().unwrap(),
-            env: "test".parse().unwrap(),
-            slot: Slot::Blue,
-            replaced: Some(ReleaseId::new(&"v1.0.0".parse().unwrap(), None)),
-            dir: "/srv/berth/example/test/logs".parse().unwrap(),
-            max_bytes: 8 * 1024 * 1024,
-            keep: 10,
-        }));
+        assert!(plan.steps.iter().any(|step| shown(step) == save_blue));
     }
 
     #[test]
@@ -1225,18 +1322,12 @@ mod tests {
             [
                 "if a step before the switch fails, restore the warm backup:",
                 "   - start berth-example-test-green (compose up)",
+                // The backup's own files, not the candidate's.
+                "     flock -w 600 /srv/berth/example/test/.compose-green.lock bash -c <COMPOSE_UP script> bash berth-example-test-green /srv/berth/example/test/releases/v0.9.0/conf-green/compose.yml 10.226.50.144/29 1 /usr/bin/docker /usr/bin/docker-compose",
                 "   - wait until http://127.0.0.1:18002/health.php answers 200 (at most 30s)",
+                "     if not healthy: /usr/bin/docker-compose -p berth-example-test-green -f /srv/berth/example/test/releases/v0.9.0/conf-green/compose.yml logs --no-color --tail 20",
             ]
         );
-        let Step::ComposeUp { file, subnet, .. } = &plan.on_failure[0] else {
-            panic!("compose up first: {plan}")
-        };
-        assert_eq!(
-            file.as_str(),
-            "/srv/berth/example/test/releases/v0.9.0/conf-green/compose.yml",
-            "the backup's own files, not the candidate's"
-        );
-        assert_eq!(subnet, "10.226.50.144/29");
 
         // Without a backup there is nothing to restore.
         let first = plan_with(&Observed::default(), "v1.0.0");

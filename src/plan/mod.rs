@@ -4,6 +4,7 @@
 pub mod allocation;
 pub mod cgroup;
 pub mod code;
+pub mod command;
 pub mod deploy;
 pub mod dns;
 pub mod egress;
@@ -14,4 +15,5 @@ pub mod logs;
 pub mod release;
 pub mod render;
 pub mod review;
+pub mod scripts;
 pub mod storage;
