@@ -5,14 +5,12 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
-use super::target::{lock_env, now_utc, observe, read_settings, EnvTarget};
-use super::{runtime, CommandError};
+use super::target::{lock_observe_plan_apply, now_utc, read_settings, Applied, EnvTarget};
+use super::CommandError;
 use crate::cli::DeployArgs;
 use crate::config::settings::AppSettings;
 use crate::config::values::GitTag;
 use crate::env::Env;
-use crate::exec::apply::apply;
-use crate::exec::remote::Remote;
 use crate::plan::deploy::{self, Step};
 use crate::plan::release::Slot;
 use crate::report::dotenv::Outputs;
@@ -179,52 +177,51 @@ pub fn deploy_target(
         None => None,
     };
     let now = now_utc();
-    let layout = target.layout();
-    runtime()?.block_on(async {
-        let remote = Remote::connect(target.host(), &target.ssh_key).await?;
-        let lock = lock_env(&remote, &layout).await?;
-        let observed = observe(&remote, target).await?;
-        let id = deploy::release_id(tag, commit, &observed);
-        // Without a checkout, the release on the host brings its own.
-        let settings = match &checkout_settings {
-            Some(settings) => settings.clone(),
-            None => read_settings(&remote, target, &id).await?.unwrap_or_default(),
-        };
-        let release = target.release(options.keep, options.health_timeout_secs, &now, &settings);
-        let plan = deploy::deploy(&release, tag, &id, &observed)
-            .context("render the release configuration")?;
-        if code.is_none() && plan.steps.iter().any(|s| matches!(s, Step::SyncCode { .. })) {
-            return Err(CommandError::Usage {
+    let applied = lock_observe_plan_apply(
+        target,
+        code,
+        options.dry_run,
+        reporter,
+        async |remote, observed| {
+            let id = deploy::release_id(tag, commit, observed);
+            // Without a checkout, the release on the host brings its own.
+            let settings = match &checkout_settings {
+                Some(settings) => settings.clone(),
+                None => read_settings(remote, target, &id)
+                    .await?
+                    .unwrap_or_default(),
+            };
+            let release =
+                target.release(options.keep, options.health_timeout_secs, &now, &settings);
+            let plan = deploy::deploy(&release, tag, &id, observed)
+                .context("render the release configuration")?;
+            if code.is_none()
+                && plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, Step::SyncCode { .. }))
+            {
+                return Err(CommandError::Usage {
                 message: format!("release {tag} is not on host {}", target.host().name),
                 hint: "only releases still on the host can be rolled back to; deploy older tags through release.yml".into(),
             });
-        }
-        if options.dry_run {
-            reporter.result(
-                &plan.to_string(),
-                &json!({ "ok": true, "dry_run": true, "plan": plan.to_string() }),
-            );
-            return Ok(None);
-        }
-        if let Some(note) = &plan.note {
-            reporter.info(note);
-        }
-        apply(&remote, &plan, code, reporter)
-            .await
-            .map_err(CommandError::Stopped)?;
-        drop(lock);
-        let _ = remote.close().await;
-        let url = target.url();
-        reporter.result(
-            &format!("{tag} is live in {}: {url}", target.env),
-            &json!({ "ok": true, "env": target.env, "tag": tag, "url": url }),
-        );
-        let active = plan.steps.iter().rev().find_map(|step| match step {
-            Step::RecordState { state, .. } => state.active.as_ref().map(|a| a.slot),
-            _ => None,
-        });
-        Ok(active)
-    })
+            }
+            Ok(plan)
+        },
+    )?;
+    let Some(Applied { plan, .. }) = applied else {
+        return Ok(None);
+    };
+    let url = target.url();
+    reporter.result(
+        &format!("{tag} is live in {}: {url}", target.env),
+        &json!({ "ok": true, "env": target.env, "tag": tag, "url": url }),
+    );
+    let active = plan.steps.iter().rev().find_map(|step| match step {
+        Step::RecordState { state, .. } => state.active.as_ref().map(|a| a.slot),
+        _ => None,
+    });
+    Ok(active)
 }
 
 /// Counts the checkout as the sync would copy it and refuses a release

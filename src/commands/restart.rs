@@ -6,7 +6,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::deploy::finish;
-use super::target::{now_utc, switch_without_code, EnvTarget};
+use super::target::{lock_observe_plan_apply, now_utc, EnvTarget};
 use super::CommandError;
 use crate::cli::RestartArgs;
 use crate::env::Env;
@@ -22,7 +22,7 @@ pub fn run(
     let t = &args.target;
     let target = EnvTarget::load(&t.app_dir, &t.access, &t.env, &t.templates, env)?;
     let now = now_utc();
-    let observed = switch_without_code(&target, dry_run, reporter, |observed| {
+    let applied = lock_observe_plan_apply(&target, None, dry_run, reporter, async |_, observed| {
         // The active release restarts with its own berth.yml.
         let settings = observed
             .state
@@ -38,9 +38,9 @@ pub fn run(
         Ok(plan.context("render the release configuration")?)
     });
     // The restarted release moves to the slot that was idle.
-    let (tag, result) = match observed {
-        Ok(observed) => {
-            let active = observed.and_then(|o| o.state.active);
+    let (tag, result) = match applied {
+        Ok(applied) => {
+            let active = applied.and_then(|a| a.observed.state.active);
             let tag = active
                 .as_ref()
                 .map_or("unknown".to_string(), |a| a.tag.to_string());

@@ -6,7 +6,7 @@ use super::deploy::{deploy_target, finish, Options};
 use super::gitlab::history_access;
 use super::gitlab::project_path;
 use super::report::record_release;
-use super::target::{now_utc, switch_without_code, EnvTarget};
+use super::target::{lock_observe_plan_apply, now_utc, EnvTarget};
 use super::CommandError;
 use crate::cli::RollbackArgs;
 use crate::config::values::{GitTag, ScalarValue};
@@ -55,7 +55,7 @@ pub fn run(
         );
     }
     let now = now_utc();
-    let backup = switch_without_code(&target, dry_run, reporter, |observed| {
+    let backup = lock_observe_plan_apply(&target, None, dry_run, reporter, async |_, observed| {
         // The backup is probed with its own release's health check.
         let settings = observed
             .state
@@ -70,7 +70,7 @@ pub fn run(
                 .into(),
         })
     })
-    .map(|observed| observed.and_then(|o| o.state.backup));
+    .map(|applied| applied.and_then(|a| a.observed.state.backup));
     let backup = match backup {
         Ok(Some(backup)) => backup,
         Ok(None) => return Ok(()),

@@ -1,7 +1,7 @@
 //! Resolving "this app environment on its host" from the command line,
 //! the files and the environment, and observing its state on the host.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -291,22 +291,30 @@ pub fn now_epoch() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A switch that needs no code: connects, takes the environment's lock,
-/// observes the host, plans with `plan`, then applies the plan, or only
-/// prints it on a dry run. Returns what was observed before the switch
-/// (`None` on a dry run).
-pub fn switch_without_code(
+/// What a deploy, rollback or restart applied: the host as observed
+/// before, and the plan.
+pub struct Applied {
+    pub observed: Observed,
+    pub plan: Plan,
+}
+
+/// The one path of deploy, rollback and restart: connects, takes the
+/// environment's lock, observes the host, plans with `plan` (which may
+/// read more from the host), then applies the plan, syncing `code` when
+/// it says so, or only prints it on a dry run (and returns `None`).
+pub fn lock_observe_plan_apply(
     target: &EnvTarget,
+    code: Option<&Path>,
     dry_run: bool,
     reporter: &Reporter,
-    plan: impl FnOnce(&Observed) -> Result<Plan, CommandError>,
-) -> Result<Option<Observed>, CommandError> {
+    plan: impl AsyncFnOnce(&Remote, &Observed) -> Result<Plan, CommandError>,
+) -> Result<Option<Applied>, CommandError> {
     let layout = target.layout();
     super::runtime()?.block_on(async {
         let remote = Remote::connect(target.host(), &target.ssh_key).await?;
         let lock = lock_env(&remote, &layout).await?;
         let observed = observe(&remote, target).await?;
-        let plan = plan(&observed)?;
+        let plan = plan(&remote, &observed).await?;
         if dry_run {
             reporter.result(
                 &plan.to_string(),
@@ -314,11 +322,14 @@ pub fn switch_without_code(
             );
             return Ok(None);
         }
-        crate::exec::apply::apply(&remote, &plan, None, reporter)
+        if let Some(note) = &plan.note {
+            reporter.info(note);
+        }
+        crate::exec::apply::apply(&remote, &plan, code, reporter)
             .await
             .map_err(CommandError::Stopped)?;
         drop(lock);
         let _ = remote.close().await;
-        Ok(Some(observed))
+        Ok(Some(Applied { observed, plan }))
     })
 }
