@@ -239,6 +239,29 @@ impl Zones {
         text
     }
 
+    /// `allocations.yml` of `count` apps `app-<i>`, each with a production
+    /// domain and a test domain.
+    fn fleet(
+        count: usize,
+        production: impl Fn(usize) -> String,
+        test: impl Fn(usize) -> String,
+    ) -> String {
+        let names: Vec<(String, &str, String)> = (0..count)
+            .flat_map(|i| {
+                [
+                    (format!("app-{i}"), "production", production(i)),
+                    (format!("app-{i}"), "test", test(i)),
+                ]
+            })
+            .collect();
+        Zones::allocations(
+            &names
+                .iter()
+                .map(|(a, e, d)| (a.as_str(), *e, d.clone()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
     fn berth(&self, command: &str, inventory: &str, allocations: &str, extra: &[&str]) -> Berth {
         let inventory_file = self.dir.path().join("inventory.yml");
         let allocations_file = self.dir.path().join("allocations.yml");
@@ -621,19 +644,10 @@ zone {b} (rfc2136): 1 to create, 0 to update, 0 to delete, 0 unchanged, 1 in con
 fn a_large_change_needs_the_flag() {
     let z = Zones::new("threshold", 3);
     let (p, b) = (z.pdns.clone(), z.bind.clone());
-    let names: Vec<(String, &str, String)> = (0..12)
-        .flat_map(|i| {
-            [
-                (format!("app-{i}"), "production", format!("app-{i}.{p}")),
-                (format!("app-{i}"), "test", format!("app-{i}.test.{b}")),
-            ]
-        })
-        .collect();
-    let allocations = Zones::allocations(
-        &names
-            .iter()
-            .map(|(a, e, d)| (a.as_str(), *e, d.clone()))
-            .collect::<Vec<_>>(),
+    let allocations = Zones::fleet(
+        12,
+        |i| format!("app-{i}.{p}"),
+        |i| format!("app-{i}.test.{b}"),
     );
     z.berth("apply", &z.usual_inventory(&public(V4)), &allocations, &[])
         .run()
@@ -682,20 +696,7 @@ fn a_large_change_needs_the_flag() {
 fn two_syncs_at_once_converge() {
     let z = Zones::new("race", 4);
     let (p, b) = (z.pdns.clone(), z.bind.clone());
-    let names: Vec<(String, &str, String)> = (0..150)
-        .flat_map(|i| {
-            [
-                (format!("app-{i}"), "production", format!("app-{i}.{p}")),
-                (format!("app-{i}"), "test", format!("app-{i}.{b}")),
-            ]
-        })
-        .collect();
-    let allocations = Zones::allocations(
-        &names
-            .iter()
-            .map(|(a, e, d)| (a.as_str(), *e, d.clone()))
-            .collect::<Vec<_>>(),
-    );
+    let allocations = Zones::fleet(150, |i| format!("app-{i}.{p}"), |i| format!("app-{i}.{b}"));
     let inventory = z.usual_inventory(&public(V4));
     // Two runs with their own files, started together, zone by zone.
     let other = tempfile::tempdir().unwrap();
