@@ -181,25 +181,18 @@ impl Zones {
         .to_string()
     }
 
-    /// The inventory: one host with `public`, the two zones, `extra` dns keys.
-    fn inventory(&self, public: &str, pdns: &str, bind: &str, extra: &str) -> String {
+    /// The inventory: one host with `public`, and the two zones.
+    fn inventory(&self, public: &str, pdns: &str, bind: &str) -> String {
         format!(
-            "hosts:
-  web-1:
-    ssh: {{address: 127.0.0.1, user: deploy, known_hosts: \"[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBEexampleexampleexampleexampleexamplexx\"}}
-    publish_address: 127.0.0.1
-    base_dir: /srv/berth
-    environments: [test, production]
-    front: {{include_dir: /etc/nginx/berth.d, log_dir: /var/log/nginx/berth, listen: \"0.0.0.0:80\", test_command: [/usr/sbin/nginx, -t], reload_command: [/usr/sbin/nginx, -s, reload]}}
-    root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
-{public}dns:
+            "{}dns:
   ttl: 60
-{extra}  zones:
+  zones:
     {}:
       powerdns: {{api: \"{pdns}\", api_key_variable: BERTH_DNS_PDNS_KEY}}
     {}:
       rfc2136: {{server: \"{bind}\", key_name: {}, secret_variable: BERTH_DNS_TSIG}}
 ",
+            hosts(public),
             self.pdns,
             self.bind,
             self.rig.get("RIG_TSIG_KEY_NAME"),
@@ -211,7 +204,6 @@ impl Zones {
             public,
             self.rig.get("RIG_PDNS_API"),
             self.rig.get("RIG_BIND_DNS"),
-            "",
         )
     }
 
@@ -457,7 +449,7 @@ fn provider_faults_are_named_with_a_hint_and_change_nothing() {
     let closed = format!("127.0.0.1:{}", free_port());
 
     // Down: nothing listens.
-    let inventory = z.inventory(&public(V4), &format!("http://{closed}"), &closed, "");
+    let inventory = z.inventory(&public(V4), &format!("http://{closed}"), &closed);
     let out = z.berth("apply", &inventory, &allocations, &[]).run();
     assert_eq!(
         out.stdout()
@@ -748,7 +740,6 @@ zone {b} (rfc2136): 0 to create, 0 to update, 0 to delete, 150 unchanged
         ));
     assert_eq!(z.dig(&format!("app-149.{p}"), "A"), V4);
     assert_eq!(z.dig(&format!("app-149.{b}"), "A"), V4);
-    let _ = z.dir();
 }
 
 #[test]
@@ -778,7 +769,7 @@ fn a_fleet_merge_request_gets_a_note_with_its_dns_changes() {
     let dir = tempfile::tempdir().unwrap();
     let inventory = dir.path().join("inventory.yml");
     let zones = "dns:\n  zones:\n    apps.test:\n      powerdns: {api: 'http://127.0.0.1:1', api_key_variable: BERTH_DNS_KEY}\n";
-    std::fs::write(&inventory, format!("{}{zones}", fleet_inventory())).unwrap();
+    std::fs::write(&inventory, format!("{}{zones}", hosts(&public(V4)))).unwrap();
     let before = dir.path().join("before.yml");
     let after = dir.path().join("after.yml");
     std::fs::write(
@@ -849,8 +840,8 @@ Once this is merged, `berth dns apply` makes these changes:
     assert_eq!(fake.api_writes(), Vec::<Value>::new());
 }
 
-/// The rig-free inventory of the note test: one host with public addresses.
-fn fleet_inventory() -> String {
+/// The inventory's hosts: one host, with `public` (its public addresses).
+fn hosts(public: &str) -> String {
     format!(
         "hosts:
   web-1:
@@ -860,7 +851,6 @@ fn fleet_inventory() -> String {
     environments: [test, production]
     front: {{include_dir: /etc/nginx/berth.d, log_dir: /var/log/nginx/berth, listen: \"0.0.0.0:80\", test_command: [/usr/sbin/nginx, -t], reload_command: [/usr/sbin/nginx, -s, reload]}}
     root_berth: [/usr/bin/sudo, -n, /usr/local/bin/berth]
-{}",
-        public(V4)
+{public}"
     )
 }

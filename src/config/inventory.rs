@@ -178,31 +178,15 @@ fn decode_host(
         Some(MailRelay { relay: relay? })
     });
     let public_ipv4 = f.optional(d, "public_ipv4", |d, node, key| {
-        match Decoder::scalar::<IpAddress>(d, node, key)?.ip() {
+        match public_address(d, node, key, "public_ipv6")? {
             std::net::IpAddr::V4(v4) => Some(v4),
-            std::net::IpAddr::V6(_) => {
-                d.problem(
-                    node.mark,
-                    key,
-                    "not an IPv4 address",
-                    "give the IPv6 address as public_ipv6",
-                );
-                None
-            }
+            std::net::IpAddr::V6(_) => None,
         }
     });
     let public_ipv6 = f.optional(d, "public_ipv6", |d, node, key| {
-        match Decoder::scalar::<IpAddress>(d, node, key)?.ip() {
+        match public_address(d, node, key, "public_ipv4")? {
             std::net::IpAddr::V6(v6) => Some(v6),
-            std::net::IpAddr::V4(_) => {
-                d.problem(
-                    node.mark,
-                    key,
-                    "not an IPv6 address",
-                    "give the IPv4 address as public_ipv4",
-                );
-                None
-            }
+            std::net::IpAddr::V4(_) => None,
         }
     });
     f.finish(d);
@@ -221,6 +205,29 @@ fn decode_host(
         public_ipv6,
         mark,
     })
+}
+
+/// `public_ipv4` or `public_ipv6`: an address of the key's family; one of
+/// the other family is a problem naming `other`, the key it belongs under.
+fn public_address(
+    d: &mut Decoder,
+    node: &Node,
+    key: &str,
+    other: &str,
+) -> Option<std::net::IpAddr> {
+    let ip = Decoder::scalar::<IpAddress>(d, node, key)?.ip();
+    let wanted_v4 = other == "public_ipv6";
+    if ip.is_ipv4() == wanted_v4 {
+        return Some(ip);
+    }
+    let family = if wanted_v4 { "IPv4" } else { "IPv6" };
+    d.problem(
+        node.mark,
+        key,
+        format!("not an {family} address"),
+        format!("give that address as {other}"),
+    );
+    None
 }
 
 /// A command as a list: the program, by its absolute path, and its
@@ -330,6 +337,31 @@ mod tests {
         assert!(
             error.contains("program \"docker-compose\" is not an absolute path"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn public_addresses_are_of_their_keys_family() {
+        let good = format!(
+            "{INVENTORY}    public_ipv4: 203.0.113.10\n    public_ipv6: \"2001:db8::10\"\n"
+        );
+        let host = &Inventory::parse("inventory.yml", &good).unwrap().hosts[0];
+        assert_eq!(host.public_ipv4, Some("203.0.113.10".parse().unwrap()));
+        assert_eq!(host.public_ipv6, Some("2001:db8::10".parse().unwrap()));
+        let swapped = format!(
+            "{INVENTORY}    public_ipv4: \"2001:db8::10\"\n    public_ipv6: 203.0.113.10\n"
+        );
+        let problems = Inventory::parse("inventory.yml", &swapped).unwrap_err();
+        assert_eq!(
+            problems
+                .0
+                .iter()
+                .map(|p| format!("{}: {}: {} ({})", p.line.unwrap(), p.key, p.message, p.hint))
+                .collect::<Vec<_>>(),
+            [
+                "15: hosts.local.public_ipv4: not an IPv4 address (give that address as public_ipv6)",
+                "16: hosts.local.public_ipv6: not an IPv6 address (give that address as public_ipv4)",
+            ]
         );
     }
 }
